@@ -1,0 +1,82 @@
+"""The engine interface: the shared steps written once, a few hooks per engine."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class SqlStep:
+    """One SQL statement whose result becomes ``output_table_name``.
+
+    ``materialise`` decides between a table (computed once, stored) and a view.
+    """
+
+    sql: str
+    output_table_name: str
+    materialise: bool = True
+
+
+class Engine(ABC):
+    """What every engine provides. Subclasses fill in the hooks below."""
+
+    name: str = "abstract"
+
+    # -- hooks -------------------------------------------------------------
+    @abstractmethod
+    def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> None:
+        """Run one statement for its effect."""
+
+    @abstractmethod
+    def fetchall(self, sql: str, parameters: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a query whose result is small (counts, summaries) and return its rows."""
+
+    @abstractmethod
+    def register_parquet(self, table_name: str, path: str | Path) -> None:
+        """Expose a Parquet file or folder of Parquet files as a view."""
+
+    @abstractmethod
+    def register_arrow(self, table_name: str, data: Any) -> None:
+        """Expose an Arrow table / record batch reader as a view."""
+
+    @abstractmethod
+    def copy_to_parquet(self, sql: str, path: str | Path) -> None:
+        """Write the result of ``sql`` to a Parquet file without fetching it into Python."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the engine's resources."""
+
+    # -- shared steps ------------------------------------------------------
+    def run_steps(self, steps: Iterable[SqlStep]) -> None:
+        """Run a pipeline of SQL steps in order, each creating its output table."""
+        for step in steps:
+            kind = "TABLE" if step.materialise else "VIEW"
+            self.execute(f"CREATE OR REPLACE {kind} {step.output_table_name} AS {step.sql}")
+
+    def table_exists(self, table_name: str) -> bool:
+        rows = self.fetchall(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table_name]
+        )
+        return bool(rows[0][0])
+
+    def count(self, table_name: str) -> int:
+        return int(self.fetchall(f"SELECT count(*) FROM {table_name}")[0][0])
+
+    def columns(self, table_name: str) -> list[str]:
+        rows = self.fetchall(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position",
+            [table_name],
+        )
+        return [str(r[0]) for r in rows]
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,61 @@
+"""DuckDB, the embedded default engine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from lastknown.engines.base import Engine
+from lastknown.errors import PipelineError
+
+
+def _quote(path: str | Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+class DuckDBEngine(Engine):
+    """Runs SQL steps in one DuckDB connection. ``con`` is open for Splink's DuckDBAPI."""
+
+    name = "duckdb"
+
+    def __init__(self, *, database: str = ":memory:", threads: int | None = None,
+                 memory_limit: str | None = None, read_only: bool = False) -> None:
+        self.database = database
+        self.con = duckdb.connect(database, read_only=read_only)
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            self.con.execute(f"SET memory_limit = {_quote(memory_limit)}")
+        self.con.execute("SET preserve_insertion_order = false")
+
+    def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> None:
+        try:
+            self.con.execute(sql, parameters)
+        except duckdb.Error as exc:
+            raise PipelineError(f"DuckDB failed on:\n{sql[:2000]}\n{exc}") from exc
+
+    def fetchall(self, sql: str, parameters: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        try:
+            return self.con.execute(sql, parameters).fetchall()
+        except duckdb.Error as exc:
+            raise PipelineError(f"DuckDB failed on:\n{sql[:2000]}\n{exc}") from exc
+
+    def register_parquet(self, table_name: str, path: str | Path) -> None:
+        p = Path(path)
+        pattern = str(p / "**" / "*.parquet") if p.is_dir() else str(p)
+        self.execute(
+            f"CREATE OR REPLACE VIEW {table_name} AS "
+            f"SELECT * FROM read_parquet({_quote(pattern)}, union_by_name = true)"
+        )
+
+    def register_arrow(self, table_name: str, data: Any) -> None:
+        self.con.register(table_name, data)
+
+    def copy_to_parquet(self, sql: str, path: str | Path) -> None:
+        self.execute(f"COPY ({sql}) TO {_quote(path)} (FORMAT parquet, COMPRESSION zstd)")
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,101 @@
+"""The one exception hierarchy of lastknown.
+
+Every error a user can cause or meet is one of these, with a message that names
+the file, row and column involved and says how to fix it. Errors raised by the
+libraries underneath (DuckDB, openpyxl, SQLAlchemy ...) are mapped into this
+hierarchy with ``raise ... from``.
+
+    LastknownError
+    ├── InputError                 bad input supplied by a person
+    │   ├── RequestFileError       the request file cannot be read / mapped
+    │   ├── BatchError             batch metadata missing, malformed or not certified
+    │   └── MasterError            the master does not meet the master contract
+    ├── ConfigError                a settings / thresholds / policy file is wrong
+    ├── PolicyError                the batch is over a policy cap and needs an override
+    ├── LedgerError                the ledger cannot be written or read
+    │   └── LedgerTamperedError    the hash chain does not verify
+    └── PipelineError              an internal invariant failed (a bug, never silenced)
+"""
+
+from __future__ import annotations
+
+
+class LastknownError(Exception):
+    """Base class of every error lastknown raises on purpose."""
+
+    exit_code = 1
+
+
+class InputError(LastknownError):
+    """Input supplied by a person is unusable; the message says how to fix it."""
+
+    exit_code = 2
+
+
+class RequestFileError(InputError):
+    """The request file cannot be read, decoded or its columns mapped."""
+
+
+class BatchError(InputError):
+    """Batch metadata is missing, malformed, or the batch is not certified."""
+
+
+class MasterError(InputError):
+    """The master (return records) does not meet the master contract."""
+
+
+class ConfigError(LastknownError):
+    """A configuration file (thresholds, policy) is malformed."""
+
+    exit_code = 2
+
+
+class PolicyError(LastknownError):
+    """The batch exceeds a policy cap; it waits for an explicit, recorded override."""
+
+    exit_code = 3
+
+
+class LedgerError(LastknownError):
+    """The disclosure ledger could not be written or read."""
+
+    exit_code = 4
+
+
+class LedgerTamperedError(LedgerError):
+    """The ledger's hash chain does not verify: an entry was edited, removed or moved."""
+
+    exit_code = 5
+
+
+class PipelineError(LastknownError):
+    """An internal invariant failed. This is a bug; it is never silenced."""
+
+    exit_code = 70
+
+
+class ErrorCollector:
+    """Gather many problems, then raise once (after Splink's ``ErrorLogger``).
+
+    >>> errors = ErrorCollector()
+    >>> errors.add("column `zip` is missing")
+    >>> errors.raise_if_any(MasterError, "master.parquet does not meet the contract")
+    Traceback (most recent call last):
+    ...
+    lastknown.errors.MasterError: master.parquet does not meet the contract:
+      - column `zip` is missing
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def add(self, problem: str) -> None:
+        self.problems.append(problem)
+
+    def __bool__(self) -> bool:
+        return bool(self.problems)
+
+    def raise_if_any(self, kind: type[LastknownError], headline: str) -> None:
+        if self.problems:
+            body = "\n".join(f"  - {p}" for p in self.problems)
+            raise kind(f"{headline}:\n{body}")

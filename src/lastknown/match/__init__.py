@@ -1,0 +1,1 @@
+"""Candidate search, scoring and decision rules. Engine-agnostic SQL lives here."""

@@ -1,0 +1,1 @@
+"""Cleaning rules for names and addresses: every rule lives here, once."""
