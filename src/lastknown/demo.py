@@ -1,0 +1,37 @@
+"""`lastknown demo`: synthesise, process, evaluate, summarise — small and quick."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from lastknown.evaluate import evaluate, format_report
+from lastknown.pipeline import ProcessOptions, process_request
+from lastknown.synth import generate
+
+
+def run_demo(*, persons: int = 20_000, requests: int = 2_000, seed: int = 2026,
+             out: Path | None = None, progress: bool = False) -> str:
+    """Run the whole job on a synthetic population and return a readable report.
+
+    >>> report = run_demo(persons=2_000, requests=200)  # doctest: +SKIP
+    """
+    with tempfile.TemporaryDirectory(prefix="lastknown-demo-") as tmp:
+        root = out if out is not None else Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        data = root / "synth"
+        generate(persons=persons, requests=requests, seed=seed, out=data, progress=progress)
+        response = root / "response"
+        options = ProcessOptions(ledger=str(root / "ledger.sqlite"), progress=progress)
+        result = process_request(data / "request.csv", master=data / "master",
+                                 batch_path=data / "batch.toml", out=response, options=options)
+        metrics = evaluate(response, data / "truth.csv")
+        lines = [
+            f"lastknown demo: {persons:,} synthetic persons, {requests:,} request rows "
+            f"(seed {seed})",
+            result.describe(),
+            format_report(metrics),
+        ]
+        if out is not None:
+            lines.append(f"Files kept in {root}")
+        return "\n".join(lines)
