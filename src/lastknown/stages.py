@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 log = logging.getLogger("lastknown")
 
@@ -27,7 +34,7 @@ class Stages:
         self.names = names
         self.timings: dict[str, float] = {}
         self._progress: Progress | None = None
-        self._task: int | None = None
+        self._task: TaskID | None = None
         if show:
             self._progress = Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
