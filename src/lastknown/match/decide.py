@@ -1,0 +1,142 @@
+"""Decision rules and retrieval: what is disclosed, as engine-agnostic SQL.
+
+Per request, candidate records are grouped by TIN. A TIN's weight is its best
+record's Splink match weight; its name weight the best name-only weight over its
+records (names change across years); it is *confirmed* when any of its records
+passes :func:`address_confirmed_sql` against the supplied address.
+
+Outcome of a request, in order:
+
+* ``N`` — no candidate, or the best TIN's names do not agree on their own
+  (name weight below ``min_name_weight``);
+* ``A`` — a rival TIN whose names also agree comes within ``margin_weight`` bits;
+* ``M`` — probability ≥ ``match_threshold``, confirmed, and a return inside the
+  requested tax periods (the most recent one is disclosed);
+* ``P`` — as ``M`` but no return inside the requested periods;
+* ``U`` — names agree but no return of the TIN confirms the supplied address;
+* ``N`` — otherwise (names agree, address confirmed, probability too low).
+"""
+
+from __future__ import annotations
+
+from lastknown.engines.base import SqlStep
+from lastknown.match.config import MatchConfig
+from lastknown.match.model import ADDRESS_COMPARISONS, NAME_COMPARISONS
+
+
+def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
+    """TRUE when record ``r``'s address confirms request ``q``'s supplied address.
+
+    House number equal; street name equal after USPS standardisation (or one typo
+    in a name of 5+ letters, or equal once spaces are ignored); zip5 equal or city
+    and state equal; neither unit nor pre-directional contradicting (both present
+    and different). A line without a house number or street name never confirms.
+    """
+    return f"""(
+        {q}.house_number IS NOT NULL AND {q}.house_number = {r}.house_number
+        AND {q}.street_name IS NOT NULL AND {r}.street_name IS NOT NULL
+        AND ({q}.street_name = {r}.street_name
+             OR replace({q}.street_name, ' ', '') = replace({r}.street_name, ' ', '')
+             OR (length({q}.street_name) >= 5
+                 AND damerau_levenshtein({q}.street_name, {r}.street_name) <= 1))
+        AND ({q}.zip5 = {r}.zip5 OR ({q}.city_n = {r}.city_n AND {q}.state_n = {r}.state_n))
+        AND NOT coalesce({q}.unit_n <> {r}.unit_n, false)
+        AND NOT coalesce({q}.predir <> {r}.predir, false)
+    )"""
+
+
+def decide_steps(*, config: MatchConfig, requests: str, records: str, returns: str,
+                 scored: str = "lk_scored") -> list[SqlStep]:
+    """From scored pairs to ``match_result`` and ``match_explanation``.
+
+    ``scored`` has one row per pair: source_row, record_id, tin, swapped, match_weight,
+    name_weight, mw_<comparison> …; ``requests`` is the normalised request table.
+    """
+    c = config
+    mw_cols = ", ".join(f"s.mw_{n}" for n in (*NAME_COMPARISONS, *ADDRESS_COMPARISONS))
+    return [
+        SqlStep(sql=f"""
+            SELECT s.*, {address_confirmed_sql()} AS address_confirmed
+            FROM {scored} AS s
+            JOIN {requests} AS q ON q.source_row = s.source_row
+            JOIN {records} AS r ON r.record_id = s.record_id
+        """, output_table_name="lk_scored_confirmed"),
+        SqlStep(sql=f"""
+            SELECT source_row, tin,
+                   max(match_weight) AS tin_weight,
+                   max(name_weight) AS tin_name_weight,
+                   bool_or(address_confirmed) AS confirmed,
+                   arg_max(record_id, match_weight) AS best_record,
+                   row_number() OVER (PARTITION BY source_row ORDER BY
+                       max(name_weight) >= {c.min_name_weight} DESC,
+                       max(match_weight) DESC, tin) AS tin_rank
+            FROM lk_scored_confirmed GROUP BY source_row, tin
+        """, output_table_name="lk_tin_scores"),
+        SqlStep(sql=f"""
+            SELECT b.source_row, b.tin, b.tin_weight, b.tin_name_weight, b.confirmed,
+                   b.best_record, 1.0 / (1.0 + pow(2.0, -b.tin_weight)) AS probability,
+                   (SELECT max(o.tin_weight) FROM lk_tin_scores AS o
+                    WHERE o.source_row = b.source_row AND o.tin_rank > 1
+                      AND o.tin_name_weight >= {c.min_name_weight}) AS rival_weight
+            FROM lk_tin_scores AS b WHERE b.tin_rank = 1
+        """, output_table_name="lk_best"),
+        SqlStep(sql=f"""
+            SELECT q.source_row, q.request_row_id, q.tax_years, b.tin, b.probability,
+                   b.best_record, b.tin_weight, b.rival_weight,
+                   CASE
+                     WHEN b.tin IS NULL OR b.tin_name_weight < {c.min_name_weight} THEN 'N'
+                     WHEN b.rival_weight IS NOT NULL
+                          AND b.tin_weight - b.rival_weight < {c.margin_weight} THEN 'A'
+                     WHEN b.confirmed AND b.probability >= {c.match_threshold} THEN
+                          CASE WHEN EXISTS (SELECT 1 FROM {returns} AS t WHERE t.tin = b.tin
+                                            AND list_contains(q.tax_years, t.tax_year))
+                               THEN 'M' ELSE 'P' END
+                     WHEN NOT b.confirmed THEN 'U'
+                     ELSE 'N'
+                   END AS outcome
+            FROM {requests} AS q LEFT JOIN lk_best AS b ON b.source_row = q.source_row
+        """, output_table_name="lk_decided"),
+        SqlStep(sql=f"""
+            SELECT d.source_row, t.tax_year, t.street, t.unit, t.city, t.state, t.zip
+            FROM lk_decided AS d
+            JOIN {returns} AS t ON t.tin = d.tin AND list_contains(d.tax_years, t.tax_year)
+            WHERE d.outcome = 'M'
+            QUALIFY row_number() OVER (PARTITION BY d.source_row ORDER BY t.tax_year DESC,
+                t.received_date DESC NULLS LAST, t.street, t.unit, t.zip) = 1
+        """, output_table_name="lk_disclosed"),
+        SqlStep(sql=f"""
+            SELECT d.source_row, d.request_row_id, d.outcome,
+                   d.probability AS match_probability,
+                   CASE WHEN d.outcome = 'M' THEN d.tin END AS tin,
+                   CAST(x.tax_year AS INTEGER) AS address_tax_year,
+                   x.street, x.unit, x.city, x.state, x.zip,
+                   CASE d.outcome
+                     WHEN 'M' THEN NULL
+                     WHEN 'A' THEN 'two or more taxpayers match this row too closely to tell '
+                                   || 'apart; review by hand'
+                     WHEN 'U' THEN 'a taxpayer''s name agrees, but the supplied previous address '
+                                   || 'matches none of their returns'
+                     WHEN 'P' THEN 'matched and address confirmed, but no return was filed in '
+                                   || 'the requested tax periods'
+                     ELSE CASE WHEN d.tin IS NULL
+                               THEN 'no taxpayer found with this name or address'
+                               WHEN d.probability < {c.match_threshold}
+                                    AND d.outcome = 'N' AND d.rival_weight IS NULL
+                               THEN 'no taxpayer matches name and address with enough '
+                                    || 'certainty'
+                               ELSE 'no taxpayer''s name agrees with the request' END
+                   END AS detail
+            FROM lk_decided AS d LEFT JOIN lk_disclosed AS x ON x.source_row = d.source_row
+        """, output_table_name="match_result"),
+        SqlStep(sql=f"""
+            SELECT d.source_row, d.request_row_id, d.outcome, ts.tin, ts.tin_rank,
+                   s.record_id, s.match_weight,
+                   1.0 / (1.0 + pow(2.0, -s.match_weight)) AS match_probability,
+                   s.name_weight, {mw_cols}, s.address_confirmed, s.swapped AS name_swapped
+            FROM lk_decided AS d
+            JOIN lk_tin_scores AS ts ON ts.source_row = d.source_row AND ts.tin_rank <= 2
+            JOIN lk_scored_confirmed AS s
+              ON s.source_row = ts.source_row AND s.record_id = ts.best_record
+            WHERE d.outcome IN ('M', 'A')
+        """, output_table_name="match_explanation"),
+    ]

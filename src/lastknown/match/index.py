@@ -1,0 +1,191 @@
+"""The master index: derived tables for matching, persisted once per master snapshot.
+
+``lastknown master index --master M --out INDEX`` writes ``INDEX/``:
+
+* ``index.duckdb`` — tables (attached as schema :data:`INDEX_SCHEMA`):
+  ``idx_record`` (one row per TIN × distinct normalised name+address, with the
+  years it was filed from), ``idx_return`` (the returns' original address fields,
+  for disclosure), ``idx_block_key``/``idx_block_size`` (blocking keys),
+  ``tf_first_n``/``tf_surname_n`` (term frequencies);
+* ``model.json`` — the trained Splink model (versioned by its ``model_id``);
+* ``index.json`` — the manifest read by :func:`open_index`.
+
+>>> is_index_dir(Path("/nonexistent"))
+False
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lastknown.engines.base import Engine, SqlStep
+from lastknown.errors import ConfigError, InputError
+from lastknown.match.candidates import index_block_steps
+from lastknown.match.model import (
+    COMPARE_COLUMNS,
+    duckdb_connection,
+    model_id,
+    save_model,
+    train_model,
+)
+from lastknown.normalize.address import normalised_address_sql
+from lastknown.normalize.names import NAME_COLUMNS, normalised_names_sql
+from lastknown.normalize.nicknames import first_groups_sql, register_nicknames
+
+log = logging.getLogger("lastknown.match")
+
+INDEX_SCHEMA = "lkidx"
+INDEX_VERSION = 1
+MANIFEST = "index.json"
+DATABASE = "index.duckdb"
+MODEL = "model.json"
+#: About this many TINs are sampled to train the model.
+TRAINING_TINS = 40_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexInfo:
+    """Where an index lives and what it holds."""
+
+    path: Path
+    model_id: str
+    model_path: Path
+    year_min: int
+    year_max: int
+    return_rows: int
+    tin_count: int
+    record_count: int
+    schema: str = INDEX_SCHEMA
+
+    def table(self, name: str) -> str:
+        """The qualified name of an index table, e.g. ``lkidx.idx_record``."""
+        return f"{self.schema}.{name}"
+
+
+def is_index_dir(path: Path) -> bool:
+    """True when ``path`` is a folder written by :func:`build_index`."""
+    return path.is_dir() and (path / MANIFEST).is_file()
+
+
+def normalised_people_sql(source: str, *, keep: list[str],
+                          suffix: str | None = "name_suffix") -> str:
+    """Names, then addresses, then nickname groups: the same rules for master and request.
+
+    Requests carry no suffix column (``suffix=None``): a suffix written at the end of the
+    surname is still found.
+    """
+    names = normalised_names_sql(
+        source, keep=[*keep, "street", "unit", "city", "state", "zip"], suffix=suffix)
+    address = normalised_address_sql(f"({names})", keep=[*keep, *NAME_COLUMNS])
+    return first_groups_sql(f"({address})")
+
+
+def _attach(engine: Engine, database: Path, *, read_only: bool) -> None:
+    duckdb_connection(engine)  # the persisted index is a DuckDB file
+    engine.execute(f"DETACH DATABASE IF EXISTS {INDEX_SCHEMA}")
+    mode = " (READ_ONLY)" if read_only else ""
+    path = str(database).replace("'", "''")
+    engine.execute(f"ATTACH '{path}' AS {INDEX_SCHEMA}{mode}")
+
+
+def index_steps(*, master_table: str, schema: str = INDEX_SCHEMA) -> list[SqlStep]:
+    """SQL that derives every index table from ``master_table``."""
+    cols = ", ".join(COMPARE_COLUMNS)
+    norm = normalised_people_sql(master_table, keep=["tin", "tax_year"])
+    return [
+        SqlStep(sql=norm, output_table_name="lk_master_norm"),
+        SqlStep(sql=f"""
+            SELECT row_number() OVER (ORDER BY tin, min(tax_year)) AS record_id, tin, {cols},
+                   min(tax_year) AS year_min, max(tax_year) AS year_max,
+                   count(*) AS years_filed
+            FROM lk_master_norm GROUP BY tin, {cols}
+        """, output_table_name=f"{schema}.idx_record"),
+        SqlStep(sql=f"""
+            SELECT tin, tax_year, received_date, street, unit, city, state, zip
+            FROM {master_table} ORDER BY tin, tax_year
+        """, output_table_name=f"{schema}.idx_return"),
+        *index_block_steps(records=f"{schema}.idx_record", key_table=f"{schema}.idx_block_key",
+                           size_table=f"{schema}.idx_block_size"),
+        *[SqlStep(sql=f"""
+            SELECT {col}, CAST(count(*) AS DOUBLE)
+                          / (SELECT count({col}) FROM {schema}.idx_record) AS tf_{col}
+            FROM {schema}.idx_record WHERE {col} IS NOT NULL GROUP BY {col}
+          """, output_table_name=f"{schema}.tf_{col}") for col in ("first_n", "surname_n")],
+    ]
+
+
+def training_steps(*, tin_count: int) -> list[SqlStep]:
+    """A sample of whole TINs (every year they filed) for training the model."""
+    modulus = max(1, tin_count // TRAINING_TINS)
+    cols = ", ".join(COMPARE_COLUMNS)
+    return [SqlStep(sql=f"""
+        SELECT CAST(row_number() OVER (ORDER BY tin, tax_year) AS VARCHAR) AS unique_id,
+               tin, CAST(0 AS BIGINT) AS block_key, {cols}
+        FROM lk_master_norm WHERE hash(tin) % {modulus} = 0
+    """, output_table_name="lk_training")]
+
+
+def build_index(engine: Engine, *, master_table: str = "master", out: Path,
+                progress: bool = False) -> IndexInfo:
+    """Derive the index tables from ``master_table``, train the model, persist both.
+
+    >>> from lastknown.engines import make_engine  # doctest: +SKIP
+    >>> with make_engine() as engine:  # doctest: +SKIP
+    ...     load_master(engine, "master/")
+    ...     info = build_index(engine, out=Path("index"))
+    """
+    out = Path(out)
+    if (out / MANIFEST).exists() or (out / DATABASE).exists():
+        raise InputError(f"index folder {out} already holds an index: choose a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    _attach(engine, out / DATABASE, read_only=False)
+    register_nicknames(engine)
+    log.info("building the match index")
+    engine.run_steps(index_steps(master_table=master_table))
+    year_min, year_max, return_rows, tin_count = engine.fetchall(
+        f"SELECT min(tax_year), max(tax_year), count(*), count(DISTINCT tin) "
+        f"FROM {INDEX_SCHEMA}.idx_return")[0]
+    if not return_rows:
+        raise InputError("the master holds no returns: nothing to index")
+    engine.run_steps(training_steps(tin_count=int(tin_count)))
+    model = train_model(engine, training_table="lk_training")
+    save_model(model, out / MODEL)
+    for table in ("lk_training", "lk_master_norm"):
+        engine.execute(f"DROP TABLE IF EXISTS {table}")
+    info = IndexInfo(
+        path=out, model_id=model_id(model), model_path=out / MODEL,
+        year_min=int(year_min), year_max=int(year_max), return_rows=int(return_rows),
+        tin_count=int(tin_count), record_count=engine.count(f"{INDEX_SCHEMA}.idx_record"),
+    )
+    manifest = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(info).items()}
+    manifest["path"] = "."
+    manifest["model_path"] = MODEL
+    manifest["index_version"] = INDEX_VERSION
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    engine.execute("CHECKPOINT " + INDEX_SCHEMA)
+    return info
+
+
+def open_index(engine: Engine, path: Path) -> IndexInfo:
+    """Attach the index at ``path`` read-only and return what it holds."""
+    path = Path(path)
+    if not is_index_dir(path):
+        raise InputError(f"{path} is not an index folder (no {MANIFEST}); build one with "
+                         "`lastknown master index --master MASTER --out INDEX`")
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read {path / MANIFEST}: {exc}; rebuild the index") from exc
+    if manifest.get("index_version") != INDEX_VERSION:
+        raise ConfigError(f"{path} was built by another lastknown version; rebuild the index")
+    _attach(engine, path / DATABASE, read_only=True)
+    register_nicknames(engine)
+    return IndexInfo(
+        path=path, model_id=str(manifest["model_id"]), model_path=path / MODEL,
+        year_min=int(manifest["year_min"]), year_max=int(manifest["year_max"]),
+        return_rows=int(manifest["return_rows"]), tin_count=int(manifest["tin_count"]),
+        record_count=int(manifest["record_count"]),
+    )

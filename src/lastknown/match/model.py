@@ -1,0 +1,234 @@
+"""The Fellegi–Sunter model: comparisons, training from the master's own labels, JSON.
+
+The master labels itself: the same TIN in different tax years is the same person,
+so ``m`` (how often a true match lands in each comparison level) is estimated from
+same-TIN cross-year pairs (real moves, name changes), and ``u`` (how often a
+non-match does) from random pairs. No request data is needed. Splink does the
+estimation and the scoring; this module only says *what* is compared.
+
+Requests vary in ways the master rarely does (initials, nicknames, typos made by
+the requester), so a few fuzzy levels get a documented floor on ``m``
+(:data:`M_FLOORS`) — never on an exact level, and never above the observed value.
+
+>>> [c["output_column_name"] for c in comparisons()][:2]
+['first_name', 'surname']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lastknown.engines.base import Engine
+from lastknown.errors import ConfigError, PipelineError
+
+#: Columns every scored record carries (request side and master side alike).
+COMPARE_COLUMNS: tuple[str, ...] = (
+    "first_n", "first_initial", "first_groups", "middle_n", "middle_initial",
+    "surname_tokens", "surname_n", "suffix_n", "house_number", "predir", "street_name",
+    "unit_n", "zip5", "city_n", "state_n",
+)
+#: Comparisons that describe the name; their weights form the "name weight".
+NAME_COMPARISONS: tuple[str, ...] = ("first_name", "surname", "middle_name", "suffix")
+ADDRESS_COMPARISONS: tuple[str, ...] = ("house_number", "street_name", "unit", "zip5", "city")
+
+#: (comparison, level label) → lowest m allowed after training.
+M_FLOORS: dict[tuple[str, str], float] = {
+    ("first_name", "nickname"): 0.01,
+    ("first_name", "similar"): 0.01,
+    ("first_name", "initial"): 0.005,
+    ("surname", "shared token"): 0.01,
+    ("surname", "similar"): 0.01,
+    ("middle_name", "initial"): 0.01,
+    ("suffix", "one missing"): 0.01,
+    ("street_name", "similar"): 0.01,
+    ("city", "similar"): 0.01,
+}
+
+
+def _level(label: str, sql: str, *, null: bool = False, tf: str | None = None) -> dict[str, Any]:
+    level: dict[str, Any] = {"sql_condition": sql, "label_for_charts": label}
+    if null:
+        level["is_null_level"] = True
+    if tf:
+        level["tf_adjustment_column"] = tf
+        level["tf_adjustment_weight"] = 1.0
+    return level
+
+
+def _null(*cols: str) -> str:
+    return " OR ".join(f'"{c}_l" IS NULL OR "{c}_r" IS NULL' for c in cols)
+
+
+def comparisons() -> list[dict[str, Any]]:
+    """The comparison levels, best agreement first, as Splink settings dicts."""
+    return [
+        {"output_column_name": "first_name", "comparison_levels": [
+            _level("null", _null("first_n"), null=True),
+            _level("exact", '"first_n_l" = "first_n_r"', tf="first_n"),
+            _level("nickname", 'list_has_any("first_groups_l", "first_groups_r")'),
+            _level("similar", 'length("first_n_l") > 2 AND length("first_n_r") > 2 AND '
+                   'jaro_winkler_similarity("first_n_l", "first_n_r") >= 0.9'),
+            _level("initial", '(length("first_n_l") = 1 OR length("first_n_r") = 1) AND '
+                   '"first_initial_l" = "first_initial_r"'),
+            _level("different", "ELSE"),
+        ]},
+        {"output_column_name": "surname", "comparison_levels": [
+            _level("null", _null("surname_n"), null=True),
+            _level("exact", '"surname_n_l" = "surname_n_r"', tf="surname_n"),
+            _level("shared token", 'list_has_any("surname_tokens_l", "surname_tokens_r")'),
+            _level("similar",
+                   'jaro_winkler_similarity("surname_n_l", "surname_n_r") >= 0.92'),
+            _level("different", "ELSE"),
+        ]},
+        {"output_column_name": "middle_name", "comparison_levels": [
+            _level("null", _null("middle_initial"), null=True),
+            _level("exact", '"middle_n_l" = "middle_n_r"'),
+            _level("initial", '"middle_initial_l" = "middle_initial_r"'),
+            _level("different", "ELSE"),
+        ]},
+        {"output_column_name": "suffix", "comparison_levels": [
+            _level("same", '"suffix_n_l" = "suffix_n_r"'),
+            _level("both none", '"suffix_n_l" IS NULL AND "suffix_n_r" IS NULL'),
+            _level("one missing", '"suffix_n_l" IS NULL OR "suffix_n_r" IS NULL'),
+            _level("different", "ELSE"),
+        ]},
+        {"output_column_name": "house_number", "comparison_levels": [
+            _level("null", _null("house_number"), null=True),
+            _level("exact", '"house_number_l" = "house_number_r"'),
+            _level("different", "ELSE"),
+        ]},
+        {"output_column_name": "street_name", "comparison_levels": [
+            _level("null", _null("street_name"), null=True),
+            _level("exact", '"street_name_l" = "street_name_r"'),
+            _level("similar", 'damerau_levenshtein("street_name_l", "street_name_r") <= 1 OR '
+                   'jaro_winkler_similarity("street_name_l", "street_name_r") >= 0.93'),
+            _level("different", "ELSE"),
+        ]},
+        {"output_column_name": "unit", "comparison_levels": [
+            _level("same", '"unit_n_l" = "unit_n_r"'),
+            _level("both none", '"unit_n_l" IS NULL AND "unit_n_r" IS NULL'),
+            _level("one missing", '"unit_n_l" IS NULL OR "unit_n_r" IS NULL'),
+            _level("different", "ELSE"),
+        ]},
+        {"output_column_name": "zip5", "comparison_levels": [
+            _level("null", _null("zip5"), null=True),
+            _level("exact", '"zip5_l" = "zip5_r"'),
+            _level("different", "ELSE"),
+        ]},
+        {"output_column_name": "city", "comparison_levels": [
+            _level("null", _null("city_n"), null=True),
+            _level("exact", '"city_n_l" = "city_n_r"'),
+            _level("similar", 'jaro_winkler_similarity("city_n_l", "city_n_r") >= 0.9'),
+            _level("different", "ELSE"),
+        ]},
+    ]
+
+
+def base_settings(*, prior: float = 0.001) -> dict[str, Any]:
+    """Splink settings for an untrained model."""
+    return {
+        "link_type": "dedupe_only",
+        "unique_id_column_name": "unique_id",
+        "probability_two_random_records_match": prior,
+        "comparisons": comparisons(),
+        "blocking_rules_to_generate_predictions": [],
+        "retain_matching_columns": True,
+        "retain_intermediate_calculation_columns": True,
+        "additional_columns_to_retain": ["block_key"],
+    }
+
+
+def duckdb_connection(engine: Engine) -> Any:
+    """The DuckDB connection Splink runs on (only the DuckDB engine can score yet)."""
+    con = getattr(engine, "con", None)
+    if con is None or engine.name != "duckdb":
+        raise ConfigError(f"the Splink scoring step needs --engine duckdb (got {engine.name})")
+    return con
+
+
+@contextmanager
+def quiet_splink() -> Iterator[None]:
+    """Keep Splink's advice (e.g. "no null level for suffix": by design) out of the output."""
+    logger = logging.getLogger("splink")
+    before = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+def _apply_m_floors(model: dict[str, Any]) -> None:
+    for comp in model["comparisons"]:
+        for level in comp["comparison_levels"]:
+            floor = M_FLOORS.get((comp["output_column_name"], level.get("label_for_charts", "")))
+            if level.get("is_null_level"):
+                continue
+            m = level.get("m_probability")
+            if not isinstance(m, int | float):
+                m = None
+            if floor is not None and (m is None or m < floor):
+                level["m_probability"] = floor
+            elif m is None:
+                level["m_probability"] = 1e-6  # never seen among true matches
+            u = level.get("u_probability")
+            if not isinstance(u, int | float) or u <= 0:
+                level["u_probability"] = 1e-6
+
+
+def train_model(engine: Engine, *, training_table: str, seed: int = 42,
+                max_pairs: float = 2e6) -> dict[str, Any]:
+    """Estimate u by random sampling and m from same-TIN pairs of ``training_table``.
+
+    ``training_table`` has ``unique_id``, ``tin``, ``block_key`` and :data:`COMPARE_COLUMNS`.
+    Returns the model as a dict (Splink's JSON) with a ``lastknown`` section.
+    """
+    from splink import DuckDBAPI, Linker
+
+    db_api = DuckDBAPI(connection=duckdb_connection(engine))
+    with quiet_splink():
+        model = _train(db_api, Linker, training_table=training_table, seed=seed,
+                       max_pairs=max_pairs)
+    _apply_m_floors(model)
+    model.pop("linker_uid", None)
+    digest = hashlib.sha256(json.dumps(model["comparisons"], sort_keys=True).encode())
+    model["lastknown"] = {"model_id": "lk-" + digest.hexdigest()[:12], "seed": seed}
+    return model
+
+
+def _train(db_api: Any, linker_class: Any, *, training_table: str, seed: int,
+           max_pairs: float) -> dict[str, Any]:
+    try:
+        sdf = db_api.register(training_table)
+        linker = linker_class(sdf, base_settings(), log_level=None)
+        linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
+        linker.training.estimate_m_from_label_column("tin")
+        model: dict[str, Any] = linker.misc.save_model_to_json()
+    except Exception as exc:  # Splink raises many types; any failure here is ours
+        raise PipelineError(f"training the match model failed: {exc}") from exc
+    return model
+
+
+def save_model(model: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(model, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def load_model(path: Path) -> dict[str, Any]:
+    try:
+        model: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read match model {path}: {exc}; rebuild the index with "
+                          "`lastknown master index`") from exc
+    if "lastknown" not in model or "comparisons" not in model:
+        raise ConfigError(f"{path} is not a lastknown match model; rebuild the index")
+    return model
+
+
+def model_id(model: dict[str, Any]) -> str:
+    return str(model["lastknown"]["model_id"])

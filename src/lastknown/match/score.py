@@ -1,0 +1,121 @@
+"""Scoring: each candidate pair through the trained Splink model (``predict_between``).
+
+The pairs to score are decided here, in SQL, not by Splink's blocking: the left
+side is one row per (request, candidate record) pair carrying the request's
+normalised fields, the right side the candidate records, and the only blocking
+rule joins a pair to its record. Given and surname are swapped on a pair's left
+side when that is the reading under which the names agree (``name_swapped``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lastknown.engines.base import Engine, SqlStep
+from lastknown.errors import PipelineError
+from lastknown.match.model import (
+    ADDRESS_COMPARISONS,
+    COMPARE_COLUMNS,
+    NAME_COMPARISONS,
+    duckdb_connection,
+    quiet_splink,
+)
+from lastknown.normalize.nicknames import NICKNAME_TABLE
+
+#: Given and surname swapped: the request's given name is one of the record's surname
+#: tokens, and the request's surname shares no token with the record's surname.
+_SWAP = """(q.first_n IS NOT NULL AND len(q.surname_tokens) > 0
+    AND list_contains(r.surname_tokens, q.first_n)
+    AND NOT list_has_any(q.surname_tokens, r.surname_tokens))"""
+
+
+def pair_steps(*, requests: str, records: str, candidates: str) -> list[SqlStep]:
+    """The two sides Splink compares, plus ``lk_pairs`` to map results back."""
+    swapped = {
+        "first_n": "q.surname_tokens[1]",
+        "first_initial": "left(q.surname_tokens[1], 1)",
+        "first_groups": "coalesce(ng.groups, [q.surname_tokens[1]])",
+        "surname_tokens": "list_concat([q.first_n], q.surname_tokens[2:])",
+        "surname_n": "array_to_string(list_concat([q.first_n], q.surname_tokens[2:]), ' ')",
+    }
+    left_cols = [
+        f"CASE WHEN p.swapped THEN {swapped[col]} ELSE q.{col} END AS {col}"
+        if col in swapped else f"q.{col}"
+        for col in COMPARE_COLUMNS
+    ]
+    cols = ", ".join(COMPARE_COLUMNS)
+    return [
+        SqlStep(sql=f"""
+            SELECT 'q' || CAST(row_number() OVER (ORDER BY c.source_row, c.record_id) AS VARCHAR)
+                       AS unique_id,
+                   c.source_row, c.record_id, r.tin, {_SWAP} AS swapped
+            FROM {candidates} AS c
+            JOIN {requests} AS q ON q.source_row = c.source_row
+            JOIN {records} AS r ON r.record_id = c.record_id
+        """, output_table_name="lk_pairs"),
+        SqlStep(sql=f"""
+            SELECT p.unique_id, p.record_id AS block_key, {', '.join(left_cols)}
+            FROM lk_pairs AS p
+            JOIN {requests} AS q ON q.source_row = p.source_row
+            LEFT JOIN (SELECT name, list(DISTINCT grp ORDER BY grp) AS groups
+                       FROM {NICKNAME_TABLE} GROUP BY name) AS ng
+              ON p.swapped AND ng.name = q.surname_tokens[1]
+        """, output_table_name="lk_pair_left"),
+        SqlStep(sql=f"""
+            SELECT 'r' || CAST(record_id AS VARCHAR) AS unique_id, record_id AS block_key, {cols}
+            FROM {records}
+            WHERE record_id IN (SELECT DISTINCT record_id FROM {candidates})
+        """, output_table_name="lk_pair_right"),
+    ]
+
+
+#: Comparisons with a term-frequency adjustment (Splink adds ``mw_tf_adj_<name>``).
+_TF_COMPARISONS = ("first_name", "surname")
+
+
+def _weight_sql(name: str) -> str:
+    weight = f'coalesce("mw_{name}", 0.0)'
+    if name in _TF_COMPARISONS:
+        weight += f' + coalesce("mw_tf_adj_{name}", 0.0)'
+    return f"({weight})"
+
+
+def score_pairs(engine: Engine, *, model: dict[str, Any], prior: float, tf_tables: dict[str, str],
+                out: str) -> None:
+    """Score ``lk_pair_left`` × ``lk_pair_right`` with Splink into table ``out``.
+
+    ``out`` gets: unique_id, match_weight, name_weight and one ``mw_<comparison>``
+    column per comparison (bits).
+    """
+    from splink import DuckDBAPI, Linker
+
+    settings = dict(model)
+    settings.pop("lastknown", None)
+    settings["probability_two_random_records_match"] = prior
+    settings["retain_intermediate_calculation_columns"] = True
+    settings["additional_columns_to_retain"] = ["block_key"]
+    db_api = DuckDBAPI(connection=duckdb_connection(engine))
+    with quiet_splink():
+        try:
+            left = db_api.register("lk_pair_left", table_name="lk_pair_left_sdf")
+            right = db_api.register("lk_pair_right", table_name="lk_pair_right_sdf")
+            linker = Linker(right, settings, log_level=None)
+            for col, table in tf_tables.items():
+                linker.table_management.register_term_frequency_lookup(
+                    db_api.register(table, table_name=f"{table.replace('.', '_')}_sdf"), col)
+            predictions = linker.inference.predict_between(
+                left, right, blocking_rules_to_generate_predictions=["l.block_key = r.block_key"],
+                warning_mode="never")
+            physical = predictions.physical_name
+        except Exception as exc:  # Splink raises many types; any failure here is ours
+            raise PipelineError(f"scoring candidate pairs failed: {exc}") from exc
+    comps = [*NAME_COMPARISONS, *ADDRESS_COMPARISONS]
+    weights = ", ".join(f"{_weight_sql(c)} AS mw_{c}" for c in comps)
+    name_weight = " + ".join(_weight_sql(c) for c in NAME_COMPARISONS)
+    engine.execute(f"""
+        CREATE OR REPLACE TABLE {out} AS
+        SELECT unique_id_l AS unique_id, match_weight, {name_weight} AS name_weight, {weights}
+        FROM {physical}
+    """)
+    drop = linker.table_management.delete_tables_created_by_splink_from_db
+    drop()  # type: ignore[no-untyped-call]

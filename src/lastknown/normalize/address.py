@@ -1,0 +1,153 @@
+"""Address cleaning rules, as SQL, applied identically to the master and to requests.
+
+The USPS Publication 28 abbreviations come from the tables that
+usaddress-scourgify ships (``scourgify.address_constants``); they are turned
+into SQL ``MAP`` literals, never typed by hand.
+
+Rules
+-----
+* upper case, accents stripped, punctuation removed; ``#`` kept as a unit marker;
+* the house number is the leading run of digits (``1234`` in ``1234-B Main``);
+* every street token is mapped to its USPS abbreviation (``STREET`` → ``ST``,
+  ``NORTH`` → ``N``, ``FIRST`` → ``1ST``);
+* a unit designator (``APT``, ``UNIT``, ``STE``, ``#`` …) inside the street line
+  starts the unit; the unit is reduced to its identifier (``Apt 4-B`` → ``4B``);
+* the street *name* drops a leading/trailing directional and a trailing street
+  type, so ``1234 West Main Street`` and ``1234 W Main`` share ``MAIN``;
+* zip → first five digits; city tokens ``ST``/``MT``/``FT`` → ``SAINT``/``MOUNT``/``FORT``.
+
+>>> "ALY" in street_type_map_sql()
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+
+from scourgify import address_constants as usps
+
+from lastknown.normalize.names import sql_list
+
+#: The normalised address columns every table carries after :func:`normalised_address_sql`.
+ADDRESS_COLUMNS: tuple[str, ...] = (
+    "house_number", "predir", "street_name", "street_type", "unit_n", "zip5", "city_n",
+    "state_n",
+)
+
+_ORDINALS = {
+    "FIRST": "1ST", "SECOND": "2ND", "THIRD": "3RD", "FOURTH": "4TH", "FIFTH": "5TH",
+    "SIXTH": "6TH", "SEVENTH": "7TH", "EIGHTH": "8TH", "NINTH": "9TH", "TENTH": "10TH",
+    "ELEVENTH": "11TH", "TWELFTH": "12TH",
+}
+_CITY_WORDS = {"ST": "SAINT", "MT": "MOUNT", "FT": "FORT"}
+
+
+def _map_literal(mapping: dict[str, str]) -> str:
+    body = ", ".join(
+        "'" + k.replace("'", "''") + "': '" + v.replace("'", "''") + "'"
+        for k, v in sorted(mapping.items())
+    )
+    return "MAP {" + body + "}"
+
+
+@cache
+def street_type_map_sql() -> str:
+    """USPS street types (all spellings → abbreviation) as a SQL MAP literal."""
+    return _map_literal(dict(usps.STREET_TYPE_ABBREVIATIONS))
+
+
+@cache
+def _token_map_sql() -> str:
+    mapping = dict(usps.STREET_TYPE_ABBREVIATIONS)
+    mapping.update(usps.DIRECTIONAL_REPLACEMENTS)
+    mapping.update(_ORDINALS)
+    return _map_literal(mapping)
+
+
+def _unit_designators() -> list[str]:
+    words = set(usps.OCCUPANCY_TYPE_ABBREVIATIONS) | set(usps.OCCUPANCY_TYPE_ABBREVIATIONS.values())
+    # Words that are also common street words stay street words unless followed by a unit.
+    return sorted(words - {"KEY", "PIER", "SIDE", "STOP", "FRONT", "REAR", "LOT", "SLIP"}
+                  | {"NO", "NUM", "NBR"})
+
+
+def _directionals() -> list[str]:
+    return sorted(set(usps.DIRECTIONAL_REPLACEMENTS.values()))
+
+
+def clean_address_sql(expr: str) -> str:
+    """Upper-case, accent-free; ``#`` spaced out as a token; other punctuation → space."""
+    return (
+        "trim(regexp_replace(regexp_replace(regexp_replace(regexp_replace("
+        f"upper(strip_accents(coalesce(CAST({expr} AS VARCHAR), ''))), "
+        "'[''’.]', '', 'g'), '#', ' # ', 'g'), '[^A-Z0-9#]+', ' ', 'g'), ' +', ' ', 'g'))"
+    )
+
+
+def unit_identifier_sql(tokens: str) -> str:
+    """Reduce unit tokens (``['APT', '4', 'B']``) to an identifier (``4B``), NULL if none."""
+    return (
+        f"NULLIF(array_to_string(list_filter({tokens}, "
+        f"lambda t: t NOT IN {sql_list(_unit_designators())}), ''), '')"
+    )
+
+
+def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "street",
+                           unit: str = "unit", city: str = "city", state: str = "state",
+                           zip_code: str = "zip") -> str:
+    """SELECT over ``source`` keeping ``keep`` and adding :data:`ADDRESS_COLUMNS`."""
+    kept = ", ".join(keep)
+    dirs = sql_list(_directionals())
+    types = street_type_map_sql()
+    units = sql_list(_unit_designators())
+    city_map = _map_literal(_CITY_WORDS)
+    return f"""
+    SELECT {kept}, house_number,
+        CASE WHEN len(_core) > 1 AND _core[1] IN {dirs} THEN _core[1] END AS predir,
+        NULLIF(array_to_string(list_filter(_core, lambda t, i:
+            NOT (i = 1 AND len(_core) > 1 AND t IN {dirs})
+            AND NOT (i = len(_core) AND _type IS NOT NULL)), ' '), '') AS street_name,
+        _type AS street_type,
+        coalesce({unit_identifier_sql('_unit_col')}, {unit_identifier_sql('_unit_in_street')})
+            AS unit_n,
+        NULLIF(left(regexp_replace(coalesce(CAST({zip_code} AS VARCHAR), ''), '[^0-9]', '', 'g'),
+                    5), '') AS zip5,
+        NULLIF(array_to_string(list_transform(
+            string_split({clean_address_sql(city)}, ' '),
+            lambda t: coalesce({city_map}[t], t)), ' '), '') AS city_n,
+        NULLIF(upper(trim(coalesce(CAST({state} AS VARCHAR), ''))), '') AS state_n
+    FROM (
+        SELECT *,
+            CASE WHEN len(_core) > 1 AND {types}[_core[-1]] IS NOT NULL
+                 THEN {types}[_core[-1]] END AS _type
+        FROM (
+            SELECT *,
+                CASE WHEN len(_mapped) > 1 AND _mapped[-1] IN {dirs}
+                     THEN _mapped[1:-2] ELSE _mapped END AS _core
+            FROM (
+                SELECT *,
+                    list_transform(
+                        CASE WHEN _cut IS NULL THEN _rest ELSE _rest[1:_cut - 1] END,
+                        lambda t: coalesce({_token_map_sql()}[t], t)) AS _mapped,
+                    CASE WHEN _cut IS NULL THEN [] ELSE _rest[_cut:] END AS _unit_in_street
+                FROM (
+                    SELECT *,
+                        NULLIF(list_position(list_transform(_rest, lambda t: t IN {units}),
+                                             true), 0) AS _cut
+                    FROM (
+                        SELECT *,
+                            NULLIF(regexp_extract(_st, '^([0-9]+)', 1), '') AS house_number,
+                            list_filter(string_split(
+                                CASE WHEN regexp_matches(_st, '^[0-9]')
+                                     THEN regexp_replace(_st, '^[0-9A-Z]*', '') ELSE _st END,
+                                ' '), lambda t: t <> '') AS _rest,
+                            list_filter(string_split({clean_address_sql(unit)}, ' '),
+                                        lambda t: t <> '') AS _unit_col
+                        FROM (SELECT *, {clean_address_sql(street)} AS _st FROM {source})
+                    )
+                )
+            )
+        )
+    )
+    """

@@ -1,0 +1,73 @@
+"""Name and address cleaning rules (normalize/) on small in-memory tables."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from lastknown.normalize.address import normalised_address_sql
+from lastknown.normalize.names import normalised_names_sql
+from lastknown.normalize.nicknames import nickname_rows
+
+
+def _names(first: str, last: str, middle: str = "", suffix: str = "") -> tuple[object, ...]:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT 1 AS id, ? AS first_name, ? AS middle_name, "
+                "? AS last_name, ? AS name_suffix", [first, middle, last, suffix])
+    row = con.execute(normalised_names_sql("t", keep=["id"])).fetchone()
+    assert row is not None
+    return row[1:]
+
+
+def _address(street: str, unit: str = "", city: str = "X", state: str = "tx",
+             zip_code: str = "78701") -> tuple[object, ...]:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT 1 AS id, ? AS street, ? AS unit, ? AS city, "
+                "? AS state, ? AS zip", [street, unit, city, state, zip_code])
+    row = con.execute(normalised_address_sql("t", keep=["id"])).fetchone()
+    assert row is not None
+    return row[1:]
+
+
+def test_accents_hyphens_and_compound_surnames_become_tokens() -> None:
+    first, initial, middle, _mi, tokens, surname, suffix = _names("María José", "García-López")
+    assert (first, initial, middle) == ("MARIA", "M", "JOSE")
+    assert tokens == ["GARCIA", "LOPEZ"] and surname == "GARCIA LOPEZ"
+    assert suffix is None
+
+
+def test_particles_apostrophes_and_trailing_suffix() -> None:
+    *_, tokens, surname, suffix = _names("Sean", "de la Cruz Jr.")
+    assert tokens == ["CRUZ"] and suffix == "JR"
+    *_, tokens, _s, _x = _names("Sean", "O'Brien")
+    assert tokens == ["OBRIEN"]
+
+
+@pytest.mark.parametrize(("written", "canonical"), [("Junior", "JR"), ("3rd", "III"),
+                                                    ("sr.", "SR")])
+def test_suffix_field_is_canonicalised(written: str, canonical: str) -> None:
+    assert _names("Ann", "Lee", suffix=written)[-1] == canonical
+
+
+def test_usps_abbreviations_directionals_and_embedded_unit() -> None:
+    house, predir, name, stype, unit, zip5, _city, state = _address(
+        "1234 West Main Street Apt 4-B", zip_code="78701-1234")
+    assert (house, predir, name, stype, unit, zip5, state) == (
+        "1234", "W", "MAIN", "ST", "4B", "78701", "TX")
+
+
+def test_same_address_written_two_ways_normalises_alike() -> None:
+    a = _address("77 N. Fifth Avenue", unit="#12", city="Fort Worth")
+    b = _address("77 north 5th ave", unit="Unit 12", city="Ft. Worth")
+    assert a == b
+
+
+def test_placeholder_street_has_no_house_number() -> None:
+    house, _p, name, *_ = _address("Failed to Provide")
+    assert house is None and name is not None
+
+
+def test_nickname_groups_include_english_pairs() -> None:
+    rows = nickname_rows()
+    assert ("BILL", "WILLIAM") in rows
+    assert ("WILLIAM", "WILLIAM") in rows
