@@ -1,0 +1,174 @@
+"""Read a request file (CSV, XLSX or Parquet) into the ``request_raw`` table.
+
+``request_raw`` (docs/INTERNALS.md) has one row per data row of the file:
+``source_row`` (the row number a person sees; header = 1) and the canonical
+columns as trimmed VARCHAR, empty → NULL, absent optional columns NULL. A
+``full_name`` column is split into first/middle/last over its DISTINCT values
+(:mod:`lastknown.request.names`). Wholly empty rows are not data rows and are
+skipped (their row numbers are not reused).
+
+>>> result = read_request(engine, Path("request.csv"))  # doctest: +SKIP
+>>> result.row_count, result.column_mapping["Last Name"]  # doctest: +SKIP
+(1000, 'last_name')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from lastknown.engines.duckdb import DuckDBEngine
+from lastknown.errors import PipelineError, RequestFileError
+from lastknown.request.headers import CANONICAL_COLUMNS, map_headers
+from lastknown.request.names import parse_full_names_arrow
+from lastknown.request.readers import Staged, stage_csv, stage_parquet, stage_xlsx
+
+_FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx",
+            ".parquet": "parquet", ".pq": "parquet"}
+_MAGIC = {"xlsx": b"PK\x03\x04", "parquet": b"PAR1"}
+_STAGE = "_lk_intake_stage"
+_NAMES = "_lk_intake_full_names"
+_TRIM = "'^[\\s\u00a0\ufeff]+|[\\s\u00a0\ufeff]+$'"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntakeResult:
+    """What was read: the file, its format and hash, rows, and how headers were mapped."""
+
+    path: Path
+    format: str
+    sha256: str
+    row_count: int
+    column_mapping: dict[str, str]
+    encoding: str | None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def detect_format(path: Path) -> str:
+    """``csv``, ``xlsx`` or ``parquet`` from the extension, checked against the content."""
+    if not path.is_file():
+        raise RequestFileError(f"request file {path} does not exist or is not a file")
+    suffix = path.suffix.lower()
+    if suffix == ".xls":
+        raise RequestFileError(f"{path.name} is an old Excel 97-2003 workbook: open it in "
+                               "Excel and save it as .xlsx (or CSV)")
+    fmt = _FORMATS.get(suffix)
+    if fmt is None:
+        raise RequestFileError(f"{path.name}: unsupported extension `{path.suffix}`; give the "
+                               "request as .csv, .xlsx or .parquet")
+    with path.open("rb") as f:
+        head = f.read(4)
+    if not head:
+        raise RequestFileError(f"{path.name} is empty (0 bytes)")
+    actual = next((k for k, magic in _MAGIC.items() if head == magic), "csv")
+    if actual != fmt:
+        raise RequestFileError(f"{path.name} has the extension {path.suffix} but its content "
+                               f"is {actual.upper()}: rename it to .{actual}")
+    return fmt
+
+
+def _clean(column: str) -> str:
+    return f"NULLIF(regexp_replace({column}, {_TRIM}, '', 'g'), '')"
+
+
+@contextmanager
+def _insertion_order_kept(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    row = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
+    before = bool(row[0]) if row else False
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {str(before).lower()}")
+
+
+def _parse_full_names(con: duckdb.DuckDBPyConnection, staged: Staged, column: str) -> None:
+    con.execute(f"CREATE OR REPLACE TABLE {_NAMES} (full_name VARCHAR, first_name VARCHAR, "
+                "middle_name VARCHAR, last_name VARCHAR)")
+    reader = con.sql(
+        f"SELECT DISTINCT {_clean(column)} AS full_name FROM {staged.table} "
+        f"WHERE {staged.data_filter} AND {_clean(column)} IS NOT NULL"
+    ).fetch_record_batch(50_000)
+    for batch in reader:
+        con.register("_lk_names_chunk", parse_full_names_arrow(batch.column(0)))
+        con.execute(f"INSERT INTO {_NAMES} SELECT * FROM _lk_names_chunk")
+        con.unregister("_lk_names_chunk")
+
+
+def _build_raw(con: duckdb.DuckDBPyConnection, staged: Staged, mapping: dict[int, str],
+               table_name: str) -> None:
+    by_column = {canonical: f"s.c{pos}" for pos, canonical in mapping.items()}
+    full_name = by_column.pop("full_name", None)
+    join = ""
+    if full_name is not None:
+        _parse_full_names(con, staged, full_name)
+        for part in ("first_name", "middle_name", "last_name"):
+            by_column[part] = f"n.{part}"
+        join = f" LEFT JOIN {_NAMES} n ON n.full_name = {_clean(full_name)}"
+    selects = [f"{staged.source_row_sql} AS source_row"]
+    for column in CANONICAL_COLUMNS:
+        expr = by_column.get(column)
+        if expr is None:
+            selects.append(f"CAST(NULL AS VARCHAR) AS {column}")
+        elif expr.startswith("n."):
+            selects.append(f"{expr} AS {column}")
+        else:
+            selects.append(f"{_clean(expr)} AS {column}")
+    any_cell = " OR ".join(f"{_clean('s.' + c)} IS NOT NULL" for c in staged.columns)
+    con.execute(
+        f"CREATE OR REPLACE TABLE {table_name} AS SELECT {', '.join(selects)} "
+        f"FROM (SELECT rowid, * FROM {staged.table}) s{join} "
+        f"WHERE {staged.data_filter.replace('rowid', 's.rowid')} AND ({any_cell})")
+
+
+def read_request(engine: DuckDBEngine, path: Path, *, encoding: str | None = None,
+                 sheet: str | None = None, table_name: str = "request_raw") -> IntakeResult:
+    """Read the request file at ``path`` into ``table_name`` (see module doc)."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table_name):
+        raise PipelineError(f"read_request: `{table_name}` is not a plain table name")
+    fmt = detect_format(path)
+    con = engine.con
+    try:
+        with tempfile.TemporaryDirectory(prefix="lastknown-intake-") as tmp:
+            with _insertion_order_kept(con):
+                if fmt == "csv":
+                    staged = stage_csv(con, path, encoding=encoding, table=_STAGE,
+                                       workdir=Path(tmp))
+                elif fmt == "xlsx":
+                    staged = stage_xlsx(con, path, sheet=sheet, table=_STAGE)
+                else:
+                    staged = stage_parquet(con, path, table=_STAGE)
+            staged_source = staged.source_row_sql.replace("rowid", "s.rowid")
+            staged = Staged(table=staged.table, headers=staged.headers,
+                            source_row_sql=staged_source, data_filter=staged.data_filter,
+                            encoding=staged.encoding)
+            mapping = map_headers(staged.headers, source=path.name)
+            _build_raw(con, staged, mapping, table_name)
+        row_count = engine.count(table_name)
+    except duckdb.Error as exc:
+        raise RequestFileError(f"{path.name} cannot be read: "
+                               f"{str(exc).splitlines()[0][:200]}") from exc
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+        con.execute(f"DROP TABLE IF EXISTS {_NAMES}")
+    if row_count == 0:
+        raise RequestFileError(f"{path.name} has a header row but no data rows")
+    return IntakeResult(
+        path=path, format=fmt, sha256=_sha256(path), row_count=row_count,
+        column_mapping={str(staged.headers[p]): c for p, c in sorted(mapping.items())},
+        encoding=staged.encoding,
+    )

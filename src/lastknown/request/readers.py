@@ -1,0 +1,291 @@
+"""Load a request file's cells, as text, into a DuckDB staging table.
+
+Each reader leaves a table with one VARCHAR column per header position
+(``c0``, ``c1`` …) and says how to compute ``source_row``, the row number a
+person sees in the file (header = row 1, first data row = row 2).
+
+* CSV is read by DuckDB itself (parallel, bounded memory). A file that is not
+  UTF-8 is first transcoded to UTF-8 in streamed 4 MiB chunks. The row number is
+  the table's ``rowid`` + 1, which follows file order because the table is built
+  with ``preserve_insertion_order = true``. It counts CSV *records*: a quoted field
+  holding a line break makes that record span two lines, and DuckDB skips blank
+  lines, so after such a record (or a blank line) ``source_row`` is the record
+  number, not the line number. Exported spreadsheets have neither.
+* XLSX is streamed with openpyxl (read-only) in Arrow chunks of 50,000 rows; the
+  row number is the sheet's own row number. Wholly empty rows are skipped.
+* Parquet is read by DuckDB; row number = 0-based row index + 2.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from charset_normalizer import from_bytes
+
+from lastknown.errors import RequestFileError
+
+SAMPLE_BYTES = 1 << 20
+CHUNK_BYTES = 4 << 20
+XLSX_CHUNK_ROWS = 50_000
+_DELIMITERS = (",", "\t", ";", "|")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Staged:
+    """Cells of a request file in ``table``: columns ``c0``… by header position."""
+
+    table: str
+    headers: list[str | None]
+    source_row_sql: str
+    data_filter: str
+    encoding: str | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        return [f"c{i}" for i in range(len(self.headers))]
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# -- CSV -------------------------------------------------------------------------------------
+def _codec(name: str, path: Path) -> str:
+    try:
+        return codecs.lookup(name).name
+    except LookupError as exc:
+        raise RequestFileError(f"{path.name}: unknown encoding `{name}`; use e.g. utf-8, "
+                               "cp1252 (Windows), latin-1") from exc
+
+
+def detect_encoding(sample: bytes) -> str:
+    """The codec of a CSV sample: UTF-8 (with/without BOM), UTF-16 by BOM, else Windows-1252.
+
+    A sample that is not UTF-8 is read as Windows-1252 (the superset of Latin-1's
+    printable characters that US spreadsheets use) whenever it decodes as such:
+    statistical detection misreads short Western samples (``€`` as Baltic cp775).
+    Only bytes that Windows-1252 leaves undefined bring in charset-normalizer.
+    """
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        sample.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(sample).best()
+    return codecs.lookup(best.encoding).name if best is not None else "latin-1"
+
+
+def _transcode(path: Path, encoding: str, out: Path) -> None:
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    offset = 0
+    with path.open("rb") as src, out.open("w", encoding="utf-8", newline="") as dst:
+        while chunk := src.read(CHUNK_BYTES):
+            try:
+                dst.write(decoder.decode(chunk))
+            except UnicodeDecodeError as exc:
+                raise RequestFileError(
+                    f"{path.name}: byte {offset + exc.start:,} is not valid {encoding} text; "
+                    "save the file as UTF-8 or pass the right --encoding") from exc
+            offset += len(chunk)
+        dst.write(decoder.decode(b"", final=True))
+
+
+def _header_shape(text: str, path: Path) -> tuple[str, int]:
+    text = text.lstrip("\ufeff")
+    first_line = text.split("\n", 1)[0]
+    delimiter = max(_DELIMITERS, key=first_line.count)
+    if first_line.count(delimiter) == 0:
+        delimiter = ","
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise RequestFileError(f"{path.name} row 1: the header row cannot be read: {exc}") from exc
+    if not any(h.strip() for h in header):
+        raise RequestFileError(f"{path.name}: the first row is empty; row 1 must hold the "
+                               "column headers")
+    return delimiter, len(header)
+
+
+def _csv_error(path: Path, exc: duckdb.Error) -> RequestFileError:
+    message = str(exc)
+    line = re.search(r"Line: (\d+)", message)
+    shape = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
+    where = f" row {line.group(1)}" if line else ""
+    if shape:
+        what = (f"has {shape.group(2)} fields where the header has {shape.group(1)}: put "
+                "fields that contain the delimiter in double quotes, or fill in missing fields")
+    elif "unicode" in message.lower() or "utf" in message.lower():
+        what = "is not valid UTF-8 text: pass the file's --encoding (e.g. cp1252)"
+    else:
+        what = "cannot be read as CSV: " + message.splitlines()[0][:200]
+    return RequestFileError(f"{path.name}{where} {what}")
+
+
+def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | None,
+              table: str, workdir: Path) -> Staged:
+    """Read a CSV (any common encoding) into ``table``; rowid follows file order."""
+    with path.open("rb") as f:
+        sample = f.read(SAMPLE_BYTES)
+    codec = _codec(encoding, path) if encoding else detect_encoding(sample)
+    for attempt in (codec, "cp1252", "latin-1"):
+        source = path
+        if attempt not in ("utf-8", "utf-8-sig"):
+            source = workdir / "request-utf8.csv"
+            try:
+                _transcode(path, attempt, source)
+            except RequestFileError:
+                if encoding is not None or attempt == "latin-1":
+                    raise
+                continue  # detected wrongly: a byte later on does not fit; try the next
+        with source.open("rb") as f:
+            head = f.read(SAMPLE_BYTES)
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head)
+        delimiter, width = _header_shape(text, path)
+        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_csv({_lit(str(source))}, "
+                f"header = false, skip = 0, auto_detect = false, delim = {_lit(delimiter)}, "
+                f"quote = '\"', escape = '\"', columns = {columns}, encoding = 'utf-8')")
+        except duckdb.Error as exc:
+            error = _csv_error(path, exc)
+            if encoding is None and attempt == "utf-8" and "UTF-8" in str(error):
+                continue  # a non-UTF-8 byte beyond the sample: retry as Windows-1252
+            raise error from exc
+        first = con.execute(f"SELECT * FROM {table} WHERE rowid = 0").fetchone() or ()
+        headers: list[str | None] = [None if h is None else str(h).lstrip("\ufeff")
+                                     for h in first]
+        return Staged(table=table, headers=headers, source_row_sql="rowid + 1",
+                      data_filter="rowid > 0", encoding=attempt)
+    raise RequestFileError(f"{path.name}: cannot decode the file; pass its --encoding")
+
+
+# -- XLSX ------------------------------------------------------------------------------------
+def cell_text(value: Any) -> str | None:
+    """A spreadsheet cell as text: integers without ``.0``, dates as ISO ``YYYY-MM-DD``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, datetime):
+        if value.time() == time(0, 0):
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value)
+
+
+def _open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any]:
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
+        raise RequestFileError(f"{path.name} cannot be opened as an Excel workbook (.xlsx): "
+                               f"{exc}; save it again from Excel as .xlsx, or as CSV") from exc
+    if sheet is None:
+        if not book.worksheets:
+            raise RequestFileError(f"{path.name}: the workbook has no worksheets")
+        ws = book.worksheets[0]
+    elif sheet in book.sheetnames:
+        ws = book[sheet]
+    else:
+        names = ", ".join(f"`{n}`" for n in book.sheetnames)
+        book.close()
+        raise RequestFileError(f"{path.name}: no sheet named `{sheet}`; the sheets are {names}")
+    if not hasattr(ws, "reset_dimensions"):
+        book.close()
+        raise RequestFileError(f"{path.name}: sheet `{ws.title}` is a chart, not a table")
+    ws.reset_dimensions()
+    return book, ws
+
+
+def stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None,
+               table: str) -> Staged:
+    """Stream one worksheet into ``table`` in Arrow chunks; row numbers are the sheet's."""
+    book, ws = _open_sheet(path, sheet)
+    try:
+        rows = enumerate(ws.iter_rows(min_row=1, values_only=True), start=1)
+        headers: list[str | None] = []
+        for _, row in rows:
+            if any(cell_text(v) not in (None, "") for v in row):
+                headers = [cell_text(v) for v in row]
+                break
+        while headers and headers[-1] in (None, ""):
+            headers.pop()
+        if not headers:
+            raise RequestFileError(f"{path.name}: sheet `{ws.title}` is empty")
+        width = len(headers)
+        cols = ", ".join(f"c{i} VARCHAR" for i in range(width))
+        con.execute(f"CREATE OR REPLACE TABLE {table} (source_row BIGINT, {cols})")
+        numbers: list[int] = []
+        cells: list[list[str | None]] = [[] for _ in range(width)]
+
+        def flush() -> None:
+            data = {"source_row": pa.array(numbers, pa.int64())}
+            data.update({f"c{i}": pa.array(cells[i], pa.string()) for i in range(width)})
+            con.register("_lk_xlsx_chunk", pa.table(data))
+            con.execute(f"INSERT INTO {table} SELECT * FROM _lk_xlsx_chunk")
+            con.unregister("_lk_xlsx_chunk")
+            numbers.clear()
+            for column in cells:
+                column.clear()
+
+        for number, row in rows:
+            texts = [cell_text(v) for v in row[:width]]
+            if all(t is None or not t.strip() for t in texts):
+                continue
+            numbers.append(number)
+            for i in range(width):
+                cells[i].append(texts[i] if i < len(texts) else None)
+            if len(numbers) >= XLSX_CHUNK_ROWS:
+                flush()
+        flush()
+    finally:
+        book.close()
+    return Staged(table=table, headers=headers, source_row_sql="source_row", data_filter="true")
+
+
+# -- Parquet ---------------------------------------------------------------------------------
+def stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, *, table: str) -> Staged:
+    """Read a Parquet file into ``table``, every column cast to VARCHAR."""
+    source = f"read_parquet({_lit(str(path))}, file_row_number = true)"
+    try:
+        names = [str(r[0]) for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+        names = [n for n in names if n != "file_row_number"]
+        casts = ", ".join(
+            f"CAST(\"{n.replace(chr(34), chr(34) * 2)}\" AS VARCHAR) AS c{i}"
+            for i, n in enumerate(names))
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT file_row_number + 2 "
+                    f"AS source_row, {casts} FROM {source}")
+    except duckdb.Error as exc:
+        raise RequestFileError(f"{path.name} cannot be read as Parquet: "
+                               f"{str(exc).splitlines()[0][:200]}") from exc
+    headers: list[str | None] = list(names)
+    return Staged(table=table, headers=headers, source_row_sql="source_row",
+                  data_filter="true")
