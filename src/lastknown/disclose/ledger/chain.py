@@ -106,8 +106,8 @@ def column_value(kind: ColumnKind, value: Any) -> Any:
     """A payload value as it is stored in the typed column."""
     if value is None:
         return None
-    if kind == "time":
-        return parse_time(value) if isinstance(value, str) else value
+    if kind == "time":  # always stored as UTC, so every backend reads back the same instant
+        return parse_time(value if isinstance(value, str) else canonical_time(value))
     if kind == "json":
         return canonical_json(value)
     return value

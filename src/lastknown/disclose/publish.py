@@ -1,0 +1,294 @@
+"""Publish a response package and record it in the ledger, so that neither outlives the other.
+
+The protocol (each step is a checkpoint a test can kill the process at):
+
+1. ``start``      — a left-over staging folder of this package is recovered first;
+2. ``staged``     — the package is written into a staging folder next to ``final_dir``;
+3. ``recorded``   — in ONE ledger transaction: the batch record, one entry per
+   disclosure, a ``disclosure_recorded`` audit event; the chain's new head is
+   known before commit (hashes are deterministic), so
+4. ``summarised`` — ``summary.json`` in staging gets ``ledger_head``/``ledger_seq``
+   and is fsynced, still before the commit;
+5. ``committed``  — the transaction commits;
+6. ``published``  — staging is renamed to ``final_dir`` (atomic on one filesystem).
+
+A crash before 5 leaves no ledger entries and no published package (the staging
+folder is discarded by :func:`recover`); a crash after 5 leaves the entries and a
+complete staging folder whose head hash is in the ledger, which :func:`recover`
+(run by the next ``publish`` of the same ``final_dir``) renames into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from lastknown.disclose.ledger import EntryRef, Ledger
+from lastknown.disclose.ledger.chain import canonical_json
+from lastknown.disclose.ledger.store import default_origin
+from lastknown.disclose.policy import (
+    DISCLOSED_FIELDS,
+    LEGAL_AUTHORITY,
+    BatchLike,
+    PolicyDecision,
+)
+from lastknown.engines.base import Engine
+from lastknown.errors import LedgerError, PipelineError
+
+STEPS = ("start", "staged", "recorded", "summarised", "committed", "published")
+_STREAM_ROWS = 20_000
+
+
+class PublishBatch(BatchLike, Protocol):
+    """The batch fields recorded in the ledger (``request.batch.Batch`` fits)."""
+
+    @property
+    def official_title(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def certification(self) -> str: ...
+
+
+class IntakeLike(Protocol):
+    """What publish needs of the intake result."""
+
+    @property
+    def row_count(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+
+
+class ValidationLike(Protocol):
+    """What publish needs of the validation result."""
+
+    @property
+    def valid_count(self) -> int: ...
+    @property
+    def rejected_count(self) -> int: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Publication:
+    """A published package: where, its final summary, its place in the ledger."""
+
+    final_dir: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+    head: EntryRef
+    recovered: bool = False
+
+
+def staging_dir_for(final_dir: Path) -> Path:
+    """The staging folder of a package: a hidden sibling, so the rename stays on one disk."""
+    return final_dir.parent / f".{final_dir.name}.staging"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_summary(staging: Path, summary: dict[str, Any]) -> None:
+    tmp = staging / "summary.json.tmp"
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, staging / "summary.json")
+    _fsync_dir(staging)
+
+
+def recover(*, ledger: Ledger, final_dir: Path) -> Publication | None:
+    """Finish or discard a staging folder left by a crash; return the publication if finished.
+
+    >>> recover(ledger=open_ledger(None), final_dir=Path("response"))  # doctest: +SKIP
+    """
+    staging = staging_dir_for(final_dir)
+    if not staging.is_dir():
+        return None
+    try:
+        summary = json.loads((staging / "summary.json").read_text(encoding="utf-8"))
+        seq, head = int(summary["ledger_seq"]), str(summary["ledger_head"])
+    except (OSError, ValueError, KeyError, TypeError):
+        shutil.rmtree(staging)  # never got to the ledger transaction's summary: not committed
+        return None
+    if ledger.entry_hash(seq) != head:
+        shutil.rmtree(staging)  # the transaction did not commit: nothing was disclosed
+        return None
+    if final_dir.exists():
+        raise LedgerError(f"{final_dir} exists and {staging} holds the committed package of "
+                          f"ledger entry #{seq}; move {final_dir} away and run again to publish")
+    os.rename(staging, final_dir)
+    _fsync_dir(final_dir.parent)
+    return Publication(final_dir=final_dir, summary=summary, head=EntryRef(seq=seq, hash=head),
+                       recovered=True)
+
+
+def _stream(engine: Engine, sql: str) -> Iterator[list[dict[str, Any]]]:
+    con = getattr(engine, "con", None)
+    if con is None:  # an engine without Arrow streaming: small inputs only
+        yield [dict(zip(("request_row_id", "tin", "address_tax_year", "street", "unit", "city",
+                         "state", "zip", "statute"), row, strict=True))
+               for row in engine.fetchall(sql)]
+        return
+    reader = con.execute(sql).fetch_record_batch(_STREAM_ROWS)
+    for chunk in reader:
+        yield chunk.to_pylist()
+
+
+def _disclosure_sql(engine: Engine) -> str:
+    statute = "v.statute" if engine.table_exists("request_valid") else "NULL"
+    join = ("LEFT JOIN request_valid v ON v.source_row = m.source_row"
+            if statute != "NULL" else "")
+    return ("SELECT m.request_row_id, m.tin, m.address_tax_year, m.street, m.unit, m.city, "
+            f"m.state, m.zip, {statute} AS statute FROM match_result m {join} "
+            "WHERE m.outcome = 'M' ORDER BY m.source_row")
+
+
+def _rejections_by_reason(engine: Engine) -> dict[str, int]:
+    if not engine.table_exists("request_rejected"):
+        return {}
+    rows = engine.fetchall(
+        "SELECT code, count(*) FROM (SELECT trim(unnest(string_split(reason_codes, ';'))) "
+        "AS code FROM request_rejected) WHERE code <> '' GROUP BY code ORDER BY code")
+    return {str(code): int(n) for code, n in rows}
+
+
+def _recently_disclosed(engine: Engine, ledger: Ledger, *, agency: str, days: int,
+                        now: datetime) -> list[str]:
+    """request_row_ids of this batch's matches disclosed to the same agency in the last days."""
+    from lastknown.disclose.ledger.models import disclosures
+
+    query = (sa.select(disclosures.c.tin).distinct()
+             .where(disclosures.c.disclosed_at >= now - timedelta(days=days),
+                    sa.func.lower(disclosures.c.recipient) == agency.strip().lower()))
+    with ledger.connect() as conn:
+        tins = sorted(str(t) for t in conn.execute(query).scalars())
+    if not tins:
+        return []
+    import pyarrow as pa
+
+    engine.register_arrow("ledger_recent_tins", pa.table({"tin": pa.array(tins, pa.string())}))
+    rows = engine.fetchall("SELECT m.request_row_id FROM match_result m JOIN ledger_recent_tins r "
+                           "ON r.tin = m.tin WHERE m.outcome = 'M' ORDER BY m.source_row")
+    return [str(r[0]) for r in rows]
+
+
+def _disclosure_records(engine: Engine, *, batch_id: str, agency: str,
+                        at: datetime) -> Iterator[dict[str, Any]]:
+    for chunk in _stream(engine, _disclosure_sql(engine)):
+        for row in chunk:
+            address = [row[k] for k in ("street", "unit", "city", "state", "zip")]
+            yield {
+                "batch_id": batch_id, "request_row_id": str(row["request_row_id"]),
+                "tin": str(row["tin"]), "fields": list(DISCLOSED_FIELDS),
+                "address_tax_year": int(row["address_tax_year"]),
+                "address_sha256": hashlib.sha256(canonical_json(address).encode()).hexdigest(),
+                "legal_authority": LEGAL_AUTHORITY, "request_statute": row["statute"],
+                "recipient": agency, "disclosed_at": at,
+            }
+
+
+def _batch_record(*, batch: PublishBatch, engine: Engine, summary: dict[str, Any],
+                  intake: IntakeLike, validation: ValidationLike, decision: PolicyDecision,
+                  counts: tuple[int, int], times: tuple[datetime, datetime], operator: str,
+                  origin: str, package: str) -> dict[str, Any]:
+    return {
+        "batch_id": batch.batch_id, "agency": batch.requesting_agency,
+        "requesting_official": batch.requesting_official,
+        "official_title": batch.official_title, "certified": bool(batch.certified),
+        "certification": batch.certification, "statutes": list(batch.authorised_statutes),
+        "reason": batch.reason, "source_file": str(summary.get("request_file", "")),
+        "source_sha256": intake.sha256, "rows_total": intake.row_count,
+        "rows_valid": validation.valid_count, "rows_rejected": validation.rejected_count,
+        "rows_disclosed": counts[0], "rows_unmatched": counts[1],
+        "rejections_by_reason": _rejections_by_reason(engine), "policy": decision.as_summary(),
+        "received_at": times[0], "finished_at": times[1], "operator": operator,
+        "origin": origin, "package": package,
+    }
+
+
+def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: Path,
+            summary: dict[str, Any],
+            write_package: Callable[[Path, dict[str, Any]], dict[str, Any]],
+            intake: IntakeLike, validation: ValidationLike, policy_decision: PolicyDecision,
+            operator: str, received_at: datetime, origin: str | None = None,
+            checkpoint: Callable[[str], None] | None = None) -> Publication:
+    """Write the package, record batch + disclosures in the ledger, then publish by rename.
+
+    ``checkpoint(step)`` is called after each step in :data:`STEPS` (tests inject
+    failures there). Returns the publication; its summary carries ``ledger_head``.
+
+    >>> publish(ledger=ledger, batch=batch, engine=engine, final_dir=Path("response"),
+    ...         summary={}, write_package=lambda d, s: write_package(engine, d, summary=s),
+    ...         intake=intake, validation=validation, policy_decision=decision,
+    ...         operator="jdoe", received_at=received)  # doctest: +SKIP
+    """
+    step = checkpoint or (lambda _name: None)
+    recovered = recover(ledger=ledger, final_dir=final_dir)
+    if recovered is not None:
+        return recovered
+    if final_dir.exists():
+        raise LedgerError(f"{final_dir} already exists: a response package is never "
+                          "overwritten; choose a new output folder")
+    step("start")
+    now = datetime.now(UTC)
+    agency, origin = batch.requesting_agency, origin or default_origin()
+    disclosed = int(engine.fetchall("SELECT count(*) FROM match_result WHERE outcome = 'M'")[0][0])
+    unmatched = int(engine.fetchall("SELECT count(*) FROM match_result WHERE outcome <> 'M'")[0][0])
+    recent = _recently_disclosed(engine, ledger, agency=agency,
+                                 days=policy_decision.recent_disclosure_days, now=now)
+    summary = {**summary, "legal_authority": LEGAL_AUTHORITY,
+               "disclosed_fields": list(DISCLOSED_FIELDS),
+               "recently_disclosed": {"days": policy_decision.recent_disclosure_days,
+                                      "rows": len(recent), "request_row_ids": recent}}
+    staging = staging_dir_for(final_dir)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    staging.mkdir()
+    summary_written = False
+    try:
+        package_summary = dict(write_package(staging, summary))
+        step("staged")
+        record = _batch_record(batch=batch, engine=engine, summary=summary, intake=intake,
+                               validation=validation, decision=policy_decision,
+                               counts=(disclosed, unmatched), times=(received_at, now),
+                               operator=operator, origin=origin, package=final_dir.name)
+        with ledger.transaction() as tx:
+            batch_entry = tx.add("batch", record)
+            written = tx.add_many("disclosure", _disclosure_records(
+                engine, batch_id=batch.batch_id, agency=agency, at=now))
+            if written != disclosed:
+                raise PipelineError(f"match_result changed while publishing: {disclosed} matches "
+                                    f"counted, {written} recorded; nothing was committed")
+            tx.audit(event_type="disclosure_recorded", success=True,
+                     obj=f"batch {batch.batch_id}", detail=f"{written} disclosures to {agency}",
+                     user=operator, origin=origin, at=now)
+            step("recorded")
+            head = tx.head
+            package_summary.update({"ledger_head": head.hash, "ledger_seq": head.seq,
+                                    "ledger_batch_entry": batch_entry.seq})
+            summary_written = True
+            _write_summary(staging, package_summary)
+            step("summarised")
+    except BaseException:
+        if not summary_written:  # the transaction cannot have committed: drop the staging
+            shutil.rmtree(staging, ignore_errors=True)
+        raise  # otherwise recover() decides from the ledger, on the next run
+    step("committed")
+    os.rename(staging, final_dir)
+    _fsync_dir(final_dir.parent)
+    step("published")
+    return Publication(final_dir=final_dir, summary=package_summary, head=head)
