@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -62,21 +62,28 @@ def _walk_chain(conn: sa.Connection) -> tuple[int, int, str]:
     """Return (entries, head seq, head hash); raise _Tampered at the first bad entry."""
     expected_prev, last_seq, count = GENESIS_HASH, 0, 0
     query = sa.select(models.entries).order_by(models.entries.c.seq)
-    for row in conn.execution_options(yield_per=_STREAM_ROWS).execute(query):
-        seq = int(row.seq)
-        if seq != last_seq + 1:
-            raise _Tampered(seq, f"entry #{seq} follows #{last_seq}: entries "
-                                 f"#{last_seq + 1}..#{seq - 1} are missing (deleted)")
-        if row.kind not in COLUMNS_BY_KIND:
-            raise _Tampered(seq, f"entry #{seq} has unknown kind {row.kind!r}")
-        if row.prev_hash != expected_prev:
-            raise _Tampered(seq, f"entry #{seq} does not chain to entry #{last_seq} "
-                                 "(prev_hash differs): an entry was inserted, removed or moved")
-        if entry_hash(row.prev_hash, seq, row.kind, row.payload) != row.hash:
-            raise _Tampered(seq, f"entry #{seq} ({row.kind}) does not match its hash: its "
-                                 "content was edited")
-        expected_prev, last_seq, count = row.hash, seq, count + 1
+    with conn.execution_options(yield_per=_STREAM_ROWS).execute(query) as result:
+        for row in result:
+            count, last_seq, expected_prev = _check_entry(row, count, last_seq, expected_prev)
     return count, last_seq, expected_prev
+
+
+def _check_entry(row: sa.Row[Any], count: int, last_seq: int,
+                 expected_prev: str) -> tuple[int, int, str]:
+    """One entry in chain order; raise _Tampered when it is bad."""
+    seq = int(row.seq)
+    if seq != last_seq + 1:
+        raise _Tampered(seq, f"entry #{seq} follows #{last_seq}: entries "
+                             f"#{last_seq + 1}..#{seq - 1} are missing (deleted)")
+    if row.kind not in COLUMNS_BY_KIND:
+        raise _Tampered(seq, f"entry #{seq} has unknown kind {row.kind!r}")
+    if row.prev_hash != expected_prev:
+        raise _Tampered(seq, f"entry #{seq} does not chain to entry #{last_seq} "
+                             "(prev_hash differs): an entry was inserted, removed or moved")
+    if entry_hash(row.prev_hash, seq, row.kind, row.payload) != row.hash:
+        raise _Tampered(seq, f"entry #{seq} ({row.kind}) does not match its hash: its "
+                             "content was edited")
+    return count + 1, seq, str(row.hash)
 
 
 def _check_typed(conn: sa.Connection, kind: EntryKind) -> None:
@@ -85,14 +92,15 @@ def _check_typed(conn: sa.Connection, kind: EntryKind) -> None:
     query = (sa.select(table, e.c.payload.label("entry_payload"), e.c.kind.label("entry_kind"))
              .select_from(table.outerjoin(e, e.c.seq == table.c.entry_seq))
              .order_by(table.c.entry_seq))
-    for row in conn.execution_options(yield_per=_STREAM_ROWS).execute(query):
-        seq = int(row.entry_seq)
-        if row.entry_payload is None or row.entry_kind != kind:
-            raise _Tampered(seq, f"{table.name} row for entry #{seq} has no {kind} entry in the "
-                                 "chain: it was added outside the ledger")
-        if payload_of(kind, dict(row._mapping)) != row.entry_payload:
-            raise _Tampered(seq, f"{table.name} row for entry #{seq} differs from the hashed "
-                                 "entry: the typed row was edited")
+    with conn.execution_options(yield_per=_STREAM_ROWS).execute(query) as result:
+        for row in result:
+            seq = int(row.entry_seq)
+            if row.entry_payload is None or row.entry_kind != kind:
+                raise _Tampered(seq, f"{table.name} row for entry #{seq} has no {kind} entry in "
+                                     "the chain: it was added outside the ledger")
+            if payload_of(kind, dict(row._mapping)) != row.entry_payload:
+                raise _Tampered(seq, f"{table.name} row for entry #{seq} differs from the "
+                                     "hashed entry: the typed row was edited")
     orphan = conn.execute(
         sa.select(e.c.seq).select_from(e.outerjoin(table, table.c.entry_seq == e.c.seq))
         .where(e.c.kind == kind, table.c.entry_seq.is_(None)).order_by(e.c.seq).limit(1)

@@ -1,0 +1,179 @@
+"""The hash chain on SQLite and PostgreSQL: append-only, and every kind of tampering caught."""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).parent))
+from lastknown.disclose.ledger import GENESIS_HASH, Ledger, open_ledger  # noqa: E402
+from lastknown.disclose.ledger.chain import entry_hash  # noqa: E402
+from lastknown.errors import LedgerError, LedgerTamperedError  # noqa: E402
+from test_ledger_fixtures import BACKENDS, ledger_at, synthetic_tin, tamper  # noqa: E402
+
+FAKE_A, FAKE_B = "a" * 64, "b" * 64
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _disclosure(i: int) -> dict[str, object]:
+    return {"batch_id": "B-1", "request_row_id": f"R{i}", "tin": synthetic_tin(i),
+            "fields": ["street", "city"], "address_tax_year": 2024, "address_sha256": "0" * 64,
+            "legal_authority": "26 U.S.C. 6103(i)(2)", "request_statute": None,
+            "recipient": "Agency A", "disclosed_at": T0}
+
+
+def _fill(ledger: Ledger) -> None:
+    """Entries 1..6: audit, five disclosures (2..6), audit (7)."""
+    with ledger.transaction() as tx:
+        tx.audit(event_type="batch_received", success=True, obj="batch B-1", at=T0)
+        tx.add_many("disclosure", (_disclosure(i) for i in range(5)))
+        tx.audit(event_type="disclosure_recorded", success=True, obj="batch B-1", at=T0)
+
+
+def _first_bad(ledger: Ledger) -> int:
+    with pytest.raises(LedgerTamperedError) as caught:
+        ledger.verify(record=False)
+    found = re.search(r"first bad entry #(\d+)", str(caught.value))
+    assert found, str(caught.value)
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_clean_ledger_verifies_and_chains_from_genesis(backend: str, tmp_path: Path) -> None:
+    with ledger_at(backend, tmp_path) as ledger:
+        _fill(ledger)
+        report = ledger.verify(record=False)
+        assert (report.entries, report.head_seq) == (7, 7)
+        with ledger.connect() as conn:
+            first = conn.exec_driver_sql(
+                "SELECT seq, kind, payload, prev_hash, hash FROM ledger_entries WHERE seq = 1"
+            ).one()
+        assert first.prev_hash == GENESIS_HASH
+        assert entry_hash(GENESIS_HASH, 1, first.kind, first.payload) == first.hash
+        assert ledger.verify().head_seq == 7  # recording the check appends entry 8
+        assert ledger.head().seq == 8
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("table", ["ledger_entries", "ledger_disclosures"])
+def test_update_and_delete_are_refused(backend: str, table: str, tmp_path: Path) -> None:
+    column = "seq" if table == "ledger_entries" else "entry_seq"
+    with ledger_at(backend, tmp_path) as ledger:
+        _fill(ledger)
+        for statement in (f"UPDATE {table} SET {column} = {column} WHERE {column} = 3",
+                          f"DELETE FROM {table} WHERE {column} = 3"):
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"), \
+                    ledger.engine.begin() as conn:
+                conn.exec_driver_sql(statement)
+        assert ledger.verify(record=False).entries == 7
+
+
+TAMPERING = {
+    "edited payload": (
+        ["UPDATE ledger_entries SET payload = replace(payload, 'R2', 'R9') WHERE seq = 4"], 4),
+    "edited hash": (["UPDATE ledger_entries SET hash = '{FAKE_A}' WHERE seq = 3"], 3),
+    "deleted entry": (["DELETE FROM ledger_disclosures WHERE entry_seq = 4",
+                       "DELETE FROM ledger_entries WHERE seq = 4"], 5),
+    "deleted last entries": (["DELETE FROM ledger_audit_events WHERE entry_seq = 7",
+                              "DELETE FROM ledger_entries WHERE seq = 7"], None),
+    "reordered entries": (["UPDATE ledger_entries SET seq = 100 WHERE seq = 3",
+                           "UPDATE ledger_entries SET seq = 3 WHERE seq = 4",
+                           "UPDATE ledger_entries SET seq = 4 WHERE seq = 100"], 3),
+    "inserted entry": (["UPDATE ledger_entries SET seq = seq + 100 WHERE seq >= 4",
+                        "UPDATE ledger_entries SET seq = seq - 99 WHERE seq >= 100",
+                        "INSERT INTO ledger_entries (seq, kind, payload, prev_hash, hash) "
+                        f"SELECT 4, kind, payload, prev_hash, '{FAKE_B}' FROM "
+                        "ledger_entries WHERE seq = 5"], 4),
+    "edited typed row": (
+        ["UPDATE ledger_disclosures SET recipient = 'Agency B' WHERE entry_seq = 5"], 5),
+    "deleted typed row": (["DELETE FROM ledger_disclosures WHERE entry_seq = 6"], 6),
+    "added typed row": (["INSERT INTO ledger_disclosures SELECT 99, batch_id, request_row_id, "
+                         "tin, fields, address_tax_year, address_sha256, legal_authority, "
+                         "request_statute, recipient, disclosed_at FROM ledger_disclosures "
+                         "WHERE entry_seq = 2"], 99),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", sorted(TAMPERING))
+def test_verify_names_the_first_bad_entry(backend: str, kind: str, tmp_path: Path) -> None:
+    statements, bad = TAMPERING[kind]
+    with ledger_at(backend, tmp_path) as ledger:
+        _fill(ledger)
+        anchor = {7: ledger.head().hash}  # the head a recipient holds in summary.json
+        tamper(ledger, *statements)
+        if bad is None:  # truncating the tail leaves a valid chain: only the anchor tells
+            assert ledger.verify(record=False).entries == 6
+            with pytest.raises(LedgerTamperedError, match="#7 hash missing differs"):
+                ledger.verify(anchors=anchor, record=False)
+        else:
+            assert _first_bad(ledger) == bad
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_recomputed_chain_is_caught_by_an_anchor(backend: str, tmp_path: Path) -> None:
+    with ledger_at(backend, tmp_path) as ledger:
+        _fill(ledger)
+        anchor = {7: ledger.head().hash}
+        with ledger.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT seq, kind, payload FROM ledger_entries ORDER BY seq").all()
+        statements, prev = [], GENESIS_HASH
+        for seq, kind, payload in rows:  # the attacker edits entry 3 and rehashes everything
+            if seq == 3:
+                payload = payload.replace("R1", "R8")
+            digest = entry_hash(prev, seq, kind, payload)
+            statements.append(f"UPDATE ledger_entries SET payload = '{payload}', "
+                              f"prev_hash = '{prev}', hash = '{digest}' WHERE seq = {seq}")
+            prev = digest
+        statements.append("UPDATE ledger_disclosures SET request_row_id = 'R8' "
+                          "WHERE entry_seq = 3")
+        tamper(ledger, *statements)
+        assert ledger.verify(record=False).entries == 7  # self-consistent forgery...
+        with pytest.raises(LedgerTamperedError, match="first bad entry #7"):
+            ledger.verify(anchors=anchor, record=False)  # ...but not the recipient's copy
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_times_in_any_zone_verify_as_the_same_instant(backend: str, tmp_path: Path) -> None:
+    with ledger_at(backend, tmp_path) as ledger:
+        with ledger.transaction() as tx:
+            tx.audit(event_type="x", success=True, obj="o",
+                     at=datetime(2026, 1, 1, 9, tzinfo=timezone(timedelta(hours=-5))))
+        assert ledger.verify(record=False).entries == 1
+        with ledger.connect() as conn:
+            payload = conn.exec_driver_sql("SELECT payload FROM ledger_entries").scalar_one()
+        assert '"event_time":"2026-01-01T14:00:00.000000Z"' in payload
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_failed_transaction_appends_nothing(backend: str, tmp_path: Path) -> None:
+    with ledger_at(backend, tmp_path) as ledger:
+        _fill(ledger)
+        with pytest.raises(RuntimeError), ledger.transaction() as tx:
+            tx.audit(event_type="x", success=True, obj="o")
+            raise RuntimeError("crash")
+        assert ledger.head().seq == 7
+        assert ledger.verify(record=False).entries == 7
+
+
+def test_default_ledger_is_under_the_working_directory(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    ledger = open_ledger(None)
+    ledger.audit(event_type="x", success=True, obj="o")
+    ledger.close()
+    assert (tmp_path / ".lastknown" / "ledger.sqlite").is_file()
+    reopened = open_ledger(tmp_path / ".lastknown" / "ledger.sqlite")
+    assert reopened.head().seq == 1  # migrations to head are idempotent on reopen
+    reopened.close()
+
+
+def test_an_unusable_url_is_a_ledger_error() -> None:
+    with pytest.raises(LedgerError, match="unsupported database|not a database URL"):
+        open_ledger("nosuchdb+driver://x/y")
