@@ -34,10 +34,12 @@ STREET_NAMES: tuple[str, ...] = tuple(
     Canal Pearl Hudson Kingston Wellington Belmont Fairview Greenwood Woodland Oakwood Elmwood
     Glenwood Rosewood Brookside Riverside Parkside Westgate Eastgate Northgate Crestview
     Alameda Camino Mission Vista Sierra Mesa Paloma Rosa Fresno Loma Linda Arroyo Coronado
-    Durango Monterey Pacifica Santa Fe Buena Vista Del Mar Las Palmas San Pedro San Jacinto
-    Montebello Primavera Esperanza Amistad Cesar Chavez""".split()
-) + tuple(f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
-          for n in range(1, 41))
+    Durango Monterey Pacifica
+    Montebello Primavera Esperanza Amistad""".split()
+) + ("Santa Fe", "Buena Vista", "Del Mar", "Las Palmas", "San Pedro", "San Jacinto",
+     "Cesar Chavez", "Martin Luther King Jr", "El Camino Real") + tuple(
+    f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+    for n in range(1, 41))
 
 #: (abbreviation, full word) of street types, abbreviation as USPS Publication 28.
 STREET_TYPES: tuple[tuple[str, str], ...] = (
