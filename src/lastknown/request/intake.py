@@ -99,14 +99,16 @@ def _insertion_order_kept(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 def _parse_full_names(con: duckdb.DuckDBPyConnection, staged: Staged, column: str) -> None:
     con.execute(f"CREATE OR REPLACE TABLE {_NAMES} (full_name VARCHAR, first_name VARCHAR, "
                 "middle_name VARCHAR, last_name VARCHAR)")
-    reader = con.sql(
-        f"SELECT DISTINCT {_clean(column)} AS full_name FROM {staged.table} "
+    cursor = con.cursor()  # streams the distinct names while ``con`` inserts the parts
+    reader = cursor.sql(
+        f"SELECT DISTINCT {_clean(column)} AS full_name FROM {staged.relation} "
         f"WHERE {staged.data_filter} AND {_clean(column)} IS NOT NULL"
-    ).fetch_record_batch(50_000)
+    ).to_arrow_reader(50_000)
     for batch in reader:
         con.register("_lk_names_chunk", parse_full_names_arrow(batch.column(0)))
         con.execute(f"INSERT INTO {_NAMES} SELECT * FROM _lk_names_chunk")
         con.unregister("_lk_names_chunk")
+    cursor.close()
 
 
 def _build_raw(con: duckdb.DuckDBPyConnection, staged: Staged, mapping: dict[int, str],
@@ -131,8 +133,7 @@ def _build_raw(con: duckdb.DuckDBPyConnection, staged: Staged, mapping: dict[int
     any_cell = " OR ".join(f"{_clean('s.' + c)} IS NOT NULL" for c in staged.columns)
     con.execute(
         f"CREATE OR REPLACE TABLE {table_name} AS SELECT {', '.join(selects)} "
-        f"FROM (SELECT rowid, * FROM {staged.table}) s{join} "
-        f"WHERE {staged.data_filter.replace('rowid', 's.rowid')} AND ({any_cell})")
+        f"FROM {staged.relation}{join} WHERE {staged.data_filter} AND ({any_cell})")
 
 
 def read_request(engine: DuckDBEngine, path: Path, *, encoding: str | None = None,
@@ -152,10 +153,6 @@ def read_request(engine: DuckDBEngine, path: Path, *, encoding: str | None = Non
                     staged = stage_xlsx(con, path, sheet=sheet, table=_STAGE)
                 else:
                     staged = stage_parquet(con, path, table=_STAGE)
-            staged_source = staged.source_row_sql.replace("rowid", "s.rowid")
-            staged = Staged(table=staged.table, headers=staged.headers,
-                            source_row_sql=staged_source, data_filter=staged.data_filter,
-                            encoding=staged.encoding)
             mapping = map_headers(staged.headers, source=path.name)
             _build_raw(con, staged, mapping, table_name)
         row_count = engine.count(table_name)

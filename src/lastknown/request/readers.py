@@ -12,7 +12,9 @@ person sees in the file (header = row 1, first data row = row 2).
   lines, so after such a record (or a blank line) ``source_row`` is the record
   number, not the line number. Exported spreadsheets have neither.
 * XLSX is streamed with openpyxl (read-only) in Arrow chunks of 50,000 rows; the
-  row number is the sheet's own row number. Wholly empty rows are skipped.
+  row number is the sheet's own row number. Wholly empty rows are skipped, and so
+  are title rows above the header (the header is the first row naming three
+  request columns).
 * Parquet is read by DuckDB; row number = 0-based row index + 2.
 """
 
@@ -23,6 +25,7 @@ import csv
 import io
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -33,6 +36,7 @@ import pyarrow as pa
 from charset_normalizer import from_bytes
 
 from lastknown.errors import RequestFileError
+from lastknown.request.headers import map_headers
 
 SAMPLE_BYTES = 1 << 20
 CHUNK_BYTES = 4 << 20
@@ -42,13 +46,21 @@ _DELIMITERS = (",", "\t", ";", "|")
 
 @dataclass(frozen=True, kw_only=True)
 class Staged:
-    """Cells of a request file in ``table``: columns ``c0``… by header position."""
+    """Cells of a request file in ``table``: columns ``c0``… by header position.
+
+    ``source_row_sql`` and ``data_filter`` may use ``_lk_rowid``, the table's rowid;
+    read the table through :attr:`relation` to have it.
+    """
 
     table: str
     headers: list[str | None]
     source_row_sql: str
     data_filter: str
     encoding: str | None = None
+
+    @property
+    def relation(self) -> str:
+        return f"(SELECT rowid AS _lk_rowid, * FROM {self.table}) s"
 
     @property
     def columns(self) -> list[str]:
@@ -172,8 +184,8 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | Non
         first = con.execute(f"SELECT * FROM {table} WHERE rowid = 0").fetchone() or ()
         headers: list[str | None] = [None if h is None else str(h).lstrip("\ufeff")
                                      for h in first]
-        return Staged(table=table, headers=headers, source_row_sql="rowid + 1",
-                      data_filter="rowid > 0", encoding=attempt)
+        return Staged(table=table, headers=headers, source_row_sql="_lk_rowid + 1",
+                      data_filter="_lk_rowid > 0", encoding=attempt)
     raise RequestFileError(f"{path.name}: cannot decode the file; pass its --encoding")
 
 
@@ -225,17 +237,27 @@ def _open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any]:
     return book, ws
 
 
+def _find_header(rows: Iterator[tuple[int, tuple[Any, ...]]]) -> list[str | None]:
+    """The header row: the first of the first 20 non-empty rows that names 3 request
+    columns (title rows above it are skipped), else the first non-empty row."""
+    first: list[str | None] = []
+    for seen, (_, row) in enumerate(r for r in rows if any(v not in (None, "") for v in r[1])):
+        texts = [cell_text(v) for v in row]
+        first = first or texts
+        if len(map_headers(texts, source="", require=False)) >= 3:
+            return texts
+        if seen >= 20:
+            break
+    return first
+
+
 def stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None,
                table: str) -> Staged:
     """Stream one worksheet into ``table`` in Arrow chunks; row numbers are the sheet's."""
     book, ws = _open_sheet(path, sheet)
     try:
         rows = enumerate(ws.iter_rows(min_row=1, values_only=True), start=1)
-        headers: list[str | None] = []
-        for _, row in rows:
-            if any(cell_text(v) not in (None, "") for v in row):
-                headers = [cell_text(v) for v in row]
-                break
+        headers = _find_header(rows)
         while headers and headers[-1] in (None, ""):
             headers.pop()
         if not headers:
