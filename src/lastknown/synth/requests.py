@@ -167,12 +167,15 @@ def build_requests(rng: np.random.Generator, pop: Population, addresses: Address
 
     # U: a filer with an address nobody filed from (a new house in their city).
     u_pairs = _pick_pairs(rng, fresh(pairs), counts["U"])
-    u_addr_rows = draw_addresses(rng, addresses.place[u_pairs["address"].to_numpy()],
-                                 apartment_share=0.0)
+    u_place = addresses.place[u_pairs["address"].to_numpy()]
+    # Two tries per row; a new address that someone filed from is never used.
+    u_addr_rows = draw_addresses(rng, np.concatenate([u_place, u_place]), apartment_share=0.0)
     known = addresses.building_key()[events["address"].unique().to_numpy()]
-    u_keep = ~np.isin(u_addr_rows.building_key(), known)
+    ok = ~np.isin(u_addr_rows.building_key(), known).reshape(2, -1)
+    choice = np.where(ok[0], 0, 1) * len(u_place) + np.arange(len(u_place))
+    u_keep = ok.any(axis=0)
     combined = _concat_addresses(addresses, u_addr_rows)
-    u_address = (len(addresses) + np.arange(len(u_addr_rows)))[u_keep]
+    u_address = (len(addresses) + choice)[u_keep]
     u_pairs = u_pairs.filter(pl.Series(u_keep))
     u_periods = _periods_within(rng, np.full(u_pairs.height, full, dtype=np.int64), years)
 
