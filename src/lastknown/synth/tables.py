@@ -19,6 +19,8 @@ import numpy.typing as npt
 import polars as pl
 from nicknames import name_triplets
 
+from lastknown.normalize.placeholders import NAME_PLACEHOLDER_TOKENS, NAME_PLACEHOLDERS
+
 FloatArray = npt.NDArray[np.float64]
 StrArray = npt.NDArray[np.str_]
 
@@ -103,7 +105,10 @@ def accents() -> dict[str, str]:
 
 
 def _name_table(frame: pl.DataFrame) -> NameTable:
-    freq = frame["freq"].to_numpy().astype(np.float64)
+    # Real names that validation treats as placeholders (Null, Test, Na ...) are never drawn:
+    # their rows would have no single honest expected outcome.
+    placeholder = frame["name"].is_in([*NAME_PLACEHOLDERS, *NAME_PLACEHOLDER_TOKENS]).to_numpy()
+    freq = np.where(placeholder, 0.0, frame["freq"].to_numpy().astype(np.float64))
     hisp = frame["hispanic"].to_numpy().astype(np.float64)
     names = frame["name"].to_numpy().astype(np.str_)
     acc = accents()
