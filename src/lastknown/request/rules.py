@@ -7,7 +7,8 @@ periods, statute, request_row_id); never a name, street or TIN.
 
 The row is first given helper columns (``*_c`` cleaned text, ``state_u``,
 ``zip_t``, ``tin_d``, ``statute_n``, ``order_date``, ``tax_years``,
-``tax_problem``, ``id_uses``) by :func:`lastknown.request.validate.validate_request`.
+``tax_problem``, ``id_uses``) by :func:`lastknown.request.validate.validate_request`,
+then the costly predicates once each (:func:`helper_flags_sql`).
 """
 
 from __future__ import annotations
@@ -106,6 +107,17 @@ def _missing(column: str, code: str, fix: str) -> Check:
                  detail=_text(f"{column} is empty: {fix}"))
 
 
+def helper_flags_sql() -> str:
+    """SQL select-list of the placeholder predicates that several checks share."""
+    return ", ".join([
+        f"{placeholder_name_sql('first_c')} AS first_ph",
+        f"{placeholder_name_sql('last_c')} AS last_ph",
+        f"{placeholder_address_part_sql('street_c')} AS street_ph",
+        f"{street_shape_sql('street_c')} AS street_shaped",
+        f"{placeholder_address_part_sql('city_c')} AS city_ph",
+    ])
+
+
 def row_checks(*, authorised: tuple[str, ...], today: date,
                years: tuple[int, int]) -> list[Check]:
     """Every check, in DESIGN order of their reason codes."""
@@ -118,11 +130,11 @@ def row_checks(*, authorised: tuple[str, ...], today: date,
         _missing("first_name", "MISSING_NAME", "give the person's first (given) name"),
         _missing("last_name", "MISSING_NAME", "give the person's last (family) name"),
         Check(code="PLACEHOLDER_NAME",
-              condition=f"first_name IS NOT NULL AND {placeholder_name_sql('first_c')}",
+              condition="first_name IS NOT NULL AND first_ph",
               detail=_text("first_name is placeholder text (FNU, UNKNOWN, BABY …), not a name: "
                            "give the person's real first name or leave the row out")),
         Check(code="PLACEHOLDER_NAME",
-              condition=f"last_name IS NOT NULL AND {placeholder_name_sql('last_c')}",
+              condition="last_name IS NOT NULL AND last_ph",
               detail=_text("last_name is placeholder text (LNU, UNKNOWN …), not a name: "
                            "give the person's real last name or leave the row out")),
         Check(code="PLACEHOLDER_NAME",
@@ -135,17 +147,16 @@ def row_checks(*, authorised: tuple[str, ...], today: date,
         _missing("state", "MISSING_ADDRESS", "give the USPS state code, e.g. IL"),
         _missing("zip", "MISSING_ADDRESS", "give the 5-digit ZIP code"),
         Check(code="PLACEHOLDER_ADDRESS",
-              condition=f"street IS NOT NULL AND {placeholder_address_part_sql('street_c')}",
+              condition="street IS NOT NULL AND street_ph",
               detail=_text("street is placeholder text (UNKNOWN, FAILED TO PROVIDE, N/A …), "
                            "not an address: give the street line the person lived at")),
         Check(code="PLACEHOLDER_ADDRESS",
-              condition=(f"street IS NOT NULL AND NOT {placeholder_address_part_sql('street_c')}"
-                         f" AND NOT {street_shape_sql('street_c')}"),
+              condition="street IS NOT NULL AND NOT street_ph AND NOT street_shaped",
               detail=_text("street does not look like an address: it must start with a house "
                            "number (123 Main St) or be a PO box or route (PO Box 12, RR 2 Box "
                            "7); a ZIP code with other words is not an address")),
         Check(code="PLACEHOLDER_ADDRESS",
-              condition=f"city IS NOT NULL AND {placeholder_address_part_sql('city_c')}",
+              condition="city IS NOT NULL AND city_ph",
               detail=_text("city is placeholder text (UNKNOWN, N/A …): give the real city")),
         Check(code="INVALID_STATE",
               condition=f"state IS NOT NULL AND state_u NOT IN {state_codes_sql()}",
@@ -202,16 +213,24 @@ def row_checks(*, authorised: tuple[str, ...], today: date,
     return sorted(checks, key=lambda c: order[c.code])
 
 
+def flags_sql(checks: list[Check]) -> str:
+    """SQL select-list computing each check once, as boolean columns ``chk0``…"""
+    return ", ".join(f"coalesce({c.condition}, false) AS chk{i}" for i, c in enumerate(checks))
+
+
 def reason_codes_sql(checks: list[Check]) -> str:
-    """SQL for the ``;``-joined codes of a row (each once, in DESIGN order); '' if none."""
+    """SQL for the ``;``-joined codes of a row (each once, in DESIGN order); '' if none.
+
+    Reads the ``chk*`` columns of :func:`flags_sql`.
+    """
     codes: dict[str, list[str]] = {}
-    for check in checks:
-        codes.setdefault(check.code, []).append(f"coalesce({check.condition}, false)")
-    parts = [f"CASE WHEN {' OR '.join(conds)} THEN '{code}' END" for code, conds in codes.items()]
+    for i, check in enumerate(checks):
+        codes.setdefault(check.code, []).append(f"chk{i}")
+    parts = [f"CASE WHEN {' OR '.join(flags)} THEN '{code}' END" for code, flags in codes.items()]
     return f"concat_ws(';', {', '.join(parts)})"
 
 
 def detail_sql(checks: list[Check]) -> str:
-    """SQL for the ``; ``-joined details of a row."""
-    parts = [f"CASE WHEN coalesce({c.condition}, false) THEN {c.detail} END" for c in checks]
+    """SQL for the ``; ``-joined details of a row; reads the ``chk*`` columns."""
+    parts = [f"CASE WHEN chk{i} THEN {c.detail} END" for i, c in enumerate(checks)]
     return f"concat_ws('; ', {', '.join(parts)})"

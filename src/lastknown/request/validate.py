@@ -5,7 +5,7 @@ code: a failure raises PipelineError). A rejected row carries *all* of its
 problems at once: reason codes ``;``-joined in DESIGN order and a detail text
 naming each column and how to fix it (:mod:`lastknown.request.rules`).
 
-Dates and tax periods are parsed over their DISTINCT values, everything else
+Dates, tax periods and statutes are parsed over their DISTINCT values, everything else
 row-wise in one pass; nothing is fetched into Python but counts.
 """
 
@@ -22,6 +22,8 @@ from lastknown.request.batch import Batch
 from lastknown.request.reasons import REASON_CODES
 from lastknown.request.rules import (
     detail_sql,
+    flags_sql,
+    helper_flags_sql,
     parse_date_sql,
     reason_codes_sql,
     row_checks,
@@ -31,6 +33,7 @@ from lastknown.request.rules import (
 _DATES = "_lk_valid_dates"
 _PERIODS = "_lk_valid_periods"
 _CHECKED = "_lk_valid_checked"
+_STATUTES = "_lk_valid_statutes"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +50,10 @@ def _lookups(engine: Engine, raw: str, *, years: tuple[int, int]) -> None:
         f"CREATE OR REPLACE TEMP TABLE {_DATES} AS SELECT text, {parse_date_sql('text')} "
         f"AS order_date FROM (SELECT DISTINCT removal_order_date AS text FROM {raw} "
         "WHERE removal_order_date IS NOT NULL)")
+    engine.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_STATUTES} AS SELECT text, {statute_sql('text')} "
+        f"AS statute_n FROM (SELECT DISTINCT statute AS text FROM {raw} "
+        "WHERE statute IS NOT NULL)")
     norm, shape, parts = tax_periods_sql("text")
     lo, hi = years
     years_sql = ("list_sort(list_distinct(flatten(list_transform(parts, lambda p: "
@@ -81,14 +88,18 @@ def _checked(engine: Engine, raw: str, batch: Batch, *, today: date,
         "upper(regexp_replace(state, '[\\s.]', '', 'g')) AS state_u, "
         "regexp_replace(zip, '\\s', '', 'g') AS zip_t, "
         "regexp_replace(tin, '[\\s-]', '', 'g') AS tin_d, "
-        f"{statute_sql('statute')} AS statute_n, "
-        "CASE WHEN request_row_id IS NOT NULL THEN "
-        "count(*) OVER (PARTITION BY request_row_id) END AS id_uses, "
-        "d.order_date, p.tax_years, p.tax_problem "
+        "st.statute_n, dup.id_uses, d.order_date, p.tax_years, p.tax_problem "
         f"FROM {raw} raw LEFT JOIN {_DATES} d ON d.text = raw.removal_order_date "
-        f"LEFT JOIN {_PERIODS} p ON p.text = raw.tax_periods) "
-        f"SELECT *, {reason_codes_sql(checks)} AS reason_codes, {detail_sql(checks)} AS detail "
-        "FROM r")
+        f"LEFT JOIN {_PERIODS} p ON p.text = raw.tax_periods "
+        f"LEFT JOIN {_STATUTES} st ON st.text = raw.statute "
+        "LEFT JOIN (SELECT request_row_id, count(*) AS id_uses "
+        f"FROM {raw} WHERE request_row_id IS NOT NULL GROUP BY request_row_id "
+        "HAVING count(*) > 1) dup ON dup.request_row_id = raw.request_row_id), "
+        f"h AS (SELECT *, {helper_flags_sql()} FROM r), "
+        f"f AS (SELECT *, {flags_sql(checks)} FROM h) "
+        f"SELECT *, {reason_codes_sql(checks)} AS reason_codes, "
+        f"CASE WHEN {' OR '.join(f'chk{i}' for i in range(len(checks)))} THEN "
+        f"{detail_sql(checks)} END AS detail FROM f")
 
 
 def _check_partition(engine: Engine, raw: str) -> None:
@@ -134,7 +145,7 @@ def validate_request(engine: Engine, batch: Batch, *, master_years: tuple[int, i
             "SELECT code, count(*) FROM (SELECT unnest(string_split(reason_codes, ';')) "
             "AS code FROM request_rejected) GROUP BY code"))
     finally:
-        for table in (_CHECKED, _DATES, _PERIODS):
+        for table in (_CHECKED, _DATES, _PERIODS, _STATUTES):
             engine.execute(f"DROP TABLE IF EXISTS {table}")
     return ValidationResult(
         valid_count=engine.count("request_valid"),
