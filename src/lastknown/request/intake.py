@@ -24,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 
+from lastknown.engines.base import Engine
 from lastknown.engines.duckdb import DuckDBEngine
 from lastknown.errors import PipelineError, RequestFileError
 from lastknown.request.headers import CANONICAL_COLUMNS, map_headers
@@ -136,9 +137,14 @@ def _build_raw(con: duckdb.DuckDBPyConnection, staged: Staged, mapping: dict[int
         f"FROM {staged.relation}{join} WHERE {staged.data_filter} AND ({any_cell})")
 
 
-def read_request(engine: DuckDBEngine, path: Path, *, encoding: str | None = None,
+def read_request(engine: Engine, path: Path, *, encoding: str | None = None,
                  sheet: str | None = None, table_name: str = "request_raw") -> IntakeResult:
-    """Read the request file at ``path`` into ``table_name`` (see module doc)."""
+    """Read the request file at ``path`` into ``table_name`` (see module doc).
+
+    ``engine`` must be a :class:`DuckDBEngine` (DuckDB reads the CSV and Parquet).
+    """
+    if not isinstance(engine, DuckDBEngine):
+        raise PipelineError(f"read_request needs the DuckDB engine, not `{engine.name}`")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table_name):
         raise PipelineError(f"read_request: `{table_name}` is not a plain table name")
     fmt = detect_format(path)
