@@ -235,3 +235,15 @@ def test_existing_files_are_never_overwritten(engine: DuckDBEngine, tmp_path: Pa
     with pytest.raises(PipelineError, match="never overwritten"):
         write_package(engine, out, summary={})
     assert (out / "matched.csv").read_text() == "old"
+
+
+def test_caller_summary_and_engine_settings_untouched(engine: DuckDBEngine,
+                                                      tmp_path: Path) -> None:
+    engine.execute("SET enable_progress_bar = true")
+    caller = {"batch_id": "B-2", "timings_seconds": {"match": 1.5}}
+    out = tmp_path / "pkg"
+    out.mkdir()
+    counts = write_package(engine, out, summary=caller)
+    assert caller == {"batch_id": "B-2", "timings_seconds": {"match": 1.5}}
+    assert counts.summary["timings_seconds"] == {"match": 1.5}
+    assert engine.fetchall("SELECT current_setting('enable_progress_bar')")[0][0] is True

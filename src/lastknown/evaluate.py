@@ -129,6 +129,7 @@ def _load(con: duckdb.DuckDBPyConnection, result_dir: Path, truth_csv: Path) -> 
 def evaluate(result_dir: Path, truth_csv: Path) -> dict[str, Any]:
     """Score the package in ``result_dir`` against ``truth_csv``; JSON-able metrics."""
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # stdout carries the JSON
     try:
         _load(con, result_dir, truth_csv)
         return _metrics(con, result_dir)

@@ -14,9 +14,12 @@ tests); both read :data:`FORMULA_TRIGGERS`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import xlsxwriter
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
@@ -74,6 +77,17 @@ def sha256_file(path: Path, *, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+@contextmanager
+def progress_bar_off(engine: Engine) -> Iterator[None]:
+    """Keep DuckDB's progress bar off stdout while the package streams out, then restore it."""
+    before = engine.fetchall("SELECT current_setting('enable_progress_bar')")[0][0]
+    engine.execute("SET enable_progress_bar = false")
+    try:
+        yield
+    finally:
+        engine.execute(f"SET enable_progress_bar = {'true' if before else 'false'}")
+
+
 def _sheet_names(stem: str, rows: int, max_rows: int) -> list[str]:
     parts = max(1, -(-rows // max_rows))
     return [stem] if parts == 1 else [f"{stem}_{i}" for i in range(1, parts + 1)]
@@ -106,19 +120,38 @@ def write_xlsx_sheets(engine: Engine, sql: str, path: Path, *, columns: tuple[st
         for batch in reader:
             if tuple(batch.schema.names) != columns:
                 raise PipelineError(f"{path.name}: columns {batch.schema.names} are not {columns}")
+            writers = [_cell_writer(path, f) for f in batch.schema]
             values = [batch.column(i).to_pylist() for i in range(len(columns))]
             for row in zip(*values, strict=True):
                 part, offset = divmod(written, max_rows)
                 if part >= len(sheets):
                     raise PipelineError(f"{path.name}: more rows than the {expected_rows:,} "
                                         "counted before writing")
-                _write_row(sheets[part], offset + 1, row)
+                _write_row(sheets[part], offset + 1, row, writers)
                 written += 1
     finally:
         workbook.close()
     if written != expected_rows:
         raise PipelineError(f"{path.name}: wrote {written:,} rows, expected {expected_rows:,}")
     return names
+
+
+_CellWriter = Callable[[Worksheet, int, int, Any], int]
+
+
+def _cell_writer(path: Path, column: pa.Field) -> _CellWriter:
+    """Text as text (write_string), numbers as numbers; any other type is a bug."""
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return Worksheet.write_string  # type: ignore[no-any-return]
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        return _write_number
+    raise PipelineError(f"{path.name}: column {column.name} has type {kind}, neither text "
+                        "nor number")
+
+
+def _write_number(sheet: Worksheet, row: int, col: int, value: Any) -> int:
+    return int(sheet.write_number(row, col, float(value)))
 
 
 def _new_sheet(workbook: Workbook, name: str, columns: tuple[str, ...]) -> Worksheet:
@@ -130,17 +163,9 @@ def _new_sheet(workbook: Workbook, name: str, columns: tuple[str, ...]) -> Works
     return sheet
 
 
-def _write_row(sheet: Worksheet, row: int, values: tuple[Any, ...]) -> None:
+def _write_row(sheet: Worksheet, row: int, values: tuple[Any, ...],
+               writers: list[_CellWriter]) -> None:
     for col, value in enumerate(values):
-        if value is None:
-            continue
-        if isinstance(value, str):
-            status = sheet.write_string(row, col, value)
-        elif isinstance(value, bool) or not isinstance(value, int | float):
-            raise PipelineError(f"spreadsheet cell ({row}, {col}) has unexpected type "
-                                f"{type(value).__name__}")
-        else:
-            status = sheet.write_number(row, col, value)
-        if status != 0:
+        if value is not None and (status := writers[col](sheet, row, col, value)) != 0:
             raise PipelineError(f"spreadsheet cell ({row}, {col}) could not be written "
                                 f"(xlsxwriter status {status}; text over 32,767 characters?)")

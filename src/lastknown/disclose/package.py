@@ -21,7 +21,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from lastknown.disclose.cells import neutralise_sql, sha256_file, sql_literal, write_xlsx_sheets
+from lastknown.disclose.cells import (
+    neutralise_sql,
+    progress_bar_off,
+    sha256_file,
+    sql_literal,
+    write_xlsx_sheets,
+)
 from lastknown.engines.base import Engine
 from lastknown.errors import ErrorCollector, PipelineError
 
@@ -226,6 +232,15 @@ def write_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any],
     ``summary`` (the caller's facts: batch, model, timings ...) is merged with the
     counts computed here and written as summary.json; it is not modified.
     """
+    with progress_bar_off(engine):
+        return _write_package(engine, out_dir, summary=summary, raw_table=raw_table,
+                              rejected_table=rejected_table, valid_table=valid_table,
+                              result_table=result_table, xlsx_max_rows=xlsx_max_rows)
+
+
+def _write_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any], raw_table: str,
+                   rejected_table: str, valid_table: str, result_table: str,
+                   xlsx_max_rows: int) -> PackageCounts:
     if not out_dir.is_dir():
         raise PipelineError(f"package folder {out_dir} does not exist: the caller creates it")
     clashes = [name for name in PACKAGE_FILES if (out_dir / name).exists()]
