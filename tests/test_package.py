@@ -247,3 +247,11 @@ def test_caller_summary_and_engine_settings_untouched(engine: DuckDBEngine,
     assert caller == {"batch_id": "B-2", "timings_seconds": {"match": 1.5}}
     assert counts.summary["timings_seconds"] == {"match": 1.5}
     assert engine.fetchall("SELECT current_setting('enable_progress_bar')")[0][0] is True
+
+
+def test_return_fields_in_the_package_are_the_policy_fields() -> None:
+    from lastknown.disclose.policy import DISCLOSED_FIELDS
+
+    echoed_from_request = {"request_row_id", "first_name", "middle_name", "last_name",
+                           "outcome", "match_probability"}
+    assert set(DISCLOSED_COLUMNS) - echoed_from_request == set(DISCLOSED_FIELDS)

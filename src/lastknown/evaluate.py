@@ -222,7 +222,7 @@ def format_report(metrics: dict[str, Any]) -> str:
         f"{kinds['wrong_person_or_address']:,} wrong person or address, "
         f"{kinds['disclosed_when_expected_other']:,} disclosed when another outcome was "
         f"expected, {kinds['not_in_truth']:,} not in truth. Model expected "
-        f"{'n/a' if expected_false is None else f'{expected_false:.1f}'}.",
+        f"{'n/a' if expected_false is None else f'{expected_false:.2f}'}.",
         f"Rejections: {_pct(metrics['rejection_recall'])} of {c['expected_rejections']:,} "
         f"expected; reason agrees for {_pct(metrics['rejection_reason_agreement'])}.",
     ]
