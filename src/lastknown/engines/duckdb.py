@@ -30,6 +30,8 @@ class DuckDBEngine(Engine):
         if memory_limit:
             self.con.execute(f"SET memory_limit = {_quote(memory_limit)}")
         self.con.execute("SET preserve_insertion_order = false")
+        # Progress goes to our own bars on stderr, never DuckDB's on stdout.
+        self.con.execute("SET enable_progress_bar = false")
 
     def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> None:
         try:
