@@ -144,7 +144,7 @@ def _stream(engine: Engine, sql: str) -> Iterator[list[dict[str, Any]]]:
                          "state", "zip", "statute"), row, strict=True))
                for row in engine.fetchall(sql)]
         return
-    reader = con.execute(sql).fetch_record_batch(_STREAM_ROWS)
+    reader = con.sql(sql).to_arrow_reader(_STREAM_ROWS)
     for chunk in reader:
         yield chunk.to_pylist()
 

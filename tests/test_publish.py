@@ -1,0 +1,177 @@
+"""Publishing: ledger and package never disagree, whatever step the process dies at."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).parent))
+from lastknown.disclose.ledger import Ledger, open_ledger  # noqa: E402
+from lastknown.disclose.ledger.models import batches, disclosures  # noqa: E402
+from lastknown.disclose.publish import STEPS, publish, recover, staging_dir_for  # noqa: E402
+from test_ledger_fixtures import (  # noqa: E402
+    BACKENDS,
+    FakeBatch,
+    engine_with_results,
+    ledger_at,
+    publish_kwargs,
+    synthetic_tin,
+)
+
+MATCHED = [synthetic_tin(i) for i in range(7)]
+COMMITTED_FROM = STEPS.index("committed")
+
+
+class Killed(Exception):
+    """Stands in for the process dying at a checkpoint."""
+
+
+def _disclosure_count(ledger: Ledger, batch_id: str) -> int:
+    with ledger.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(disclosures)
+                                .where(disclosures.c.batch_id == batch_id)).scalar_one())
+
+
+def assert_consistent(ledger: Ledger, out: Path, batch_id: str = "B-1") -> bool:
+    """After recovery: the batch is in the ledger exactly when its package is published."""
+    recover(ledger=ledger, final_dir=out)
+    assert not staging_dir_for(out).exists()
+    recorded = ledger.batch_recorded(batch_id)
+    assert recorded == out.is_dir()
+    if recorded:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        assert ledger.entry_hash(summary["ledger_seq"]) == summary["ledger_head"]
+        with (out / "matched.csv").open(encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        assert len(rows) == _disclosure_count(ledger, batch_id)
+    else:
+        assert _disclosure_count(ledger, batch_id) == 0
+    ledger.verify(record=False)
+    return recorded
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_publish_records_every_disclosure_and_anchors_the_summary(backend: str,
+                                                                  tmp_path: Path) -> None:
+    engine = engine_with_results(matched=MATCHED, unmatched=3,
+                                 rejected=("MISSING_NAME;INVALID_ZIP", "INVALID_ZIP"))
+    with ledger_at(backend, tmp_path) as ledger:
+        out = tmp_path / "response"
+        done = publish(**publish_kwargs(ledger, engine, FakeBatch(), out))
+        assert out.is_dir() and not done.recovered
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        assert summary["ledger_head"] == ledger.head().hash == done.head.hash
+        assert _disclosure_count(ledger, "B-1") == len(MATCHED)
+        with ledger.connect() as conn:
+            row = conn.execute(sa.select(batches)).one()
+        assert (row.rows_disclosed, row.rows_unmatched) == (len(MATCHED), 3)
+        assert json.loads(row.rejections_by_reason) == {"INVALID_ZIP": 2, "MISSING_NAME": 1}
+        assert ledger.verify(anchors={done.head.seq: done.head.hash}, record=False).ok
+        assert assert_consistent(ledger, out)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_person_disclosed_recently_to_the_agency_is_flagged(backend: str,
+                                                              tmp_path: Path) -> None:
+    with ledger_at(backend, tmp_path) as ledger:
+        first = engine_with_results(matched=MATCHED[:3])
+        publish(**publish_kwargs(ledger, first, FakeBatch(), tmp_path / "r1"))
+        second = engine_with_results(matched=[MATCHED[5], MATCHED[1]])
+        done = publish(**publish_kwargs(ledger, second, FakeBatch(batch_id="B-2"),
+                                        tmp_path / "r2"))
+        flagged = done.summary["recently_disclosed"]
+        assert flagged["rows"] == 1
+        assert flagged["request_row_ids"] == ["R3"]  # second row of batch 2 is MATCHED[1]
+        assert MATCHED[1] not in json.dumps(done.summary)  # ids only, never TINs
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("step", STEPS)
+def test_a_failure_at_any_step_leaves_ledger_and_package_consistent(
+        backend: str, step: str, tmp_path: Path) -> None:
+    engine = engine_with_results(matched=MATCHED)
+    with ledger_at(backend, tmp_path) as ledger:
+        out = tmp_path / "response"
+
+        def fail(name: str) -> None:
+            if name == step:
+                raise Killed(name)
+
+        with pytest.raises(Killed):
+            publish(**publish_kwargs(ledger, engine, FakeBatch(), out), checkpoint=fail)
+        assert assert_consistent(ledger, out) == (STEPS.index(step) >= COMMITTED_FROM)
+
+
+def test_a_failing_package_writer_records_nothing(tmp_path: Path) -> None:
+    engine = engine_with_results(matched=MATCHED)
+    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    kwargs = publish_kwargs(ledger, engine, FakeBatch(), tmp_path / "response")
+
+    def broken(folder: Path, summary: dict[str, object]) -> dict[str, object]:
+        raise OSError("disk full")
+
+    head = ledger.head()
+    with pytest.raises(OSError):
+        publish(**{**kwargs, "write_package": broken})
+    assert ledger.head() == head
+    assert assert_consistent(ledger, tmp_path / "response") is False
+
+
+_KILL_SCRIPT = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from lastknown.disclose.ledger import open_ledger
+from lastknown.disclose.publish import publish
+from test_ledger_fixtures import FakeBatch, engine_with_results, publish_kwargs, synthetic_tin
+
+def die(name):
+    if name == {step!r}:
+        os._exit(17)
+
+ledger = open_ledger(Path({ledger!r}))
+engine = engine_with_results(matched=[synthetic_tin(i) for i in range(7)])
+publish(**publish_kwargs(ledger, engine, FakeBatch(), Path({out!r})), checkpoint=die)
+"""
+
+
+@pytest.mark.parametrize("step", STEPS[:-1])
+def test_a_process_killed_at_any_step_is_recovered_consistently(step: str,
+                                                                  tmp_path: Path) -> None:
+    ledger_path, out = tmp_path / "ledger.sqlite", tmp_path / "response"
+    script = _KILL_SCRIPT.format(tests=str(Path(__file__).parent), step=step,
+                                 ledger=str(ledger_path), out=str(out))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 17, done.stderr[-2000:]
+    ledger = open_ledger(ledger_path)
+    was_committed = STEPS.index(step) >= COMMITTED_FROM
+    assert staging_dir_for(out).exists() == (step != "start")  # killed: nothing cleaned up
+    assert assert_consistent(ledger, out) == was_committed
+    if not was_committed:  # the batch can simply run again
+        engine = engine_with_results(matched=MATCHED)
+        publish(**publish_kwargs(ledger, engine, FakeBatch(), out))
+        assert assert_consistent(ledger, out)
+
+
+def test_publishing_again_after_a_crash_finishes_the_committed_package(tmp_path: Path) -> None:
+    engine = engine_with_results(matched=MATCHED)
+    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    out = tmp_path / "response"
+    kwargs = publish_kwargs(ledger, engine, FakeBatch(), out)
+
+    def fail(name: str) -> None:
+        if name == "committed":
+            raise Killed(name)
+
+    with pytest.raises(Killed):
+        publish(**kwargs, checkpoint=fail)
+    again = publish(**kwargs)
+    assert again.recovered and out.is_dir()
+    assert _disclosure_count(ledger, "B-1") == len(MATCHED)  # nothing recorded twice
