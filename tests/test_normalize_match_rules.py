@@ -71,3 +71,22 @@ def test_nickname_groups_include_english_pairs() -> None:
     rows = nickname_rows()
     assert ("BILL", "WILLIAM") in rows
     assert ("WILLIAM", "WILLIAM") in rows
+
+
+def test_words_inside_a_street_name_keep_their_spelling() -> None:
+    # Pub 28 abbreviates VALLEY/ORCHARD/SPRING as street *types*; inside a name they stay,
+    # so a one-letter typo (VALEY) stays one letter away.
+    assert _address("27 Valley Parkway")[2:4] == ("VALLEY", "PKWY")
+    assert _address("27 VALEY PKWY")[2] == "VALEY"
+    assert _address("12 Orchard")[2] == "ORCHARD"
+    assert _address("9 Spring Valley Road")[2:4] == ("SPRING VALLEY", "RD")
+
+
+def test_bare_unit_after_the_street_type() -> None:
+    house, predir, name, stype, unit, *_ = _address("2528 S Sierra Pl 3D")
+    assert (house, predir, name, stype, unit) == ("2528", "S", "SIERRA", "PL", "3D")
+
+
+def test_a_directional_street_name_is_not_a_predirectional() -> None:
+    _h, predir, name, stype, *_ = _address("5 North Street")
+    assert (predir, name, stype) == (None, "N", "ST")

@@ -7,8 +7,9 @@ passes :func:`address_confirmed_sql` against the supplied address.
 
 Outcome of a request, in order:
 
-* ``N`` — no candidate, or the best TIN's names do not agree on their own
-  (name weight below ``min_name_weight``);
+* ``N`` — no candidate, or the best TIN's names do not agree on their own: on some
+  record, name weight at least ``min_name_weight`` *and* given name and surname each
+  evidence for (a weight above 0) — a rare surname alone never makes names agree;
 * ``A`` — a rival TIN whose names also agree comes within ``margin_weight`` bits;
 * ``M`` — probability ≥ ``match_threshold``, confirmed, and a return inside the
   requested tax periods (the most recent one is disclosed);
@@ -56,35 +57,38 @@ def decide_steps(*, config: MatchConfig, requests: str, records: str, returns: s
     mw_cols = ", ".join(f"s.mw_{n}" for n in (*NAME_COMPARISONS, *ADDRESS_COMPARISONS))
     return [
         SqlStep(sql=f"""
-            SELECT s.*, {address_confirmed_sql()} AS address_confirmed
+            SELECT s.*, {address_confirmed_sql()} AS address_confirmed,
+                   s.name_weight >= {c.min_name_weight} AND s.mw_first_name > 0
+                       AND s.mw_surname > 0 AS names_agree
             FROM {scored} AS s
             JOIN {requests} AS q ON q.source_row = s.source_row
             JOIN {records} AS r ON r.record_id = s.record_id
         """, output_table_name="lk_scored_confirmed"),
-        SqlStep(sql=f"""
+        SqlStep(sql="""
             SELECT source_row, tin,
                    max(match_weight) AS tin_weight,
                    max(name_weight) AS tin_name_weight,
                    bool_or(address_confirmed) AS confirmed,
+                   bool_or(names_agree) AS names_agree,
                    arg_max(record_id, match_weight) AS best_record,
                    row_number() OVER (PARTITION BY source_row ORDER BY
-                       max(name_weight) >= {c.min_name_weight} DESC,
+                       bool_or(names_agree) DESC,
                        max(match_weight) DESC, tin) AS tin_rank
             FROM lk_scored_confirmed GROUP BY source_row, tin
         """, output_table_name="lk_tin_scores"),
-        SqlStep(sql=f"""
-            SELECT b.source_row, b.tin, b.tin_weight, b.tin_name_weight, b.confirmed,
+        SqlStep(sql="""
+            SELECT b.source_row, b.tin, b.tin_weight, b.names_agree, b.confirmed,
                    b.best_record, 1.0 / (1.0 + pow(2.0, -b.tin_weight)) AS probability,
                    (SELECT max(o.tin_weight) FROM lk_tin_scores AS o
                     WHERE o.source_row = b.source_row AND o.tin_rank > 1
-                      AND o.tin_name_weight >= {c.min_name_weight}) AS rival_weight
+                      AND o.names_agree) AS rival_weight
             FROM lk_tin_scores AS b WHERE b.tin_rank = 1
         """, output_table_name="lk_best"),
         SqlStep(sql=f"""
             SELECT q.source_row, q.request_row_id, q.tax_years, b.tin, b.probability,
                    b.best_record, b.tin_weight, b.rival_weight,
                    CASE
-                     WHEN b.tin IS NULL OR b.tin_name_weight < {c.min_name_weight} THEN 'N'
+                     WHEN b.tin IS NULL OR NOT b.names_agree THEN 'N'
                      WHEN b.rival_weight IS NOT NULL
                           AND b.tin_weight - b.rival_weight < {c.margin_weight} THEN 'A'
                      WHEN b.confirmed AND b.probability >= {c.match_threshold} THEN

@@ -37,19 +37,22 @@ COMPARE_COLUMNS: tuple[str, ...] = (
 NAME_COMPARISONS: tuple[str, ...] = ("first_name", "surname", "middle_name", "suffix")
 ADDRESS_COMPARISONS: tuple[str, ...] = ("house_number", "street_name", "unit", "zip5", "city")
 
-#: (comparison, level label) → lowest m allowed after training.
+#: (comparison, level label) → lowest m allowed after training: how often a *requester*
+#: writes a true match this way. The master cannot show it (a taxpayer writes their own
+#: name the same way every year), so these are measured on labelled request/record pairs
+#: of synth seed 1 (12,000 true pairs; observed rate rounded down — docs/MATCHING.md).
+#: A deployment re-measures them on a hand-reviewed sample of its own requests.
 M_FLOORS: dict[tuple[str, str], float] = {
-    ("first_name", "nickname"): 0.01,
-    ("first_name", "similar"): 0.01,
+    ("first_name", "nickname"): 0.04,   # observed 0.043 (MIKE for MIGUEL, LUPE …)
+    ("first_name", "similar"): 0.01,    # typos; not seen on seed 1, kept as a prior
     ("first_name", "initial"): 0.005,
-    ("surname", "shared token"): 0.01,
+    ("surname", "shared token"): 0.08,  # observed 0.093: one of two Spanish surnames
     ("surname", "similar"): 0.01,
-    ("middle_name", "initial"): 0.01,
+    ("middle_name", "initial"): 0.15,   # observed 0.196: requests often carry the initial
     ("suffix", "one missing"): 0.01,
-    ("street_name", "similar"): 0.01,
+    ("street_name", "similar"): 0.02,   # observed 0.021: one-letter typos
     ("city", "similar"): 0.01,
 }
-
 
 def _level(label: str, sql: str, *, null: bool = False, tf: str | None = None) -> dict[str, Any]:
     level: dict[str, Any] = {"sql_condition": sql, "label_for_charts": label}
@@ -71,7 +74,10 @@ def comparisons() -> list[dict[str, Any]]:
         {"output_column_name": "first_name", "comparison_levels": [
             _level("null", _null("first_n"), null=True),
             _level("exact", '"first_n_l" = "first_n_r"', tf="first_n"),
-            _level("nickname", 'list_has_any("first_groups_l", "first_groups_r")'),
+            # one name is a nickname *of the other* (BILL~WILLIAM); two nicknames of one
+            # formal name are not (LEE~ROY, both LEROY: a false disclosure on synth seed 1)
+            _level("nickname", 'list_contains("first_groups_r", "first_n_l") OR '
+                   'list_contains("first_groups_l", "first_n_r")'),
             _level("similar", 'length("first_n_l") > 2 AND length("first_n_r") > 2 AND '
                    'jaro_winkler_similarity("first_n_l", "first_n_r") >= 0.9'),
             _level("initial", '(length("first_n_l") = 1 OR length("first_n_r") = 1) AND '
@@ -180,6 +186,11 @@ def _apply_m_floors(model: dict[str, Any]) -> None:
             u = level.get("u_probability")
             if not isinstance(u, int | float) or u <= 0:
                 level["u_probability"] = 1e-6
+        # m is a distribution over the levels: raising a floor lowers the others' share
+        levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
+        total = sum(float(lv["m_probability"]) for lv in levels)
+        for lv in levels:
+            lv["m_probability"] = float(lv["m_probability"]) / total
 
 
 def train_model(engine: Engine, *, training_table: str, seed: int = 42,

@@ -8,10 +8,16 @@ Rules
 -----
 * upper case, accents stripped, punctuation removed; ``#`` kept as a unit marker;
 * the house number is the leading run of digits (``1234`` in ``1234-B Main``);
-* every street token is mapped to its USPS abbreviation (``STREET`` → ``ST``,
-  ``NORTH`` → ``N``, ``FIRST`` → ``1ST``);
+* the street *type* is mapped to its USPS abbreviation (``STREET`` → ``ST``) only
+  where a type stands — the last token, or the one before a trailing directional —
+  and directionals only at either end (``NORTH`` → ``N``); ordinals everywhere
+  (``FIRST`` → ``1ST``). Words inside the street name keep their spelling: Pub 28
+  also abbreviates ``VALLEY``, ``ORCHARD``, ``SPRING`` (``VLY``, ``ORCH``, ``SPG``),
+  and mapping those inside a name turned a one-letter typo (``VALEY``) into a
+  mismatch the typo rule could no longer see;
 * a unit designator (``APT``, ``UNIT``, ``STE``, ``#`` …) inside the street line
-  starts the unit; the unit is reduced to its identifier (``Apt 4-B`` → ``4B``);
+  starts the unit; so does a bare digit-bearing token after the street type
+  (``2528 S Sierra Pl 3D``); the unit is reduced to its identifier (``Apt 4-B`` → ``4B``);
 * the street *name* drops a leading/trailing directional and a trailing street
   type, so ``1234 West Main Street`` and ``1234 W Main`` share ``MAIN``;
 * zip → first five digits; city tokens ``ST``/``MT``/``FT`` → ``SAINT``/``MOUNT``/``FORT``.
@@ -58,11 +64,32 @@ def street_type_map_sql() -> str:
 
 
 @cache
-def _token_map_sql() -> str:
+def _type_token_map_sql() -> str:
+    """Where a street type stands: types, directionals and ordinals."""
     mapping = dict(usps.STREET_TYPE_ABBREVIATIONS)
     mapping.update(usps.DIRECTIONAL_REPLACEMENTS)
     mapping.update(_ORDINALS)
     return _map_literal(mapping)
+
+
+@cache
+def _edge_token_map_sql() -> str:
+    """At the start of the street line: directionals and ordinals."""
+    mapping = dict(usps.DIRECTIONAL_REPLACEMENTS)
+    mapping.update(_ORDINALS)
+    return _map_literal(mapping)
+
+
+def _mapped_tokens_sql(tokens: str) -> str:
+    """Map each token by its position: see the module rules."""
+    dir_words = sql_list(sorted(set(usps.DIRECTIONAL_REPLACEMENTS)
+                                | set(usps.DIRECTIONAL_REPLACEMENTS.values())))
+    at_type = (f"len({tokens}) > 1 AND (i = len({tokens}) OR (i = len({tokens}) - 1 "
+               f"AND i > 1 AND {tokens}[-1] IN {dir_words}))")
+    return (f"list_transform({tokens}, lambda t, i: CASE "
+            f"WHEN {at_type} THEN coalesce({_type_token_map_sql()}[t], t) "
+            f"WHEN i = 1 AND len({tokens}) > 1 THEN coalesce({_edge_token_map_sql()}[t], t) "
+            f"ELSE coalesce({_map_literal(_ORDINALS)}[t], t) END)")
 
 
 def _unit_designators() -> list[str]:
@@ -104,9 +131,9 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
     city_map = _map_literal(_CITY_WORDS)
     return f"""
     SELECT {kept}, house_number,
-        CASE WHEN len(_core) > 1 AND _core[1] IN {dirs} THEN _core[1] END AS predir,
+        CASE WHEN _has_predir THEN _core[1] END AS predir,
         NULLIF(array_to_string(list_filter(_core, lambda t, i:
-            NOT (i = 1 AND len(_core) > 1 AND t IN {dirs})
+            NOT (i = 1 AND _has_predir)
             AND NOT (i = len(_core) AND _type IS NOT NULL)), ' '), '') AS street_name,
         _type AS street_type,
         coalesce({unit_identifier_sql('_unit_col')}, {unit_identifier_sql('_unit_in_street')})
@@ -119,6 +146,11 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
         NULLIF(upper(trim(coalesce(CAST({state} AS VARCHAR), ''))), '') AS state_n
     FROM (
         SELECT *,
+            -- a leading directional is a pre-directional only if a name remains after it
+            len(_core) > 1 + CASE WHEN _type IS NULL THEN 0 ELSE 1 END AND _core[1] IN {dirs}
+                AS _has_predir
+        FROM (
+        SELECT *,
             CASE WHEN len(_core) > 1 AND {types}[_core[-1]] IS NOT NULL
                  THEN {types}[_core[-1]] END AS _type
         FROM (
@@ -127,14 +159,19 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
                      THEN _mapped[1:-2] ELSE _mapped END AS _core
             FROM (
                 SELECT *,
-                    list_transform(
-                        CASE WHEN _cut IS NULL THEN _rest ELSE _rest[1:_cut - 1] END,
-                        lambda t: coalesce({_token_map_sql()}[t], t)) AS _mapped,
+                    {_mapped_tokens_sql('_street_part')} AS _mapped,
                     CASE WHEN _cut IS NULL THEN [] ELSE _rest[_cut:] END AS _unit_in_street
                 FROM (
                     SELECT *,
-                        NULLIF(list_position(list_transform(_rest, lambda t: t IN {units}),
-                                             true), 0) AS _cut
+                        CASE WHEN _cut IS NULL THEN _rest ELSE _rest[1:_cut - 1] END
+                            AS _street_part
+                    FROM (
+                    SELECT *,
+                        coalesce(NULLIF(list_position(
+                            list_transform(_rest, lambda t: t IN {units}), true), 0),
+                            CASE WHEN len(_rest) >= 3 AND regexp_matches(_rest[-1], '[0-9]')
+                                      AND {types}[_rest[-2]] IS NOT NULL
+                                 THEN len(_rest) END) AS _cut
                     FROM (
                         SELECT *,
                             NULLIF(regexp_extract(_st, '^([0-9]+)', 1), '') AS house_number,
@@ -146,7 +183,9 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
                                         lambda t: t <> '') AS _unit_col
                         FROM (SELECT *, {clean_address_sql(street)} AS _st FROM {source})
                     )
+                    )
                 )
+            )
             )
         )
     )
