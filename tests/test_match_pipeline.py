@@ -75,6 +75,9 @@ def _special_rows() -> list[dict[str, object]]:
     # a nickname and one of two surnames (requesters write both often).
     for y in (2022, 2023):
         rows.append(row("900000012", y, "MIGUEL", "PINOCHETTA HERNANDEZ", "30 Lee Terrace"))
+    # a filer whose non-filing housemate has a close but different given name.
+    for y in (2022, 2023):
+        rows.append(row("900000013", y, "RONDA", "ELDREDGEWORTH", "49 Montebello Ln"))
     return rows
 
 
@@ -131,6 +134,8 @@ def matched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBEngine]:
                     city="Austin", state="TX", zip_code="78701"),
         request_row(16, first="Mike", last="Pinochetta", street="30 Lee Ter", city="Austin",
                     state="TX", zip_code="78701"),
+        request_row(17, first="Ronald", last="Eldredgeworth", street="49 Montebello Ln",
+                    city="Austin", state="TX", zip_code="78701"),
     ]
     engine.register_arrow("rv_arrow", to_arrow(requests, REQUEST_FIELDS))
     engine.execute("CREATE TABLE request_valid AS SELECT * FROM rv_arrow")
@@ -150,7 +155,7 @@ def _result(engine: DuckDBEngine, source_row: int) -> dict[str, object]:
 
 def test_one_result_per_valid_row(matched: DuckDBEngine) -> None:
     assert matched.count("match_result") == matched.count("request_valid")
-    assert matched.fetchall("SELECT count(DISTINCT source_row) FROM match_result")[0][0] == 15
+    assert matched.fetchall("SELECT count(DISTINCT source_row) FROM match_result")[0][0] == 16
 
 
 def test_plain_request_discloses_latest_address(matched: DuckDBEngine) -> None:
@@ -263,3 +268,8 @@ def test_bare_unit_after_street_type_confirms(matched: DuckDBEngine) -> None:
 
 def test_nickname_with_one_of_two_surnames_matches(matched: DuckDBEngine) -> None:
     assert _result(matched, 16)["outcome"] == "M"
+
+
+def test_close_given_name_of_a_housemate_is_not_disclosed(matched: DuckDBEngine) -> None:
+    # RONALD asked for, RONDA files from the address: a false disclosure on synth seed 2.
+    assert _result(matched, 17)["outcome"] != "M"

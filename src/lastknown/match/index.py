@@ -20,6 +20,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from lastknown.engines.base import Engine, SqlStep
 from lastknown.errors import ConfigError, InputError
@@ -31,6 +32,7 @@ from lastknown.match.model import (
     save_model,
     train_model,
 )
+from lastknown.match.progress import chunk_progress
 from lastknown.normalize.address import normalised_address_sql
 from lastknown.normalize.names import NAME_COLUMNS, normalised_names_sql
 from lastknown.normalize.nicknames import first_groups_sql, register_nicknames
@@ -144,14 +146,19 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
     _attach(engine, out / DATABASE, read_only=False)
     register_nicknames(engine)
     log.info("building the match index")
-    engine.run_steps(index_steps(master_table=master_table))
+    steps = index_steps(master_table=master_table)
+    with chunk_progress(show=progress, description="building the index",
+                        total=len(steps) + 1) as advance:
+        for step in steps:
+            engine.run_steps([step])
+            advance()
+        model = _trained_model(engine)
+        advance()
     year_min, year_max, return_rows, tin_count = engine.fetchall(
         f"SELECT min(tax_year), max(tax_year), count(*), count(DISTINCT tin) "
         f"FROM {INDEX_SCHEMA}.idx_return")[0]
     if not return_rows:
         raise InputError("the master holds no returns: nothing to index")
-    engine.run_steps(training_steps(tin_count=int(tin_count)))
-    model = train_model(engine, training_table="lk_training")
     save_model(model, out / MODEL)
     for table in ("lk_training", "lk_master_norm"):
         engine.execute(f"DROP TABLE IF EXISTS {table}")
@@ -167,6 +174,14 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     engine.execute("CHECKPOINT " + INDEX_SCHEMA)
     return info
+
+
+def _trained_model(engine: Engine) -> dict[str, Any]:
+    tins = engine.fetchall(f"SELECT count(DISTINCT tin) FROM {INDEX_SCHEMA}.idx_record")[0][0]
+    if not tins:
+        raise InputError("the master holds no returns: nothing to index")
+    engine.run_steps(training_steps(tin_count=int(tins)))
+    return train_model(engine, training_table="lk_training")
 
 
 def open_index(engine: Engine, path: Path) -> IndexInfo:

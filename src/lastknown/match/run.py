@@ -19,6 +19,7 @@ from lastknown.match.config import MatchConfig
 from lastknown.match.decide import decide_steps
 from lastknown.match.index import IndexInfo, normalised_people_sql
 from lastknown.match.model import load_model
+from lastknown.match.progress import chunk_progress
 from lastknown.match.score import pair_steps, score_pairs
 
 log = logging.getLogger("lastknown.match")
@@ -72,35 +73,15 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
     if total:
         n_chunks = max(1, -(-int(total) // config.chunk_size))
         width = -(-(int(high) - int(low) + 1) // n_chunks)
-        for chunk in range(n_chunks):
-            lo, hi = int(low) + chunk * width, int(low) + (chunk + 1) * width
-            t0 = time.perf_counter()
-            engine.run_steps([SqlStep(
-                sql=f"SELECT * FROM lk_requests WHERE source_row >= {lo} AND source_row < {hi}",
-                output_table_name="lk_requests_chunk")])
-            engine.run_steps(candidate_steps(
-                requests="lk_requests_chunk", records=index.table("idx_record"),
-                key_table=index.table("idx_block_key"),
-                size_table=index.table("idx_block_size"), block_limit=config.block_limit,
-                comparison_budget=config.comparison_budget))
-            engine.execute("INSERT INTO lk_oversized SELECT * FROM lk_candidates_oversized")
-            engine.execute("INSERT INTO lk_capped SELECT * FROM lk_candidates_capped")
-            t1 = time.perf_counter()
-            search += t1 - t0
-            if engine.count("lk_candidates") == 0:
-                continue
-            engine.run_steps(pair_steps(requests="lk_requests_chunk",
-                                        records=index.table("idx_record"),
-                                        candidates="lk_candidates"))
-            score_pairs(engine, model=model, prior=config.prior_match_probability,
-                        tf_tables=tf_tables, out="lk_scored_chunk")
-            engine.execute("""
-                INSERT INTO lk_scored BY NAME
-                SELECT p.source_row, p.record_id, p.tin, p.swapped, s.* EXCLUDE (unique_id)
-                FROM lk_scored_chunk AS s JOIN lk_pairs AS p ON p.unique_id = s.unique_id
-            """)
-            score += time.perf_counter() - t1
-            log.info("matched chunk %d/%d", chunk + 1, n_chunks)
+        with chunk_progress(show=progress, description="matching",
+                            total=n_chunks) as advance:
+            for chunk in range(n_chunks):
+                search, score = _match_chunk(
+                    engine, index=index, config=config, model=model, tf_tables=tf_tables,
+                    bounds=(int(low) + chunk * width, int(low) + (chunk + 1) * width),
+                    times=(search, score))
+                log.info("matched chunk %d/%d", chunk + 1, n_chunks)
+                advance()
     timings["candidate_search"] = round(search, 3)
     timings["scoring"] = round(score, 3)
     t2 = time.perf_counter()
@@ -109,6 +90,38 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
                                   returns=index.table("idx_return")))
     timings["decision"] = round(time.perf_counter() - t2, 3)
     return _summarise(engine, index=index, config=config, timings=timings, total=int(total))
+
+
+def _match_chunk(engine: Engine, *, index: IndexInfo, config: MatchConfig, model: dict[str, Any],
+                 tf_tables: dict[str, str], bounds: tuple[int, int],
+                 times: tuple[float, float]) -> tuple[float, float]:
+    """Search and score the requests with ``lo <= source_row < hi``; add to the timings."""
+    lo, hi = bounds
+    search, score = times
+    t0 = time.perf_counter()
+    engine.run_steps([SqlStep(
+        sql=f"SELECT * FROM lk_requests WHERE source_row >= {lo} AND source_row < {hi}",
+        output_table_name="lk_requests_chunk")])
+    engine.run_steps(candidate_steps(
+        requests="lk_requests_chunk", records=index.table("idx_record"),
+        key_table=index.table("idx_block_key"), size_table=index.table("idx_block_size"),
+        block_limit=config.block_limit, comparison_budget=config.comparison_budget))
+    engine.execute("INSERT INTO lk_oversized SELECT * FROM lk_candidates_oversized")
+    engine.execute("INSERT INTO lk_capped SELECT * FROM lk_candidates_capped")
+    t1 = time.perf_counter()
+    search += t1 - t0
+    if engine.count("lk_candidates") == 0:
+        return search, score
+    engine.run_steps(pair_steps(requests="lk_requests_chunk", records=index.table("idx_record"),
+                                candidates="lk_candidates"))
+    score_pairs(engine, model=model, prior=config.prior_match_probability,
+                tf_tables=tf_tables, out="lk_scored_chunk")
+    engine.execute("""
+        INSERT INTO lk_scored BY NAME
+        SELECT p.source_row, p.record_id, p.tin, p.swapped, s.* EXCLUDE (unique_id)
+        FROM lk_scored_chunk AS s JOIN lk_pairs AS p ON p.unique_id = s.unique_id
+    """)
+    return search, score + time.perf_counter() - t1
 
 
 def _comparison_names() -> list[str]:
