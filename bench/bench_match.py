@@ -102,7 +102,10 @@ def plain_splink(data: Path) -> dict[str, Any]:
                       for c in ("first_name", "last_name", "street", "city", "state"))
     con.execute(f"""
         CREATE TABLE l AS SELECT 'q' || request_row_id AS unique_id, request_row_id, {clean},
-               left(zip, 5) AS zip5, {_years_sql('tax_periods')} AS years
+               left(zip, 5) AS zip5
+        FROM read_csv('{data / "request.csv"}', all_varchar = true)""")
+    con.execute(f"""
+        CREATE TABLE ly AS SELECT request_row_id, {_years_sql('tax_periods')} AS years
         FROM read_csv('{data / "request.csv"}', all_varchar = true)""")
     con.execute(f"""
         CREATE TABLE r AS SELECT 'r' || CAST(row_number() OVER () AS VARCHAR) AS unique_id,
@@ -125,8 +128,9 @@ def plain_splink(data: Path) -> dict[str, Any]:
     pred = linker.inference.predict(threshold_match_probability=0.99).physical_name
     con.execute(f"""
         CREATE TABLE best AS
-        SELECT l.request_row_id, l.years, r.request_row_id AS tin, p.match_probability
+        SELECT l.request_row_id, ly.years, r.request_row_id AS tin, p.match_probability
         FROM {pred} AS p JOIN l ON l.unique_id = p.unique_id_l
+        JOIN ly ON ly.request_row_id = l.request_row_id
         JOIN r ON r.unique_id = p.unique_id_r""")
     con.execute(f"""
         CREATE TABLE hits AS
@@ -179,21 +183,34 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/lastknown-bench"))
     parser.add_argument("--skip", action="append", default=[], choices=APPROACHES)
     parser.add_argument("--one", choices=APPROACHES, help=argparse.SUPPRESS)
+    parser.add_argument("--synth", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--index", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = args.work / f"synth-{args.persons}-{args.seed}"
     if args.one:
         _child(args.one, data, args.work)
         return
+    if args.synth:
+        from lastknown.synth import generate
 
-    from lastknown.pipeline import build_master_index
-    from lastknown.synth import generate
-
-    if not (data / "truth.csv").exists():
         generate(persons=args.persons, requests=args.requests, seed=args.seed, out=data)
+        return
+    if args.index:
+        from lastknown.pipeline import build_master_index
+
+        build_master_index(data / "master", out=data / "index")
+        return
+
+    # Synthesis and the index build run in children too: a child's peak RSS starts from its
+    # parent's resident size at fork, so the parent must stay small.
+    common = ["--persons", str(args.persons), "--seed", str(args.seed), "--work", str(args.work)]
+    if not (data / "truth.csv").exists():
+        subprocess.run([sys.executable, __file__, "--synth", "--requests", str(args.requests),
+                        *common], check=True)
     index_seconds = None
     if not (data / "index").exists():
         start = time.perf_counter()
-        build_master_index(data / "master", out=data / "index")
+        subprocess.run([sys.executable, __file__, "--index", *common], check=True)
         index_seconds = time.perf_counter() - start
     rows = int(duckdb.sql(f"SELECT count(*) FROM read_csv('{data / 'request.csv'}', "
                           "all_varchar = true)").fetchall()[0][0])
