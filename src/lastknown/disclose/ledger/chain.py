@@ -11,7 +11,7 @@ typed row can be rebuilt from the payload and checked against it.
 >>> payload
 '{"a":"x","b":1}'
 >>> entry_hash(GENESIS_HASH, 1, "audit", payload)[:12]
-'0b4c8c0d5dd4'
+'4232e1b5abbc'
 """
 
 from __future__ import annotations
