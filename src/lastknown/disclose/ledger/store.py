@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -31,6 +31,9 @@ from lastknown.disclose.ledger.chain import (
     typed_row_of,
 )
 from lastknown.errors import LedgerError
+
+if TYPE_CHECKING:
+    from lastknown.disclose.ledger.verify import VerifyReport
 
 DEFAULT_LEDGER = Path(".lastknown") / "ledger.sqlite"
 """Where the ledger lives when no ``--ledger`` is given (under the working directory)."""
@@ -185,7 +188,7 @@ class Ledger:
         return found is not None
 
     def verify(self, *, anchors: Mapping[int, str] | None = None,
-               record: bool = True) -> Any:
+               record: bool = True) -> VerifyReport:
         """Recompute the chain; raise LedgerTamperedError naming the first bad entry.
 
         ``anchors`` maps seq -> hash known from outside (e.g. ``ledger_seq`` and
