@@ -40,6 +40,16 @@ def _date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
+def _engine_limits(func: F) -> F:
+    """The `--threads` and `--memory-limit` options shared by engine-heavy commands."""
+    func = click.option("--memory-limit", default=None, metavar="SIZE",
+                        help="Engine memory cap, e.g. 6GB (DuckDB default: 80% of RAM; "
+                             "it spills to disk beyond it).")(func)
+    func = click.option("--threads", type=click.IntRange(min=1), default=None,
+                        help="Engine worker threads [default: all cores].")(func)
+    return func
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lastknown")
 def cli() -> None:
@@ -88,10 +98,12 @@ def synth(persons: int, requests: int, seed: int, out: Path) -> None:
 @click.option("--policy", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Disclosure policy (TOML).")
 @click.option("--today", default=None, help="Treat this ISO date as today (for replays).")
+@_engine_limits
 @_friendly_errors
 def process(request: Path, master: Path, batch_path: Path, out: Path, engine: str,
             ledger: str | None, encoding: str | None, sheet: str | None,
-            match_config: Path | None, policy: Path | None, today: str | None) -> None:
+            match_config: Path | None, policy: Path | None, today: str | None,
+            threads: int | None, memory_limit: str | None) -> None:
     """Answer a request: validate, match, write the response package, record the ledger.
 
     Example:
@@ -102,7 +114,8 @@ def process(request: Path, master: Path, batch_path: Path, out: Path, engine: st
 
     options = ProcessOptions(engine=engine, ledger=ledger, encoding=encoding, sheet=sheet,
                              match_config=match_config, policy=policy, today=_date(today),
-                             progress=sys.stderr.isatty())
+                             progress=sys.stderr.isatty(), threads=threads,
+                             memory_limit=memory_limit)
     result = process_request(request, master=master, batch_path=batch_path, out=out,
                              options=options)
     click.echo(result.describe())
@@ -175,8 +188,10 @@ def master_check(path: Path) -> None:
               required=True, help="Master Parquet file or folder.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Index folder to create.")
+@_engine_limits
 @_friendly_errors
-def master_index(master_path: Path, out: Path) -> None:
+def master_index(master_path: Path, out: Path, threads: int | None,
+                 memory_limit: str | None) -> None:
     """Build the matching index and model for one master snapshot.
 
     Example:
@@ -185,7 +200,8 @@ def master_index(master_path: Path, out: Path) -> None:
     """
     from lastknown.pipeline import build_master_index
 
-    info = build_master_index(master_path, out=out, progress=sys.stderr.isatty())
+    info = build_master_index(master_path, out=out, progress=sys.stderr.isatty(),
+                              threads=threads, memory_limit=memory_limit)
     click.echo(f"Index written to {out} (model {info.model_id})")
 
 

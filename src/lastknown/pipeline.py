@@ -70,12 +70,17 @@ def is_index(path: Path) -> bool:
     return is_index_dir(path)
 
 
-def build_master_index(master: Path, *, out: Path, progress: bool = False) -> Any:
-    """Validate a raw master and build its matching index + model at ``out``."""
+def build_master_index(master: Path, *, out: Path, progress: bool = False,
+                       threads: int | None = None, memory_limit: str | None = None) -> Any:
+    """Validate a raw master and build its matching index + model at ``out``.
+
+    ``threads`` and ``memory_limit`` (e.g. ``"6GB"``) bound the engine; DuckDB
+    otherwise uses every core and about 80 % of RAM.
+    """
     from lastknown.master import load_master
     from lastknown.match.index import build_index
 
-    with make_engine() as engine:
+    with make_engine(threads=threads, memory_limit=memory_limit) as engine:
         load_master(engine, master)
         return build_index(engine, master_table="master", out=out, progress=progress)
 

@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 
 from lastknown.engines.base import Engine
-from lastknown.errors import PipelineError
+from lastknown.errors import ConfigError, PipelineError
 
 
 def _quote(path: str | Path) -> str:
@@ -25,10 +25,18 @@ class DuckDBEngine(Engine):
                  memory_limit: str | None = None, read_only: bool = False) -> None:
         self.database = database
         self.con = duckdb.connect(database, read_only=read_only)
-        if threads:
-            self.con.execute(f"SET threads = {int(threads)}")
-        if memory_limit:
-            self.con.execute(f"SET memory_limit = {_quote(memory_limit)}")
+        try:
+            if threads:
+                self.con.execute(f"SET threads = {int(threads)}")
+            if memory_limit:
+                self.con.execute(f"SET memory_limit = {_quote(memory_limit)}")
+        except duckdb.Error as exc:
+            self.con.close()
+            raise ConfigError(
+                f"engine limits threads={threads!r} memory_limit={memory_limit!r} were "
+                f"refused ({exc}); give --threads a positive number and --memory-limit a "
+                "size such as 6GB or 800MB"
+            ) from exc
         self.con.execute("SET preserve_insertion_order = false")
         # Progress goes to our own bars on stderr, never DuckDB's on stdout.
         self.con.execute("SET enable_progress_bar = false")

@@ -1,0 +1,181 @@
+"""The command line end to end, in process: what a person types and exactly what they see."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from lastknown.cli import cli
+
+TODAY = "2026-11-01"
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def answered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One small population, indexed, its request processed into a package and a ledger."""
+    root = tmp_path_factory.mktemp("cli")
+    data, index, out, ledger = root / "s", root / "index", root / "response", root / "l.sqlite"
+    synth = run("synth", "--persons", 2000, "--requests", 200, "--seed", 3, "--out", data)
+    assert synth.exit_code == 0, synth.output
+    indexed = run("master", "index", "--master", data / "master", "--out", index,
+                  "--threads", 2, "--memory-limit", "2GB")
+    assert indexed.exit_code == 0, indexed.output
+    processed = run("process", data / "request.csv", "--master", index,
+                    "--batch", data / "batch.toml", "--out", out, "--ledger", ledger,
+                    "--today", TODAY)
+    assert processed.exit_code == 0, processed.output
+    return {"root": root, "data": data, "index": index, "out": out, "ledger": ledger,
+            "synth": Path(synth.output), "indexed": Path(indexed.output),
+            "processed": Path(processed.output)}
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_synth_index_and_process_say_what_they_made(answered: dict[str, Path]) -> None:
+    assert str(answered["synth"]).startswith(f"Wrote {answered['data']}: 2,000 persons")
+    assert str(answered["indexed"]).startswith(f"Index written to {answered['index']} (model lk-")
+    said = str(answered["processed"])
+    summary = json.loads((answered["out"] / "summary.json").read_text(encoding="utf-8"))
+    assert said == (
+        f"Response package written to {answered['out']}: 200 rows — "
+        f"{summary['rows_matched']:,} matched, {summary['rows_unmatched']:,} unmatched, "
+        f"{summary['rows_rejected']:,} rejected. Ledger head {summary['ledger_head']}\n")
+    assert summary["rows_matched"] + summary["rows_unmatched"] + summary["rows_rejected"] == 200
+
+
+def test_every_request_row_lands_in_exactly_one_file(answered: dict[str, Path]) -> None:
+    out = answered["out"]
+    ids = [r["request_row_id"] for name in ("matched.csv", "unmatched.csv", "rejected.csv")
+           for r in _rows(out / name)]
+    # duplicate row ids in the request are rejected, each copy on its own line
+    asked = [r["request_row_id"] for r in _rows(answered["data"] / "request.csv")]
+    assert sorted(ids) == sorted(asked)
+    header = (out / "matched.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert "match_probability" in header
+    assert not any("tin" in column.lower() for column in header)
+
+
+def test_master_check_counts_contract_rows(answered: dict[str, Path]) -> None:
+    result = run("master", "check", answered["data"] / "master")
+    assert result.exit_code == 0
+    assert result.output.startswith(f"{answered['data'] / 'master'}: ")
+    assert result.output.endswith(" rows meet the master contract\n")
+
+
+def test_evaluate_prints_json_scores(answered: dict[str, Path]) -> None:
+    result = run("evaluate", "--result", answered["out"], "--truth",
+                 answered["data"] / "truth.csv")
+    assert result.exit_code == 0
+    scores = json.loads(result.output)
+    assert scores["precision"] >= 0.99
+    assert scores["recall"] >= 0.95
+    assert scores["false_disclosures"] == 0
+
+
+def test_ledger_verify_report_and_taxpayer(answered: dict[str, Path]) -> None:
+    ledger = answered["ledger"]
+    summary = json.loads((answered["out"] / "summary.json").read_text(encoding="utf-8"))
+    verified = run("ledger", "verify", "--ledger", ledger)
+    assert verified.exit_code == 0
+    assert "head #" in verified.output and summary["ledger_head"] not in ("", None)
+
+    report = run("ledger", "report", "--ledger", ledger, "--year", datetime.now(UTC).year,
+                 "--csv", answered["root"] / "report.csv")
+    assert report.exit_code == 0
+    (row,) = _rows(answered["root"] / "report.csv")
+    assert row["agency"] == "U.S. Immigration and Customs Enforcement"
+    assert int(row["disclosures"]) == summary["rows_matched"]
+    assert int(row["rows"]) == 200
+
+    disclosed = {r["request_row_id"] for r in _rows(answered["out"] / "matched.csv")}
+    truth = {r["request_row_id"]: r["true_tin"] for r in _rows(answered["data"] / "truth.csv")}
+    some_row = sorted(disclosed)[0]
+    listing = run("ledger", "taxpayer", "--ledger", ledger, truth[some_row])
+    assert listing.exit_code == 0
+    assert some_row in listing.output and truth[some_row] not in listing.output
+
+
+def test_an_existing_out_folder_is_refused_with_how_to_fix(answered: dict[str, Path]) -> None:
+    data, out = answered["data"], answered["out"]
+    result = run("process", data / "request.csv", "--master", answered["index"],
+                 "--batch", data / "batch.toml", "--out", out, "--ledger", answered["ledger"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == (f"Error: output folder {out} already exists: choose a new --out "
+                             "folder (a response package is never overwritten)\n")
+
+
+def test_a_batch_is_answered_once(answered: dict[str, Path]) -> None:
+    data = answered["data"]
+    again = answered["root"] / "again"
+    result = run("process", data / "request.csv", "--master", answered["index"],
+                 "--batch", data / "batch.toml", "--out", again, "--ledger", answered["ledger"],
+                 "--today", TODAY)
+    assert result.exit_code == 3
+    assert result.stderr == (
+        "Error: batch 2026-S0003 waits: the disclosure policy refuses it:\n"
+        "  - batch_id '2026-S0003' is already in the ledger: a batch is answered once; "
+        "give a new request a new batch_id\n")
+    assert not again.exists()
+
+
+def test_a_bad_memory_limit_is_a_config_error(answered: dict[str, Path]) -> None:
+    data = answered["data"]
+    result = run("process", data / "request.csv", "--master", answered["index"],
+                 "--batch", data / "batch.toml", "--out", answered["root"] / "x",
+                 "--ledger", answered["root"] / "other.sqlite", "--memory-limit", "lots")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: engine limits threads=None memory_limit='lots' "
+                                     "were refused (")
+    assert result.stderr.endswith("give --threads a positive number and --memory-limit a size "
+                                  "such as 6GB or 800MB\n")
+
+
+def test_an_uncertified_batch_stops_before_any_row_is_read(answered: dict[str, Path]) -> None:
+    data, root = answered["data"], answered["root"]
+    batch = root / "uncertified.toml"
+    batch.write_text((data / "batch.toml").read_text(encoding="utf-8")
+                     .replace("certified = true", "certified = false"), encoding="utf-8")
+    result = run("process", data / "request.csv", "--master", answered["index"],
+                 "--batch", batch, "--out", root / "u", "--ledger", root / "u.sqlite")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: ")
+    assert str(batch) in result.stderr and "certif" in result.stderr
+    assert not (root / "u").exists()
+
+
+def test_a_tampered_ledger_fails_verify_naming_the_entry(answered: dict[str, Path],
+                                                        tmp_path: Path) -> None:
+    copy = tmp_path / "copy.sqlite"
+    copy.write_bytes(answered["ledger"].read_bytes())
+    raw = sqlite3.connect(copy)
+    for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        raw.execute(f"DROP TRIGGER {name}")
+    raw.execute("UPDATE ledger_disclosures SET recipient = 'Someone Else' "
+                "WHERE entry_seq = (SELECT min(entry_seq) FROM ledger_disclosures)")
+    (seq,) = raw.execute("SELECT min(entry_seq) FROM ledger_disclosures").fetchone()
+    raw.commit()
+    raw.close()
+    result = run("ledger", "verify", "--ledger", copy)
+    assert result.exit_code == 5
+    assert result.stderr.startswith("Error: ")
+    assert f"#{seq}" in result.stderr
+
+
+def test_missing_required_option_is_a_usage_error() -> None:
+    result = run("process", "nowhere.csv")
+    assert result.exit_code == 2
+    assert "Usage: " in result.stderr
