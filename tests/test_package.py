@@ -255,3 +255,17 @@ def test_return_fields_in_the_package_are_the_policy_fields() -> None:
     echoed_from_request = {"request_row_id", "first_name", "middle_name", "last_name",
                            "outcome", "match_probability"}
     assert set(DISCLOSED_COLUMNS) - echoed_from_request == set(DISCLOSED_FIELDS)
+
+
+def test_same_rows_and_receipt_time_give_the_same_bytes(engine: DuckDBEngine,
+                                                         tmp_path: Path) -> None:
+    digests = []
+    for name in ("first", "second"):
+        out = tmp_path / name
+        out.mkdir()
+        counts = write_package(engine, out, summary={"received_at": "2026-11-01T09:30:00+00:00"})
+        digests.append(counts.files)
+    assert digests[0] == digests[1]
+    with zipfile.ZipFile(tmp_path / "first" / "matched.xlsx") as book:
+        core = book.read("docProps/core.xml").decode()
+    assert "2026-11-01T09:30:00Z" in core

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,7 @@ def _sheet_names(stem: str, rows: int, max_rows: int) -> list[str]:
 
 def write_xlsx_sheets(engine: Engine, sql: str, path: Path, *, columns: tuple[str, ...],
                       sheet_stem: str, max_rows: int, expected_rows: int,
-                      batch_rows: int = 50_000) -> list[str]:
+                      batch_rows: int = 50_000, created: datetime | None = None) -> list[str]:
     """Stream the result of ``sql`` into a new workbook; return the sheet names.
 
     Rows come from the engine in Arrow batches of ``batch_rows``; the workbook is
@@ -113,6 +114,8 @@ def write_xlsx_sheets(engine: Engine, sql: str, path: Path, *, columns: tuple[st
         "constant_memory": True, "strings_to_numbers": False, "strings_to_formulas": False,
         "strings_to_urls": False, "nan_inf_to_errors": False,
     })
+    if created is not None:
+        workbook.set_properties({"created": created})
     try:
         sheets = [_new_sheet(workbook, name, columns) for name in names]
         written = 0

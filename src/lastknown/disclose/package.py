@@ -223,6 +223,19 @@ def _computed_summary(engine: Engine, *, rejected_table: str, result_table: str)
     }
 
 
+def _received_at(summary: dict[str, Any]) -> datetime | None:
+    """The batch's receipt time from the caller's summary, if it has one."""
+    value = summary.get("received_at")
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
 def write_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any],
                   raw_table: str = "request_raw", rejected_table: str = "request_rejected",
                   valid_table: str = "request_valid", result_table: str = "match_result",
@@ -264,7 +277,8 @@ def _write_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any], ra
     }
     sheets = write_xlsx_sheets(engine, matched, out_dir / MATCHED_XLSX, columns=DISCLOSED_COLUMNS,
                                sheet_stem="matched", max_rows=xlsx_max_rows,
-                               expected_rows=computed["rows_matched"])
+                               expected_rows=computed["rows_matched"],
+                               created=_received_at(summary))
     expected = {MATCHED_CSV: computed["rows_matched"], UNMATCHED_CSV: computed["rows_unmatched"],
                 REJECTED_CSV: computed["rows_rejected"]}
     raw_rows = engine.count(raw_table)
