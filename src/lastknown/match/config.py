@@ -34,6 +34,11 @@ class MatchConfig:
     #: A rival TIN whose name weight also passes ``min_name_weight`` and whose total
     #: weight is within this many bits of the best makes the row ambiguous (`A`).
     margin_weight: float = 6.0
+    #: Odds that the person asked for is an unseen resident of a confirmed address (files
+    #: nothing there) whose names agree like a filing housemate's would, against the filer
+    #: the names point to: the unseen rival in the reported probability. Measured on synth
+    #: seed 1's labelled requests (docs/MATCHING.md, Calibration); it never changes an outcome.
+    unseen_resident_odds: float = 0.04
     #: Prior probability that a request and one blocked candidate record are the same
     #: person (Splink's λ at prediction time).
     prior_match_probability: float = 0.001

@@ -16,6 +16,14 @@ Outcome of a request, in order:
 * ``P`` — as ``M`` but no return inside the requested periods;
 * ``U`` — names agree but no return of the TIN confirms the supplied address;
 * ``N`` — otherwise (names agree, address confirmed, probability too low).
+
+The decision reads the model's own probability (``model_probability``, from the best
+record's Splink weight). The *reported* ``match_probability`` of a confirmed TIN is the
+posterior among the people at that address: ``L / (ΣL_residents + unseen_resident_odds)``,
+with ``L = 2^household_weight`` the names' likelihood ratio against a housemate
+(:func:`lastknown.match.model.household_section`) and the sum over every candidate TIN
+confirming the address; ``Σ(1 − match_probability)`` over `M` rows is the summary's
+expected number of false disclosures. Other rows report the model's probability.
 """
 
 from __future__ import annotations
@@ -70,15 +78,23 @@ def decide_steps(*, config: MatchConfig, requests: str, records: str, returns: s
                    max(name_weight) AS tin_name_weight,
                    bool_or(address_confirmed) AS confirmed,
                    bool_or(names_agree) AS names_agree,
+                   max(household_weight) FILTER (WHERE address_confirmed) AS household_weight,
                    arg_max(record_id, match_weight) AS best_record,
+                   sum(pow(2.0, max(household_weight) FILTER (WHERE address_confirmed)))
+                       OVER (PARTITION BY source_row) AS residents_lr,
                    row_number() OVER (PARTITION BY source_row ORDER BY
                        bool_or(names_agree) DESC,
                        max(match_weight) DESC, tin) AS tin_rank
             FROM lk_scored_confirmed GROUP BY source_row, tin
         """, output_table_name="lk_tin_scores"),
-        SqlStep(sql="""
+        SqlStep(sql=f"""
             SELECT b.source_row, b.tin, b.tin_weight, b.names_agree, b.confirmed,
-                   b.best_record, 1.0 / (1.0 + pow(2.0, -b.tin_weight)) AS probability,
+                   b.best_record, b.household_weight,
+                   CASE WHEN b.confirmed AND b.household_weight IS NOT NULL
+                        THEN pow(2.0, b.household_weight)
+                             / (b.residents_lr + {c.unseen_resident_odds})
+                        ELSE 1.0 / (1.0 + pow(2.0, -b.tin_weight)) END AS probability,
+                   1.0 / (1.0 + pow(2.0, -b.tin_weight)) AS model_probability,
                    (SELECT max(o.tin_weight) FROM lk_tin_scores AS o
                     WHERE o.source_row = b.source_row AND o.tin_rank > 1
                       AND o.names_agree) AS rival_weight
@@ -86,12 +102,13 @@ def decide_steps(*, config: MatchConfig, requests: str, records: str, returns: s
         """, output_table_name="lk_best"),
         SqlStep(sql=f"""
             SELECT q.source_row, q.request_row_id, q.tax_years, b.tin, b.probability,
+                   b.model_probability,
                    b.best_record, b.tin_weight, b.rival_weight,
                    CASE
                      WHEN b.tin IS NULL OR NOT b.names_agree THEN 'N'
                      WHEN b.rival_weight IS NOT NULL
                           AND b.tin_weight - b.rival_weight < {c.margin_weight} THEN 'A'
-                     WHEN b.confirmed AND b.probability >= {c.match_threshold} THEN
+                     WHEN b.confirmed AND b.model_probability >= {c.match_threshold} THEN
                           CASE WHEN EXISTS (SELECT 1 FROM {returns} AS t WHERE t.tin = b.tin
                                             AND list_contains(q.tax_years, t.tax_year))
                                THEN 'M' ELSE 'P' END
@@ -124,7 +141,7 @@ def decide_steps(*, config: MatchConfig, requests: str, records: str, returns: s
                                    || 'the requested tax periods'
                      ELSE CASE WHEN d.tin IS NULL
                                THEN 'no taxpayer found with this name or address'
-                               WHEN d.probability < {c.match_threshold}
+                               WHEN d.model_probability < {c.match_threshold}
                                     AND d.outcome = 'N' AND d.rival_weight IS NULL
                                THEN 'no taxpayer matches name and address with enough '
                                     || 'certainty'

@@ -127,7 +127,29 @@ def training_steps(*, tin_count: int) -> list[SqlStep]:
         SELECT CAST(row_number() OVER (ORDER BY tin, tax_year) AS VARCHAR) AS unique_id,
                tin, CAST(0 AS BIGINT) AS block_key, {cols}
         FROM lk_master_norm WHERE hash(tin) % {modulus} = 0
-    """, output_table_name="lk_training")]
+    """, output_table_name="lk_training"), *household_steps(tin_count=tin_count)]
+
+
+#: About this many addresses are sampled to count name agreement among housemates.
+HOUSEHOLD_ADDRESSES = 100_000
+#: The standardised address a record was filed from (records sharing it share an address).
+ADDR_KEY_SQL = ("CASE WHEN house_number IS NOT NULL AND street_name IS NOT NULL THEN "
+                "concat_ws('|', house_number, street_name, coalesce(unit_n, ''), zip5) END")
+
+
+def household_steps(*, tin_count: int, schema: str = INDEX_SCHEMA) -> list[SqlStep]:
+    """Records at a sample of addresses (``lk_household``): the name u's among different
+    TINs at one address are counted on them."""
+    modulus = max(1, tin_count // (2 * HOUSEHOLD_ADDRESSES))
+    cols = ", ".join(COMPARE_COLUMNS)
+    return [
+        SqlStep(sql=f"""
+            SELECT CAST(record_id AS VARCHAR) AS unique_id, tin, CAST(0 AS BIGINT) AS block_key,
+                   {ADDR_KEY_SQL} AS addr_key, {cols}
+            FROM {schema}.idx_record
+            WHERE {ADDR_KEY_SQL} IS NOT NULL AND hash({ADDR_KEY_SQL}) % {modulus} = 0
+        """, output_table_name="lk_household"),
+    ]
 
 
 def build_index(engine: Engine, *, master_table: str = "master", out: Path,
@@ -160,7 +182,7 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
     if not return_rows:
         raise InputError("the master holds no returns: nothing to index")
     save_model(model, out / MODEL)
-    for table in ("lk_training", "lk_master_norm"):
+    for table in ("lk_training", "lk_master_norm", "lk_household"):
         engine.execute(f"DROP TABLE IF EXISTS {table}")
     info = IndexInfo(
         path=out, model_id=model_id(model), model_path=out / MODEL,
@@ -181,7 +203,7 @@ def _trained_model(engine: Engine) -> dict[str, Any]:
     if not tins:
         raise InputError("the master holds no returns: nothing to index")
     engine.run_steps(training_steps(tin_count=int(tins)))
-    return train_model(engine, training_table="lk_training")
+    return train_model(engine, training_table="lk_training", household_table="lk_household")
 
 
 def open_index(engine: Engine, path: Path) -> IndexInfo:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -204,10 +205,12 @@ def _apply_m_floors(model: dict[str, Any]) -> None:
 
 
 def train_model(engine: Engine, *, training_table: str, seed: int = 42,
-                max_pairs: float = 2e6) -> dict[str, Any]:
+                max_pairs: float = 2e6, household_table: str | None = None) -> dict[str, Any]:
     """Estimate u by random sampling and m from same-TIN pairs of ``training_table``.
 
     ``training_table`` has ``unique_id``, ``tin``, ``block_key`` and :data:`COMPARE_COLUMNS`.
+    ``household_table`` (same columns plus ``addr_key``) gives the name comparisons' u
+    among different TINs at one address (:func:`household_section`).
     Returns the model as a dict (Splink's JSON) with a ``lastknown`` section.
     """
     from splink import DuckDBAPI, Linker
@@ -218,9 +221,104 @@ def train_model(engine: Engine, *, training_table: str, seed: int = 42,
                        max_pairs=max_pairs)
     _apply_m_floors(model)
     model.pop("linker_uid", None)
-    digest = hashlib.sha256(json.dumps(model["comparisons"], sort_keys=True).encode())
-    model["lastknown"] = {"model_id": "lk-" + digest.hexdigest()[:12], "seed": seed}
+    lastknown: dict[str, Any] = {"seed": seed}
+    if household_table is not None:
+        with quiet_splink():
+            counts = _household_level_counts(engine, db_api, Linker, model, household_table)
+        lastknown["household"] = household_section(model, counts)
+    digest = hashlib.sha256(json.dumps([model["comparisons"], lastknown.get("household")],
+                                       sort_keys=True).encode())
+    model["lastknown"] = {"model_id": "lk-" + digest.hexdigest()[:12], **lastknown}
     return model
+
+
+#: Splink's comparison vector value of the suffix level "different" (Sr vs Jr).
+SUFFIX_DIFFERENT = 0
+
+#: Smoothing of the household level counts (Jeffreys: half a pair per level), so a level
+#: never seen among housemates gets a small u rather than 0 (an infinite weight).
+HOUSEHOLD_SMOOTHING = 0.5
+
+
+def _gammas(comp: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """Splink's comparison vector value of each non-null level (best level highest)."""
+    levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
+    return [(len(levels) - 1 - i, lv) for i, lv in enumerate(levels)]
+
+
+def _household_level_counts(engine: Engine, db_api: Any, linker_class: Any,
+                            model: dict[str, Any], table: str) -> dict[str, dict[int, int]]:
+    """How often each name level occurs among different-TIN record pairs at one address."""
+    try:
+        settings = {k: v for k, v in model.items() if k != "lastknown"}
+        settings["retain_intermediate_calculation_columns"] = True
+        settings["blocking_rules_to_generate_predictions"] = [
+            "l.addr_key = r.addr_key AND l.tin <> r.tin"]
+        linker = linker_class(db_api.register(table, table_name=f"{table}_sdf"), settings,
+                              log_level=None)
+        physical = linker.inference.predict(warning_mode="never").physical_name
+    except Exception as exc:  # Splink raises many types; any failure here is ours
+        raise PipelineError(f"estimating household name frequencies failed: {exc}") from exc
+    counts: dict[str, dict[int, int]] = {}
+    for name in NAME_COMPARISONS:
+        # Father and son (Sr/Jr) share given and middle name; among pairs whose suffixes do
+        # not contradict, the other name levels are what an unsuffixed rival looks like.
+        told_apart = "" if name == "suffix" else f' AND "gamma_suffix" <> {SUFFIX_DIFFERENT}'
+        rows = engine.fetchall(f'SELECT "gamma_{name}", count(*) FROM {physical} '
+                               f'WHERE "gamma_{name}" >= 0{told_apart} GROUP BY 1')
+        counts[name] = {int(g): int(n) for g, n in rows}
+    linker.table_management.delete_tables_created_by_splink_from_db()
+    return counts
+
+
+def household_section(model: dict[str, Any],
+                      counts: dict[str, dict[int, int]]) -> dict[str, Any]:
+    """Name weights (bits) for a pair whose address is confirmed.
+
+    Once the address is confirmed, the rivals of the asked-for person are not random
+    people but the other taxpayers who filed from that address (housemates: a shared
+    surname, often a similar given name). So each name level weighs log2(m / u) with
+    m from the trained model and u counted on different-TIN pairs at one address of
+    the master. Levels in :data:`NOT_EVIDENCE_FOR` weigh at most 0 here too.
+
+    >>> m = {"comparisons": [{"output_column_name": "suffix", "comparison_levels": [
+    ...     {"label_for_charts": "same", "m_probability": 0.5},
+    ...     {"label_for_charts": "different", "m_probability": 0.5}]}]}
+    >>> household_section(m, {"suffix": {1: 1, 0: 3}})["weights"]["suffix"]
+    {'1': 1.0, '0': -0.585}
+    """
+    weights: dict[str, dict[str, float]] = {}
+    for comp in model["comparisons"]:
+        name = comp["output_column_name"]
+        if name not in NAME_COMPARISONS or name not in counts:
+            continue
+        levels = _gammas(comp)
+        total = sum(counts[name].values()) + HOUSEHOLD_SMOOTHING * len(levels)
+        weights[name] = {}
+        for gamma, level in levels:
+            u = (counts[name].get(gamma, 0) + HOUSEHOLD_SMOOTHING) / total
+            m = max(float(level.get("m_probability") or 0.0), 1e-6)
+            w = math.log2(m / u)
+            if (name, level.get("label_for_charts", "")) in NOT_EVIDENCE_FOR:
+                w = min(w, 0.0)
+            weights[name][str(gamma)] = round(w, 3)
+    pairs = {n: sum(c.values()) for n, c in counts.items()}
+    return {"weights": weights, "pairs": max(pairs.values(), default=0)}
+
+
+def household_weight_sql(model: dict[str, Any]) -> str:
+    """SQL over Splink's ``gamma_<name>`` columns: log2 of the names' likelihood ratio
+    *given the address is confirmed* (this person vs another resident of the address).
+    NULL when the model has no household section (an index built before it existed).
+    """
+    section = model.get("lastknown", {}).get("household")
+    if not section:
+        return "CAST(NULL AS DOUBLE)"
+    terms = ["0.0"]
+    for name, by_gamma in section["weights"].items():
+        cases = " ".join(f"WHEN {int(g)} THEN {float(w)!r}" for g, w in by_gamma.items())
+        terms.append(f'(CASE "gamma_{name}" {cases} ELSE 0.0 END)')
+    return "(" + " + ".join(terms) + ")"
 
 
 def _train(db_api: Any, linker_class: Any, *, training_table: str, seed: int,

@@ -65,7 +65,8 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
     low, high, total = rows[0]
     engine.execute("CREATE OR REPLACE TABLE lk_scored (source_row BIGINT, record_id BIGINT, "
                    "tin VARCHAR, swapped BOOLEAN, match_weight DOUBLE, name_weight DOUBLE, "
-                   + ", ".join(f"mw_{c} DOUBLE" for c in _comparison_names()) + ")")
+                   + ", ".join(f"mw_{c} DOUBLE" for c in _comparison_names())
+                   + ", household_weight DOUBLE)")
     engine.execute("CREATE OR REPLACE TABLE lk_oversized (source_row BIGINT, rule VARCHAR)")
     engine.execute("CREATE OR REPLACE TABLE lk_capped (source_row BIGINT)")
     tf_tables = {c: index.table(f"tf_{c}") for c in ("first_n", "surname_n")}

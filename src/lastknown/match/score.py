@@ -18,6 +18,7 @@ from lastknown.match.model import (
     COMPARE_COLUMNS,
     NAME_COMPARISONS,
     duckdb_connection,
+    household_weight_sql,
     quiet_splink,
 )
 from lastknown.normalize.nicknames import NICKNAME_TABLE
@@ -85,7 +86,8 @@ def score_pairs(engine: Engine, *, model: dict[str, Any], prior: float, tf_table
     """Score ``lk_pair_left`` × ``lk_pair_right`` with Splink into table ``out``.
 
     ``out`` gets: unique_id, match_weight, name_weight and one ``mw_<comparison>``
-    column per comparison (bits).
+    column per comparison (bits), and ``household_weight`` (bits; see
+    :func:`~lastknown.match.model.household_weight_sql`).
     """
     from splink import DuckDBAPI, Linker
 
@@ -114,7 +116,8 @@ def score_pairs(engine: Engine, *, model: dict[str, Any], prior: float, tf_table
     name_weight = " + ".join(_weight_sql(c) for c in NAME_COMPARISONS)
     engine.execute(f"""
         CREATE OR REPLACE TABLE {out} AS
-        SELECT unique_id_l AS unique_id, match_weight, {name_weight} AS name_weight, {weights}
+        SELECT unique_id_l AS unique_id, match_weight, {name_weight} AS name_weight, {weights},
+               {household_weight_sql(model)} AS household_weight
         FROM {physical}
     """)
     drop = linker.table_management.delete_tables_created_by_splink_from_db
