@@ -231,3 +231,44 @@ def test_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert _digest(a) == _digest(b)
     differing = {k for k, v in _digest(a).items() if _digest(c)[k] != v}
     assert {"request.csv", "truth.csv"} <= differing
+
+
+def test_sharded_generation_has_unique_ids_and_valid_files(tmp_path: Path) -> None:
+    """A population drawn in shards (bounded memory) is one consistent dataset."""
+    out = tmp_path / "sharded"
+    result = generate(persons=9_000, requests=900, seed=7, out=out, shard_persons=2_500)
+    parts = sorted(p.name for p in (out / "master").glob("*.parquet"))
+    assert {p[:9] for p in parts} == {"part-s000", "part-s001", "part-s002", "part-s003"}
+    assert result.persons == 9_000 and result.request_xlsx is None
+    assert not (out / "request.xlsx").exists()
+    with DuckDBEngine() as engine:
+        load_master(engine, out / "master")  # raises on any contract breach
+        assert engine.count("master") == result.master_rows
+        # TINs are unique across shards: a TIN is never two people (one name per TIN)
+        assert engine.fetchall("SELECT count(*) FROM (SELECT tin FROM master GROUP BY tin "
+                               "HAVING count(DISTINCT (first_name, last_name)) > 1)")[0][0] == 0
+        shard_of_tin = engine.fetchall("""
+            SELECT count(*) FROM (SELECT tin FROM master GROUP BY tin
+                                  HAVING count(DISTINCT split_part(filename, '-', 2)) > 1)
+        """.replace("FROM master", "FROM read_parquet('" + str(out / "master") +
+                    "/*.parquet', filename = true)"))[0][0]
+        assert shard_of_tin == 0
+    requests, truth = _read_text_csv(out / "request.csv"), _read_text_csv(out / "truth.csv")
+    assert requests.columns == REQUEST_COLUMNS and truth.columns == TRUTH_COLUMNS
+    assert requests.height == result.request_rows == 900
+    assert truth["request_row_id"].is_unique().all()
+    assert set(truth["request_row_id"]) == set(requests["request_row_id"])
+    ids = sorted(int(i[4:]) for i in truth["request_row_id"])
+    assert ids[0] >= 1 and ids[-1] <= 900  # one range, no shard reusing another's ids
+    # every shard contributed requests of every kind
+    assert set(truth["expected_outcome"]) == {"M", "U", "P", "N", "R"}
+    assert result.outcome_counts == {k: int(v) for k, v in
+                                     truth["expected_outcome"].value_counts().iter_rows()}
+    assert "certified = true" in (out / "batch.toml").read_text()
+
+
+def test_one_shard_is_the_unsharded_generator(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    generate(persons=1_500, requests=150, seed=5, out=a)
+    generate(persons=1_500, requests=150, seed=5, out=b, shard_persons=1_500)
+    assert _digest(a) == _digest(b)

@@ -91,17 +91,35 @@ def _unique_draws(draw: Callable[[int], IntArray], n: int) -> IntArray:
     return got[:n]
 
 
-def _draw_tins(rng: np.random.Generator, n_ssn: int, n_itin: int) -> tuple[IntArray, IntArray]:
+#: Most shards a population can be split into: TINs of shard ``k`` of ``K`` use only SSN
+#: areas and ITIN middle digits congruent to ``k`` modulo ``K`` (there are 100 middle digits).
+MAX_TIN_SHARDS = 100
+
+
+def _draw_tins(rng: np.random.Generator, n_ssn: int, n_itin: int,
+               tin_shard: tuple[int, int] = (0, 1)) -> tuple[IntArray, IntArray]:
+    """Distinct SSNs and ITINs; shard ``k`` of ``K`` draws from its own disjoint TIN class."""
+    k_shard, n_shards = tin_shard
+    if not 0 <= k_shard < n_shards <= MAX_TIN_SHARDS:
+        raise ValueError(f"tin_shard {tin_shard} must be (k, K) with 0 <= k < K <= "
+                         f"{MAX_TIN_SHARDS}")
+    areas = np.array([a for a in range(1, 900) if a != 666 and a % n_shards == k_shard])
+    middles = np.array([m for m in range(100) if m % n_shards == k_shard])
+
     def ssn(k: int) -> IntArray:
-        area = rng.integers(1, 900, k)
-        area = np.where(area == 666, 667, area)
+        if n_shards == 1:  # the original draw: a seed gives the same TINs as before sharding
+            area = rng.integers(1, 900, k)
+            area = np.where(area == 666, 667, area)
+        else:
+            area = rng.choice(areas, k)
         return np.asarray(area * 1_000_000 + rng.integers(1, 100, k) * 10_000
                           + rng.integers(1, 10_000, k), dtype=np.int64)
 
     itin_groups = np.array([*range(50, 66), *range(70, 89), 90, 91, 92, *range(94, 100)])
 
     def itin(k: int) -> IntArray:
-        return np.asarray(900_000_000 + rng.integers(0, 100, k) * 1_000_000
+        middle = rng.integers(0, 100, k) if n_shards == 1 else rng.choice(middles, k)
+        return np.asarray(900_000_000 + middle * 1_000_000
                           + rng.choice(itin_groups, k) * 10_000 + rng.integers(0, 10_000, k),
                           dtype=np.int64)
 
@@ -141,8 +159,13 @@ def _draw_given(rng: np.random.Generator, given: GivenNames, male: BoolArray,
     return out
 
 
-def build_population(rng: np.random.Generator, *, n: int, years: int) -> Population:
-    """Draw ``n`` persons in households, with names, TINs and filing years."""
+def build_population(rng: np.random.Generator, *, n: int, years: int,
+                     tin_shard: tuple[int, int] = (0, 1)) -> Population:
+    """Draw ``n`` persons in households, with names, TINs and filing years.
+
+    ``tin_shard=(k, K)``: this is shard ``k`` of ``K`` independently drawn populations;
+    its TINs come from a class no other shard uses, so TINs are unique across shards.
+    """
     household, member, htype = _households(rng, n)
     ptype = htype[household]
     head = np.arange(n) - member  # index of each person's household head
@@ -190,7 +213,7 @@ def build_population(rng: np.random.Generator, *, n: int, years: int) -> Populat
     suffix = np.where(male & (rng.random(n) < 0.008), rng.choice([JR, 3, 4], n), 0)
     suffix = np.where(junior, JR, np.where((member == HEAD) & (ptype == COUPLE_JUNIOR), SR, suffix))
 
-    tin, tin2, tin2_year = _tins(rng, hispanic, years)
+    tin, tin2, tin2_year = _tins(rng, hispanic, years, tin_shard)
     files, joint_primary, status = _filing(rng, household, member, ptype, head, years)
     return Population(
         n=n, household=household, member=member, household_type=htype, male=male,
@@ -200,12 +223,13 @@ def build_population(rng: np.random.Generator, *, n: int, years: int) -> Populat
     )
 
 
-def _tins(rng: np.random.Generator, hispanic: BoolArray,
-          years: int) -> tuple[IntArray, IntArray, IntArray]:
+def _tins(rng: np.random.Generator, hispanic: BoolArray, years: int,
+          tin_shard: tuple[int, int] = (0, 1)) -> tuple[IntArray, IntArray, IntArray]:
     n = len(hispanic)
     itin = rng.random(n) < np.where(hispanic, 0.22, 0.015)
     two = itin & (rng.random(n) < 0.15) & (years >= 2)
-    ssns, itins = _draw_tins(rng, int((~itin).sum() + two.sum()), int(itin.sum()))
+    ssns, itins = _draw_tins(rng, int((~itin).sum() + two.sum()), int(itin.sum()),
+                             tin_shard)
     tin = np.empty(n, dtype=np.int64)
     tin[~itin] = ssns[: int((~itin).sum())]
     tin[itin] = itins

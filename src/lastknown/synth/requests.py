@@ -110,8 +110,12 @@ def _pick_pairs(rng: np.random.Generator, pairs: pl.DataFrame, n: int) -> pl.Dat
 
 def build_requests(rng: np.random.Generator, pop: Population, addresses: AddressTable,
                    history: IntArray, master: pl.DataFrame, *, requests: int,
-                   first_tax_year: int, today: dt.date) -> RequestSet:
-    """Choose, render and label ``requests`` request rows."""
+                   first_tax_year: int, today: dt.date, row_id_offset: int = 0) -> RequestSet:
+    """Choose, render and label ``requests`` request rows.
+
+    Row ids are ``LKA-`` and a 7-digit number from ``row_id_offset + 1`` to
+    ``row_id_offset + requests`` (shards of one batch use disjoint ranges).
+    """
     years = pop.files.shape[1]
     full = (1 << years) - 1
     events = master.select("person", "tin", "year_index", "address", "received_date",
@@ -196,7 +200,7 @@ def build_requests(rng: np.random.Generator, pop: Population, addresses: Address
                      tin=r_base["tin"].to_numpy().astype(np.str_), periods=m_periods[k_m:]),
     }
     return _assemble(rng, pop, combined, events, picked, first_tax_year=first_tax_year,
-                     years=years, today=today)
+                     years=years, today=today, row_id_offset=row_id_offset)
 
 
 def _concat_addresses(a: AddressTable, b: AddressTable) -> AddressTable:
@@ -217,7 +221,7 @@ def _expected(events: pl.DataFrame, tin: npt.NDArray[np.str_], periods: IntArray
 
 def _assemble(rng: np.random.Generator, pop: Population, addresses: AddressTable,
               events: pl.DataFrame, picked: dict[str, _Picked], *, first_tax_year: int,
-              years: int, today: dt.date) -> RequestSet:
+              years: int, today: dt.date, row_id_offset: int = 0) -> RequestSet:
     kinds = list(picked)
     person = np.concatenate([picked[k].person for k in kinds]).astype(np.int64)
     address = np.concatenate([picked[k].address for k in kinds]).astype(np.int64)
@@ -231,7 +235,8 @@ def _assemble(rng: np.random.Generator, pop: Population, addresses: AddressTable
     order = request_text.order_columns(rng, total, today)
     period = request_text.period_text(periods, first_tax_year, years, rng.random(total) < 0.7)
     give_tin = (true_tin != "") & (rng.random(total) < 0.1)
-    row_ids = np.char.add("LKA-", np.char.zfill((rng.permutation(total) + 1).astype(np.str_), 7))
+    row_ids = np.char.add("LKA-", np.char.zfill(
+        (rng.permutation(total) + 1 + row_id_offset).astype(np.str_), 7))
     rows = pl.concat([
         pl.DataFrame({"request_row_id": row_ids}), names, addr, order,
         pl.DataFrame({"tax_periods": period, "tin": np.where(give_tin, true_tin, "")}),

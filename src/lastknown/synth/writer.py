@@ -19,21 +19,27 @@ XLSX_MAX_DATA_ROWS = 1_048_575
 MASTER_PART_ROWS = 1_000_000
 
 
-def write_master(frame: pl.DataFrame, folder: Path) -> list[Path]:
-    """Zstd Parquet part files (at least two, so readers must handle a folder)."""
+def write_master(frame: pl.DataFrame, folder: Path, *, prefix: str = "part") -> list[Path]:
+    """Zstd Parquet part files ``{prefix}-NNNN.parquet`` (at least two, so readers must
+    handle a folder)."""
     folder.mkdir(parents=True, exist_ok=True)
     parts = max(2, -(-frame.height // MASTER_PART_ROWS))
     size = -(-frame.height // parts) if frame.height else 0
     paths = []
     for i in range(parts):
-        path = folder / f"part-{i:04d}.parquet"
+        path = folder / f"{prefix}-{i:04d}.parquet"
         frame.slice(i * size, size).write_parquet(path, compression="zstd", statistics=True)
         paths.append(path)
     return paths
 
 
-def write_request_csv(frame: pl.DataFrame, path: Path) -> None:
-    frame.write_csv(path)
+def write_request_csv(frame: pl.DataFrame, path: Path, *, append: bool = False) -> None:
+    """Write ``frame`` as CSV; ``append`` adds its rows (no header) to an existing file."""
+    if append:
+        with path.open("ab") as fh:
+            frame.write_csv(fh, include_header=False)
+    else:
+        frame.write_csv(path)
 
 
 def write_request_xlsx(frame: pl.DataFrame, path: Path, *, created: dt.datetime) -> bool:
@@ -70,5 +76,5 @@ def write_batch(path: Path, *, seed: int, today: dt.date) -> None:
     path.write_bytes(tomli_w.dumps(batch).encode("utf-8"))
 
 
-def write_truth(frame: pl.DataFrame, path: Path) -> None:
-    frame.write_csv(path)
+def write_truth(frame: pl.DataFrame, path: Path, *, append: bool = False) -> None:
+    write_request_csv(frame, path, append=append)
