@@ -17,13 +17,35 @@ A key shared by more than ``block_limit`` master records is skipped for that
 request and counted; each request keeps at most ``comparison_budget`` records,
 address-rule hits first.
 
+Pruning (before scoring, when the model is given): a request's candidate TIN can
+change its outcome only if its names can agree — the decision ranks TINs whose
+names agree first, counts only those as rivals, and answers ``N`` when the best
+TIN's names do not agree. Names agree on a record only if the given-name and the
+surname comparisons each weigh above 0, i.e. fall in a level of the model with
+m > u (given name: exact, nickname, initial — never "similar", capped at u;
+surname: exact, shared token, similar) under the reading scoring uses
+(given/surname swapped or not). So every candidate record of a TIN none of whose
+candidate records passes that test is dropped before Splink, whichever rule found
+it (at 10M persons most address-rule hits are neighbours with other names), unless
+the record confirms the supplied address (the decision weighs a confirmed TIN against
+every resident of that address). A request left with no candidate keeps its
+best-blocked one, so its ``N`` still says a taxpayer was found whose name differs.
+Pruning never changes an outcome, a TIN or a disclosed address; it may change an ``N``
+row's probability and detail wording and the second TIN of an explanation
+(``tests/test_candidate_pruning.py`` compares a synthetic run with and without it).
+
 >>> "addr" in block_keys_sql("t", id_col="record_id")
 True
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from lastknown.engines.base import SqlStep
+from lastknown.match.decide import address_confirmed_sql
+from lastknown.match.score import SWAP_SQL, request_column_sql, swapped_groups_join
 
 BLOCK_RULES: tuple[str, ...] = ("addr", "street", "name")
 
@@ -63,15 +85,59 @@ def index_block_steps(*, records: str, key_table: str, size_table: str) -> list[
     ]
 
 
+def _can_weigh_above_zero(model: dict[str, Any], comparison: str) -> str:
+    """SQL over ``q``, ``r``, ``ng``: can ``comparison`` weigh above 0 for the pair?
+
+    The OR of the model's own level conditions whose weight can be positive (m > u, or
+    an exact level with a term-frequency adjustment), read as scoring reads the pair
+    (given/surname swapped or not). Ignoring level order only keeps more pairs, never
+    fewer; a null level weighs 0. ``TRUE`` when the model has no such comparison or its
+    ELSE level can weigh above 0 (then nothing can be pruned).
+    """
+    comps = [c for c in model.get("comparisons", []) if c.get("output_column_name")
+             == comparison]
+    if not comps:
+        return "TRUE"
+    conds = []
+    for level in comps[0]["comparison_levels"]:
+        if level.get("is_null_level"):
+            continue  # weight 0: never "above 0"
+        m, u = level.get("m_probability"), level.get("u_probability")
+        positive = (bool(level.get("tf_adjustment_column"))
+                    or not isinstance(m, int | float) or not isinstance(u, int | float)
+                    or m > u)
+        if not positive:
+            continue
+        cond = str(level["sql_condition"])
+        if cond.strip().upper() == "ELSE":
+            return "TRUE"
+        cond = re.sub(r'"(\w+)_l"', lambda x: f"({request_column_sql(x[1], SWAP_SQL)})", cond)
+        cond = re.sub(r'"(\w+)_r"', lambda x: f"r.{x[1]}", cond)
+        conds.append(f"coalesce(({cond}), false)")
+    return "(" + " OR ".join(conds) + ")" if conds else "FALSE"
+
+
+def names_can_agree_sql(model: dict[str, Any]) -> str:
+    """SQL over ``q``, ``r``, ``ng``: can given name *and* surname each weigh above 0?
+
+    Necessary for the decision's "names agree" on a record (docs/MATCHING.md).
+    """
+    return (f"({_can_weigh_above_zero(model, 'first_name')} "
+            f"AND {_can_weigh_above_zero(model, 'surname')})")
+
+
 def candidate_steps(*, requests: str, records: str, key_table: str, size_table: str,
                     block_limit: int, comparison_budget: int,
-                    out: str = "lk_candidates") -> list[SqlStep]:
+                    out: str = "lk_candidates", can_agree: str | None = None) -> list[SqlStep]:
     """Match-time: ``out(source_row, record_id, hits, by_address)`` within the limits.
 
     Also leaves ``{out}_oversized(source_row, rule)`` (keys skipped as too common) and
     ``{out}_capped(source_row)`` (requests whose candidates were cut to the budget).
+    With ``can_agree`` (from :func:`names_can_agree_sql`), name-rule records of TINs
+    whose names cannot agree are pruned first (module docstring) and ``{out}_pruned``
+    holds ``(source_row, pairs)`` counts of what was dropped; the budget applies after.
     """
-    return [
+    steps = [
         SqlStep(sql=f"""
             SELECT k.source_row, k.rule, k.key, coalesce(s.n, 0) AS n
             FROM (SELECT DISTINCT * FROM
@@ -93,15 +159,54 @@ def candidate_steps(*, requests: str, records: str, key_table: str, size_table: 
             FROM {requests} AS q JOIN {records} AS r ON r.tin = q.tin
             WHERE q.tin IS NOT NULL
         """, output_table_name=f"{out}_all"),
+    ]
+    kept = f"{out}_all"
+    if can_agree is not None:
+        kept = f"{out}_kept"
+        steps += [
+            SqlStep(sql=f"""
+                SELECT c.source_row, c.record_id, c.hits, c.by_address, r.tin,
+                       {can_agree} AS can_agree, {address_confirmed_sql('q', 'r')} AS confirms
+                FROM {out}_all AS c
+                JOIN {requests} AS q ON q.source_row = c.source_row
+                JOIN {records} AS r ON r.record_id = c.record_id
+                {swapped_groups_join(SWAP_SQL)}
+            """, output_table_name=f"{out}_judged"),
+            # keep every record of a TIN whose names can agree on one of them, and every
+            # record confirming the supplied address (the residents there); of a request
+            # left with nothing, keep its best-blocked pair (its N keeps "found, names differ")
+            SqlStep(sql=f"""
+                SELECT source_row, record_id, hits, by_address,
+                       confirms OR bool_or(can_agree) OVER (PARTITION BY source_row, tin)
+                           AS tin_keep,
+                       row_number() OVER (PARTITION BY source_row
+                           ORDER BY by_address DESC, hits DESC, record_id) AS rank_in_request
+                FROM {out}_judged
+            """, output_table_name=f"{out}_marked"),
+            SqlStep(sql=f"""
+                SELECT source_row, record_id, hits, by_address, tin_keep OR (rank_in_request = 1
+                       AND NOT bool_or(tin_keep) OVER (PARTITION BY source_row)) AS keep
+                FROM {out}_marked
+            """, output_table_name=f"{out}_marked2"),
+            SqlStep(sql=f"""
+                SELECT source_row, record_id, hits, by_address FROM {out}_marked2 WHERE keep
+            """, output_table_name=kept),
+            SqlStep(sql=f"""
+                SELECT source_row, count(*) AS pairs FROM {out}_marked2 WHERE NOT keep
+                GROUP BY source_row
+            """, output_table_name=f"{out}_pruned"),
+        ]
+    return [
+        *steps,
         SqlStep(sql=f"""
-            SELECT source_row FROM {out}_all GROUP BY source_row
+            SELECT source_row FROM {kept} GROUP BY source_row
             HAVING count(*) > {comparison_budget}
         """, output_table_name=f"{out}_capped"),
         SqlStep(sql=f"""
             SELECT source_row, record_id, hits, by_address FROM (
                 SELECT *, row_number() OVER (PARTITION BY source_row
                     ORDER BY by_address DESC, hits DESC, record_id) AS rank_in_request
-                FROM {out}_all)
+                FROM {kept})
             WHERE rank_in_request <= {comparison_budget}
         """, output_table_name=out),
     ]

@@ -14,7 +14,7 @@ from typing import Any
 
 from lastknown.engines.base import Engine, SqlStep
 from lastknown.errors import PipelineError
-from lastknown.match.candidates import candidate_steps
+from lastknown.match.candidates import candidate_steps, names_can_agree_sql
 from lastknown.match.config import MatchConfig
 from lastknown.match.decide import decide_steps
 from lastknown.match.index import IndexInfo, normalised_people_sql
@@ -37,6 +37,8 @@ class MatchSummary:
     expected_false_matches: float
     warnings: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
+    #: candidate pairs scored by Splink and pairs pruned before scoring
+    pairs: dict[str, int] = field(default_factory=dict)
 
 
 def request_steps(*, valid_table: str) -> list[SqlStep]:
@@ -48,8 +50,12 @@ def request_steps(*, valid_table: str) -> list[SqlStep]:
 
 
 def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
-                   valid_table: str = "request_valid", progress: bool = False) -> MatchSummary:
+                   valid_table: str = "request_valid", progress: bool = False,
+                   prune: bool = True) -> MatchSummary:
     """Match every row of ``valid_table``; create ``match_result`` and ``match_explanation``.
+
+    ``prune=False`` scores every blocked candidate (the pruning in ``candidates.py`` never
+    changes an outcome; tests compare both).
 
     >>> summary = match_requests(engine, index=info, config=MatchConfig())  # doctest: +SKIP
     >>> summary.outcome_counts["M"]  # doctest: +SKIP
@@ -69,6 +75,8 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
                    + ", household_weight DOUBLE)")
     engine.execute("CREATE OR REPLACE TABLE lk_oversized (source_row BIGINT, rule VARCHAR)")
     engine.execute("CREATE OR REPLACE TABLE lk_capped (source_row BIGINT)")
+    engine.execute("CREATE OR REPLACE TABLE lk_pruned (source_row BIGINT, pairs BIGINT)")
+    can_agree = names_can_agree_sql(model) if prune else None
     tf_tables = {c: index.table(f"tf_{c}") for c in ("first_n", "surname_n")}
     search = score = 0.0
     if total:
@@ -79,6 +87,7 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
             for chunk in range(n_chunks):
                 search, score = _match_chunk(
                     engine, index=index, config=config, model=model, tf_tables=tf_tables,
+                    can_agree=can_agree,
                     bounds=(int(low) + chunk * width, int(low) + (chunk + 1) * width),
                     times=(search, score))
                 log.info("matched chunk %d/%d", chunk + 1, n_chunks)
@@ -94,7 +103,7 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
 
 
 def _match_chunk(engine: Engine, *, index: IndexInfo, config: MatchConfig, model: dict[str, Any],
-                 tf_tables: dict[str, str], bounds: tuple[int, int],
+                 tf_tables: dict[str, str], can_agree: str | None, bounds: tuple[int, int],
                  times: tuple[float, float]) -> tuple[float, float]:
     """Search and score the requests with ``lo <= source_row < hi``; add to the timings."""
     lo, hi = bounds
@@ -106,7 +115,10 @@ def _match_chunk(engine: Engine, *, index: IndexInfo, config: MatchConfig, model
     engine.run_steps(candidate_steps(
         requests="lk_requests_chunk", records=index.table("idx_record"),
         key_table=index.table("idx_block_key"), size_table=index.table("idx_block_size"),
-        block_limit=config.block_limit, comparison_budget=config.comparison_budget))
+        block_limit=config.block_limit, comparison_budget=config.comparison_budget,
+        can_agree=can_agree))
+    if can_agree is not None:
+        engine.execute("INSERT INTO lk_pruned SELECT * FROM lk_candidates_pruned")
     engine.execute("INSERT INTO lk_oversized SELECT * FROM lk_candidates_oversized")
     engine.execute("INSERT INTO lk_capped SELECT * FROM lk_candidates_capped")
     t1 = time.perf_counter()
@@ -152,7 +164,11 @@ def _summarise(engine: Engine, *, index: IndexInfo, config: MatchConfig,
                         "candidates; only the best-blocked ones were compared")
     for w in warnings:
         log.warning(w)
+    pairs = {"scored": engine.count("lk_scored"),
+             "pruned": int(engine.fetchall("SELECT coalesce(sum(pairs), 0) FROM lk_pruned")[0][0])}
+    log.info("scored %d candidate pairs; pruned %d whose names cannot agree",
+             pairs["scored"], pairs["pruned"])
     thresholds: dict[str, Any] = config.thresholds()
     return MatchSummary(model_id=index.model_id, thresholds=thresholds, outcome_counts=counts,
                         expected_false_matches=float(expected[0][0]), warnings=tuple(warnings),
-                        timings=timings)
+                        timings=timings, pairs=pairs)

@@ -25,31 +25,44 @@ from lastknown.normalize.nicknames import NICKNAME_TABLE
 
 #: Given and surname swapped: the request's given name is one of the record's surname
 #: tokens, and the request's surname shares no token with the record's surname.
-_SWAP = """(q.first_n IS NOT NULL AND len(q.surname_tokens) > 0
+SWAP_SQL = """(q.first_n IS NOT NULL AND len(q.surname_tokens) > 0
     AND list_contains(r.surname_tokens, q.first_n)
     AND NOT list_has_any(q.surname_tokens, r.surname_tokens))"""
+
+#: The request's name columns under the swapped reading (``ng``: the nickname groups of
+#: the request's first surname token, joined by :data:`SWAPPED_GROUPS_JOIN`).
+SWAPPED_COLUMNS: dict[str, str] = {
+    "first_n": "q.surname_tokens[1]",
+    "first_initial": "left(q.surname_tokens[1], 1)",
+    "first_groups": "coalesce(ng.groups, [q.surname_tokens[1]])",
+    "surname_tokens": "list_concat([q.first_n], q.surname_tokens[2:])",
+    "surname_n": "array_to_string(list_concat([q.first_n], q.surname_tokens[2:]), ' ')",
+}
+
+
+def swapped_groups_join(swapped: str) -> str:
+    """LEFT JOIN ``ng``: nickname groups of the first surname token, when ``swapped``."""
+    return f"""LEFT JOIN (SELECT name, list(DISTINCT grp ORDER BY grp) AS groups
+                       FROM {NICKNAME_TABLE} GROUP BY name) AS ng
+              ON {swapped} AND ng.name = q.surname_tokens[1]"""
+
+
+def request_column_sql(col: str, swapped: str) -> str:
+    """Request ``q``'s column ``col`` as the pair reads it (swapped or not)."""
+    if col in SWAPPED_COLUMNS:
+        return f"CASE WHEN {swapped} THEN {SWAPPED_COLUMNS[col]} ELSE q.{col} END"
+    return f"q.{col}"
 
 
 def pair_steps(*, requests: str, records: str, candidates: str) -> list[SqlStep]:
     """The two sides Splink compares, plus ``lk_pairs`` to map results back."""
-    swapped = {
-        "first_n": "q.surname_tokens[1]",
-        "first_initial": "left(q.surname_tokens[1], 1)",
-        "first_groups": "coalesce(ng.groups, [q.surname_tokens[1]])",
-        "surname_tokens": "list_concat([q.first_n], q.surname_tokens[2:])",
-        "surname_n": "array_to_string(list_concat([q.first_n], q.surname_tokens[2:]), ' ')",
-    }
-    left_cols = [
-        f"CASE WHEN p.swapped THEN {swapped[col]} ELSE q.{col} END AS {col}"
-        if col in swapped else f"q.{col}"
-        for col in COMPARE_COLUMNS
-    ]
+    left_cols = [f"{request_column_sql(col, 'p.swapped')} AS {col}" for col in COMPARE_COLUMNS]
     cols = ", ".join(COMPARE_COLUMNS)
     return [
         SqlStep(sql=f"""
             SELECT 'q' || CAST(row_number() OVER (ORDER BY c.source_row, c.record_id) AS VARCHAR)
                        AS unique_id,
-                   c.source_row, c.record_id, r.tin, {_SWAP} AS swapped
+                   c.source_row, c.record_id, r.tin, {SWAP_SQL} AS swapped
             FROM {candidates} AS c
             JOIN {requests} AS q ON q.source_row = c.source_row
             JOIN {records} AS r ON r.record_id = c.record_id
@@ -58,9 +71,7 @@ def pair_steps(*, requests: str, records: str, candidates: str) -> list[SqlStep]
             SELECT p.unique_id, p.record_id AS block_key, {', '.join(left_cols)}
             FROM lk_pairs AS p
             JOIN {requests} AS q ON q.source_row = p.source_row
-            LEFT JOIN (SELECT name, list(DISTINCT grp ORDER BY grp) AS groups
-                       FROM {NICKNAME_TABLE} GROUP BY name) AS ng
-              ON p.swapped AND ng.name = q.surname_tokens[1]
+            {swapped_groups_join('p.swapped')}
         """, output_table_name="lk_pair_left"),
         SqlStep(sql=f"""
             SELECT 'r' || CAST(record_id AS VARCHAR) AS unique_id, record_id AS block_key, {cols}

@@ -1,0 +1,106 @@
+"""Pruning candidates whose names cannot agree never changes an outcome (synthetic run)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from lastknown.engines import DuckDBEngine
+from lastknown.master import load_master
+from lastknown.match.candidates import _can_weigh_above_zero, names_can_agree_sql
+from lastknown.match.config import MatchConfig
+from lastknown.match.index import build_index
+from lastknown.match.model import load_model
+from lastknown.match.run import MatchSummary, match_requests
+from lastknown.request.batch import load_batch
+from lastknown.request.intake import read_request
+from lastknown.request.validate import validate_request
+from lastknown.synth import generate
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[DuckDBEngine, MatchSummary,
+                                                            MatchSummary]:
+    tmp = tmp_path_factory.mktemp("prune")
+    data = tmp / "synth"
+    generate(persons=30_000, requests=3_000, seed=21, out=data)
+    engine = DuckDBEngine()
+    load_master(engine, data / "master")
+    info = build_index(engine, master_table="master", out=tmp / "index")
+    read_request(engine, data / "request.csv")
+    validate_request(engine, load_batch(data / "batch.toml"),
+                     master_years=(info.year_min, info.year_max), today=date(2026, 11, 1))
+    config = MatchConfig(chunk_size=1_000)  # several chunks: pruning works per chunk
+    full = match_requests(engine, index=info, config=config, prune=False)
+    engine.execute("CREATE TABLE r_full AS SELECT * FROM match_result")
+    pruned = match_requests(engine, index=info, config=config, prune=True)
+    engine.execute("CREATE TABLE r_pruned AS SELECT * FROM match_result")
+    yield engine, full, pruned
+    engine.close()
+
+
+def test_pruning_drops_pairs(runs: tuple[DuckDBEngine, MatchSummary, MatchSummary]) -> None:
+    _, full, pruned = runs
+    assert full.pairs["pruned"] == 0
+    assert pruned.pairs["pruned"] > 0
+    assert pruned.pairs["scored"] + pruned.pairs["pruned"] == full.pairs["scored"]
+
+
+def test_pruning_changes_no_outcome_and_no_disclosure(
+        runs: tuple[DuckDBEngine, MatchSummary, MatchSummary]) -> None:
+    engine, full, pruned = runs
+    assert full.outcome_counts == pruned.outcome_counts
+    assert sum(full.outcome_counts.values()) == engine.count("r_full") > 2_000
+    differ = engine.fetchall("""
+        SELECT count(*) FROM r_full AS a FULL JOIN r_pruned AS b USING (source_row)
+        WHERE a.outcome IS DISTINCT FROM b.outcome OR a.tin IS DISTINCT FROM b.tin
+           OR a.address_tax_year IS DISTINCT FROM b.address_tax_year
+           OR a.street IS DISTINCT FROM b.street OR a.unit IS DISTINCT FROM b.unit
+           OR a.zip IS DISTINCT FROM b.zip
+           OR (a.outcome <> 'N' AND NOT abs(a.match_probability - b.match_probability) < 1e-9)
+    """)[0][0]
+    assert differ == 0
+
+
+def test_every_outcome_occurs(runs: tuple[DuckDBEngine, MatchSummary, MatchSummary]) -> None:
+    """The comparison above means something only if the run has each kind of answer."""
+    _, _, pruned = runs
+    assert all(pruned.outcome_counts[o] > 0 for o in ("M", "N", "U", "P"))
+
+
+def test_similar_given_name_is_pruned_exact_nickname_initial_kept() -> None:
+    """The keep-test comes from the model: levels with m > u; a tf exact level always."""
+    model = {"comparisons": [{"output_column_name": "first_name", "comparison_levels": [
+        {"sql_condition": '"first_n_l" IS NULL', "is_null_level": True},
+        {"sql_condition": '"first_n_l" = "first_n_r"', "m_probability": 0.9,
+         "u_probability": 0.95, "tf_adjustment_column": "first_n"},
+        {"sql_condition": 'jaro_winkler_similarity("first_n_l", "first_n_r") >= 0.9',
+         "m_probability": 0.001, "u_probability": 0.002},
+        {"sql_condition": 'length("first_n_l") = 1', "m_probability": 0.01,
+         "u_probability": 1e-6},
+        {"sql_condition": "ELSE", "m_probability": 1e-6, "u_probability": 0.99},
+    ]}]}
+    sql = _can_weigh_above_zero(model, "first_name")
+    assert "jaro_winkler" not in sql
+    assert "= r.first_n" in sql and "length(" in sql
+    assert _can_weigh_above_zero(model, "surname") == "TRUE"  # not in this model
+    model["comparisons"][0]["comparison_levels"][-1]["m_probability"] = 1.0
+    assert _can_weigh_above_zero(model, "first_name") == "TRUE"
+
+
+def test_saved_model_prunes_similar_given_names(tmp_path: Path) -> None:
+    """A trained model caps "similar" at u, so its condition is never a reason to keep."""
+    generate(persons=3_000, requests=100, seed=3, out=tmp_path / "s")
+    engine = DuckDBEngine()
+    try:
+        load_master(engine, tmp_path / "s" / "master")
+        info = build_index(engine, master_table="master", out=tmp_path / "i")
+        sql = names_can_agree_sql(load_model(info.model_path))
+    finally:
+        engine.close()
+    given, surname = sql.split(") AND (", 1)
+    assert "jaro_winkler" not in given  # a close given name is never evidence for
+    assert "list_contains(r.first_groups" in given
+    assert "list_has_any" in surname and "jaro_winkler" in surname
