@@ -1,9 +1,14 @@
 """Benchmark: lastknown next to a crude exact lookup and a plain Splink script, one dataset.
 
     python bench/bench_match.py --persons 200000 --requests 20000 --seed 2 --work /tmp/lkb
+    # the scale bar: 10M persons, 1M requests, 2 threads, DuckDB held to 5 GB (spills to
+    # --work/.tmp), plain Splink skipped (infeasible at that size, see PLAIN_SPLINK_MAX)
+    python bench/bench_match.py --persons 10000000 --requests 1000000 --seed 5 \
+        --work /tmp/lks --threads 2 --memory-limit 5GB
 
-Steps: synthesise (``lastknown.synth.generate``, cached in ``--work``), build the index
-(timed, once), then each approach in its own child process (so peak RSS is its own):
+Steps: synthesise (``lastknown.synth.generate`` in shards of a million persons, cached in
+``--work``), build the index (timed, once, its own child: seconds and peak RSS), then each
+approach in its own child process (so peak RSS is its own):
 
 * ``lastknown`` — ``process_request`` end to end on the index (intake, validation,
   matching, package, ledger), scored by ``lastknown.evaluate``;
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import resource
 import subprocess
 import sys
@@ -32,6 +38,12 @@ from typing import Any
 import duckdb
 
 APPROACHES = ("lastknown", "exact first+last+state", "plain splink")
+SHARD_PERSONS = 1_000_000
+#: Plain Splink is skipped above this many persons: at 2M its EM and prediction on
+#: (last name, state) blocks already need more than the whole machine's time budget
+#: (58.6 s and 4.7 GiB at 200k persons / 20k requests; the pairs grow with
+#: requests × block size, i.e. ~50 × at 10M / 1M).
+PLAIN_SPLINK_MAX = 2_000_000
 
 
 def _peak_rss_gib() -> float:
@@ -70,9 +82,18 @@ def _years_sql(col: str) -> str:
             "ELSE [TRY_CAST(trim(x) AS INT)] END))")
 
 
-def crude_exact_lookup(data: Path) -> dict[str, Any]:
-    """Exact upper(first)+upper(last)+state; disclose the latest return of a unique hit."""
+def _connect(limits: dict[str, Any]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
+    if limits.get("threads"):
+        con.execute(f"SET threads = {int(limits['threads'])}")
+    if limits.get("memory_limit"):
+        con.execute(f"SET memory_limit = '{limits['memory_limit']}'")
+    return con
+
+
+def crude_exact_lookup(data: Path, limits: dict[str, Any]) -> dict[str, Any]:
+    """Exact upper(first)+upper(last)+state; disclose the latest return of a unique hit."""
+    con = _connect(limits)
     start = time.perf_counter()
     con.execute(f"""
         CREATE TABLE hits AS
@@ -91,12 +112,12 @@ def crude_exact_lookup(data: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, **_score_hits(con, data)}
 
 
-def plain_splink(data: Path) -> dict[str, Any]:
+def plain_splink(data: Path, limits: dict[str, Any]) -> dict[str, Any]:
     """Splink 5 out of the box: default comparisons, EM training, threshold 0.99."""
     import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
-    con = duckdb.connect()
+    con = _connect(limits)
     start = time.perf_counter()
     clean = ", ".join(f"NULLIF(upper(trim({c})), '') AS {c}"
                       for c in ("first_name", "last_name", "street", "city", "state"))
@@ -143,7 +164,19 @@ def plain_splink(data: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, **_score_hits(con, data)}
 
 
-def run_lastknown(data: Path, index: Path, work: Path) -> dict[str, Any]:
+class _PairCounts(logging.Handler):
+    """Keeps the matcher's "scored N candidate pairs; pruned M" log line (counts only)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.pairs: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("scored ") and isinstance(record.args, tuple):
+            self.pairs = {"scored": int(str(record.args[0])), "pruned": int(str(record.args[1]))}
+
+
+def run_lastknown(data: Path, index: Path, work: Path, limits: dict[str, Any]) -> dict[str, Any]:
     from lastknown.evaluate import evaluate
     from lastknown.pipeline import ProcessOptions, process_request
 
@@ -152,25 +185,34 @@ def run_lastknown(data: Path, index: Path, work: Path) -> dict[str, Any]:
     policy = work / "bench-policy.toml"  # a benchmark batch is larger than the default cap
     policy.write_text("max_rows_per_batch = 100000000\n"
                       "max_rows_per_official_per_period = 100000000\n", encoding="utf-8")
+    counts = _PairCounts()
+    match_log = logging.getLogger("lastknown.match")
+    match_log.addHandler(counts)
+    match_log.setLevel(logging.INFO)
     start = time.perf_counter()
     result = process_request(data / "request.csv", master=index, batch_path=data / "batch.toml",
                              out=out, options=ProcessOptions(
-                                 ledger=str(work / f"ledger-{stamp}.sqlite"), policy=policy))
+                                 ledger=str(work / f"ledger-{stamp}.sqlite"), policy=policy,
+                                 threads=limits.get("threads"),
+                                 memory_limit=limits.get("memory_limit")))
     seconds = time.perf_counter() - start
+    peak_match = _peak_rss_gib()  # before evaluation (not part of answering the request)
     metrics = evaluate(out, data / "truth.csv")
     return {"seconds": seconds, "precision": metrics.get("precision"),
             "recall": metrics.get("recall"), "false_disclosures": metrics.get("false_disclosures"),
             "expected_false_matches": result.summary.get("expected_false_matches"),
-            "match_timings": result.summary.get("timings"), "metrics": metrics}
+            "match_timings": result.summary.get("match_timings_seconds"), "pairs": counts.pairs,
+            "stage_timings": result.summary.get("timings_seconds"),
+            "peak_rss_gib_before_evaluate": peak_match, "metrics": metrics}
 
 
-def _child(approach: str, data: Path, work: Path) -> None:
+def _child(approach: str, data: Path, work: Path, limits: dict[str, Any]) -> None:
     if approach == "lastknown":
-        out = run_lastknown(data, data / "index", work)
+        out = run_lastknown(data, data / "index", work, limits)
     elif approach == "plain splink":
-        out = plain_splink(data)
+        out = plain_splink(data, limits)
     else:
-        out = crude_exact_lookup(data)
+        out = crude_exact_lookup(data, limits)
     out["peak_rss_gib"] = _peak_rss_gib()
     sys.stdout.write("RESULT " + json.dumps(out, default=str) + "\n")
 
@@ -182,53 +224,69 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("/tmp/lastknown-bench"))
     parser.add_argument("--skip", action="append", default=[], choices=APPROACHES)
+    parser.add_argument("--threads", type=int, help="DuckDB threads for every approach")
+    parser.add_argument("--memory-limit", help="DuckDB memory_limit for every approach, "
+                        "e.g. 5GB (it spills to --work/.tmp beyond it)")
     parser.add_argument("--one", choices=APPROACHES, help=argparse.SUPPRESS)
     parser.add_argument("--synth", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--index", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = args.work / f"synth-{args.persons}-{args.seed}"
+    limits = {"threads": args.threads, "memory_limit": args.memory_limit}
     if args.one:
-        _child(args.one, data, args.work)
+        _child(args.one, data, args.work, limits)
         return
     if args.synth:
         from lastknown.synth import generate
 
-        generate(persons=args.persons, requests=args.requests, seed=args.seed, out=data)
+        # Shards of at most a million persons keep synthesis under ~4 GB at any size.
+        generate(persons=args.persons, requests=args.requests, seed=args.seed, out=data,
+                 shard_persons=SHARD_PERSONS)
         return
     if args.index:
         from lastknown.pipeline import build_master_index
 
-        build_master_index(data / "master", out=data / "index")
+        start = time.perf_counter()
+        info = build_master_index(data / "master", out=data / "index", **limits)
+        sys.stdout.write("RESULT " + json.dumps({
+            "seconds": time.perf_counter() - start, "peak_rss_gib": _peak_rss_gib(),
+            "return_rows": info.return_rows, "record_count": info.record_count}) + "\n")
         return
 
     # Synthesis and the index build run in children too: a child's peak RSS starts from its
     # parent's resident size at fork, so the parent must stay small.
     common = ["--persons", str(args.persons), "--seed", str(args.seed), "--work", str(args.work)]
+    for flag, value in (("--threads", args.threads), ("--memory-limit", args.memory_limit)):
+        if value:
+            common += [flag, str(value)]
+    args.work.mkdir(parents=True, exist_ok=True)
     if not (data / "truth.csv").exists():
         subprocess.run([sys.executable, __file__, "--synth", "--requests", str(args.requests),
                         *common], check=True)
-    index_seconds = None
+    built: dict[str, Any] | None = None
     if not (data / "index").exists():
-        start = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--index", *common], check=True)
-        index_seconds = time.perf_counter() - start
+        built = _run_child([sys.executable, __file__, "--index", *common], args.work, "index")
+    if args.persons > PLAIN_SPLINK_MAX and "plain splink" not in args.skip:
+        sys.stderr.write(f"plain splink skipped: more than {PLAIN_SPLINK_MAX:,} persons "
+                         "(see PLAIN_SPLINK_MAX)\n")
+        args.skip.append("plain splink")
     rows = int(duckdb.sql(f"SELECT count(*) FROM read_csv('{data / 'request.csv'}', "
                           "all_varchar = true)").fetchall()[0][0])
     results: dict[str, dict[str, Any]] = {}
     for approach in APPROACHES:
         if approach in args.skip:
             continue
-        proc = subprocess.run([sys.executable, __file__, "--one", approach, "--persons",
-                               str(args.persons), "--seed", str(args.seed), "--work",
-                               str(args.work)], capture_output=True, text=True, check=False)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode or not lines:
-            sys.stderr.write(f"{approach} failed:\n{proc.stderr[-3000:]}\n")
-            continue
-        results[approach] = json.loads(lines[-1][len("RESULT "):])
+        got = _run_child([sys.executable, __file__, "--one", approach, *common], args.work,
+                         approach)
+        if got is not None:
+            results[approach] = got
     out = sys.stdout
-    out.write(f"persons {args.persons:,}, requests {rows:,}, seed {args.seed}; index build "
-              + (f"{index_seconds:.1f} s" if index_seconds is not None else "(cached)") + "\n")
+    out.write(f"persons {args.persons:,}, requests {rows:,}, seed {args.seed}; threads "
+              f"{args.threads or 'all'}, memory_limit {args.memory_limit or 'DuckDB default'}; "
+              "index build " + (f"{built['seconds']:.1f} s, peak RSS {built['peak_rss_gib']:.2f}"
+                                f" GiB, {built['return_rows']:,} returns, "
+                                f"{built['record_count']:,} records" if built else "(cached)")
+              + "\n")
     out.write("| approach | seconds | rows/s | peak RSS GiB | precision | recall "
               "| false disclosures |\n|---|---|---|---|---|---|---|\n")
     for name, r in results.items():
@@ -238,8 +296,22 @@ def main() -> None:
     if "lastknown" in results:
         lk = results["lastknown"]
         out.write(json.dumps({"expected_false_matches": lk["expected_false_matches"],
-                              "match_timings": lk["match_timings"],
+                              "match_timings": lk["match_timings"], "pairs": lk.get("pairs"),
+                              "stage_timings": lk.get("stage_timings"),
+                              "peak_rss_gib_before_evaluate":
+                                  lk.get("peak_rss_gib_before_evaluate"),
                               "metrics": lk["metrics"]}, indent=2, default=str) + "\n")
+
+
+def _run_child(cmd: list[str], work: Path, what: str) -> dict[str, Any] | None:
+    """Run a child in ``work`` (DuckDB spills to ``work/.tmp``); its RESULT line, or None."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=work)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        sys.stderr.write(f"{what} failed:\n{proc.stderr[-3000:]}\n")
+        return None
+    result: dict[str, Any] = json.loads(lines[-1][len("RESULT "):])
+    return result
 
 
 if __name__ == "__main__":
