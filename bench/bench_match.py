@@ -246,6 +246,8 @@ def main() -> None:
     if args.index:
         from lastknown.pipeline import build_master_index
 
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        logging.getLogger("lastknown.match").setLevel(logging.INFO)  # step timings, counts
         start = time.perf_counter()
         info = build_master_index(data / "master", out=data / "index", **limits)
         sys.stdout.write("RESULT " + json.dumps({
