@@ -178,7 +178,7 @@ def candidate_steps(*, requests: str, records: str, key_table: str, size_table: 
             """, output_table_name=f"{out}_judged"),
             # keep every record of a TIN whose names can agree on one of them, and every
             # record confirming the supplied address (the residents there); aggregates and
-            # joins, not windows: at 10M persons this table has ~90M rows per 250k requests
+            # joins, not windows: at 10M persons this table has ~23M rows per 250k requests
             SqlStep(sql=f"SELECT DISTINCT source_row, tin FROM {out}_judged WHERE can_agree",
                     output_table_name=f"{out}_agree"),
             SqlStep(sql=f"""
