@@ -179,3 +179,40 @@ def test_missing_required_option_is_a_usage_error() -> None:
     result = run("process", "nowhere.csv")
     assert result.exit_code == 2
     assert "Usage: " in result.stderr
+
+
+def test_a_large_package_has_its_spreadsheet_written_beside_the_ledger(
+        answered: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above BACKGROUND_XLSX_ROWS matched.xlsx comes from a child process: same package."""
+    import openpyxl
+
+    import lastknown.disclose.package as package
+    import lastknown.disclose.xlsx_job as xlsx_job
+
+    started: list[Path] = []
+    start = xlsx_job.start_xlsx_job
+
+    def spy(*args: object, **kwargs: object) -> xlsx_job.XlsxJob:
+        job = start(*args, **kwargs)  # type: ignore[arg-type]
+        started.append(job.path)
+        return job
+
+    monkeypatch.setattr(package, "BACKGROUND_XLSX_ROWS", 1)
+    monkeypatch.setattr(package, "start_xlsx_job", spy)
+    data, out = answered["data"], answered["root"] / "response-child"
+    result = run("process", data / "request.csv", "--master", answered["index"],
+                 "--batch", data / "batch.toml", "--out", out,
+                 "--ledger", answered["root"] / "child.sqlite", "--today", TODAY)
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in started] == ["matched.xlsx"]
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    first = json.loads((answered["out"] / "summary.json").read_text(encoding="utf-8"))
+    assert summary["files_sha256"]["matched.csv"] == first["files_sha256"]["matched.csv"]
+    book = openpyxl.load_workbook(out / "matched.xlsx", read_only=True)
+    sheet_rows = [[("" if v is None else str(v)) for v in row]
+                  for row in book["matched"].iter_rows(values_only=True)]
+    book.close()
+    csv_rows = [list(r.values()) for r in _rows(out / "matched.csv")]
+    assert len(sheet_rows) - 1 == len(csv_rows) == summary["rows_matched"] > 0
+    assert [r[0] for r in sheet_rows[1:]] == [r[0] for r in csv_rows]
+    assert run("ledger", "verify", "--ledger", answered["root"] / "child.sqlite").exit_code == 0

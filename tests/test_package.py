@@ -16,6 +16,7 @@ from lastknown.disclose.package import (
     REJECTED_COLUMNS,
     UNMATCHED_COLUMNS,
     PackageCounts,
+    stage_package,
     write_package,
 )
 from lastknown.engines import DuckDBEngine
@@ -269,3 +270,50 @@ def test_same_rows_and_receipt_time_give_the_same_bytes(engine: DuckDBEngine,
     with zipfile.ZipFile(tmp_path / "first" / "matched.xlsx") as book:
         core = book.read("docProps/core.xml").decode()
     assert "2026-11-01T09:30:00Z" in core
+
+
+@pytest.mark.parametrize("max_rows", [1_048_575, 3])
+def test_a_spreadsheet_written_by_a_child_process_is_the_same_file(
+        engine: DuckDBEngine, tmp_path: Path, max_rows: int) -> None:
+    summary = {"received_at": "2026-11-01T09:30:00+00:00"}
+    written = {}
+    for name, background in (("inline", None), ("child", 0)):
+        out = tmp_path / name
+        out.mkdir()
+        staged = stage_package(engine, out, summary=summary, xlsx_max_rows=max_rows,
+                               background_xlsx_from=background)
+        assert (staged.job is not None) == (background is not None)
+        written[name] = staged.finish()
+    assert written["child"].files == written["inline"].files  # every file, byte for byte
+    assert written["child"].xlsx_parts == written["inline"].xlsx_parts
+    assert len(written["child"].xlsx_parts) == (1 if max_rows > 4 else 2)
+    assert not list(tmp_path.glob("child/*.parquet"))
+
+
+def test_a_failing_spreadsheet_child_is_reported_and_cleans_up(engine: DuckDBEngine,
+                                                               tmp_path: Path) -> None:
+    from lastknown.disclose.package import matched_sql
+    from lastknown.disclose.xlsx_job import start_xlsx_job
+
+    job = start_xlsx_job(engine, matched_sql(result_table="match_result",
+                                             valid_table="request_valid"),
+                         tmp_path / "matched.xlsx", columns=DISCLOSED_COLUMNS,
+                         sheet_stem="matched", max_rows=100, expected_rows=5)  # 4 rows exist
+    with pytest.raises(PipelineError, match=r"matched.xlsx: the spreadsheet writer \(a child "
+                                            r"process\) failed .*wrote 4 rows, expected 5"):
+        job.wait()
+    assert not job.workdir.exists()
+
+
+def test_a_cancelled_spreadsheet_child_stops_and_cleans_up(engine: DuckDBEngine,
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "pkg"
+    out.mkdir()
+    staged = stage_package(engine, out, summary={}, background_xlsx_from=0)
+    job = staged.job
+    assert job is not None
+    staged.cancel()
+    assert job.process.returncode is not None and not job.workdir.exists()
+    staged.cancel()  # idempotent
+    with pytest.raises(PipelineError, match="already finished or cancelled"):
+        staged.finish()

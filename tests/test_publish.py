@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from lastknown.disclose.ledger import Ledger, open_ledger  # noqa: E402
 from lastknown.disclose.ledger.models import batches, disclosures  # noqa: E402
 from lastknown.disclose.publish import STEPS, publish, recover, staging_dir_for  # noqa: E402
+from lastknown.errors import PipelineError  # noqa: E402
 from test_ledger_fixtures import (  # noqa: E402
     BACKENDS,
     FakeBatch,
@@ -175,3 +177,76 @@ def test_publishing_again_after_a_crash_finishes_the_committed_package(tmp_path:
     again = publish(**kwargs)
     assert again.recovered and out.is_dir()
     assert _disclosure_count(ledger, "B-1") == len(MATCHED)  # nothing recorded twice
+
+
+class FakePending:
+    """A package whose last file is still being written (publish finishes or cancels it)."""
+
+    def __init__(self, write: Callable[[], dict[str, object]], *, fails: bool = False) -> None:
+        self.write, self.fails = write, fails
+        self.events: list[str] = []
+
+    def finish_summary(self) -> dict[str, object]:
+        self.events.append("finish")
+        if self.fails:
+            raise PipelineError("matched.xlsx: the spreadsheet writer failed")
+        return self.write()
+
+    def cancel(self) -> None:
+        self.events.append("cancel")
+
+
+def _pending_kwargs(ledger: Ledger, out: Path, pendings: list[FakePending],
+                    fails: bool = False) -> dict[str, object]:
+    engine = engine_with_results(matched=MATCHED)
+    kwargs = publish_kwargs(ledger, engine, FakeBatch(), out)
+    writer = kwargs["write_package"]
+
+    def stage(folder: Path, summary: dict[str, object]) -> FakePending:
+        pendings.append(FakePending(lambda: writer(folder, summary), fails=fails))
+        return pendings[-1]
+    return {**kwargs, "write_package": stage}
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_package_still_being_written_is_finished_before_commit_or_cancelled(
+        step: str, tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    out, pendings = tmp_path / "response", []
+    kwargs = _pending_kwargs(ledger, out, pendings)
+
+    def fail(name: str) -> None:
+        if name == step:
+            raise Killed(name)
+
+    with pytest.raises(Killed):
+        publish(**kwargs, checkpoint=fail)
+    at = STEPS.index(step)
+    expected = ([] if step == "start" else  # not staged yet
+                ["cancel"] if step == "staged" else  # stopped while still being written
+                ["finish", "cancel"] if at < COMMITTED_FROM else  # rolled back after finishing
+                ["finish"])  # failed after the commit: the package is complete
+    assert [p.events for p in pendings] == ([] if step == "start" else [expected])
+    assert assert_consistent(ledger, out) == (STEPS.index(step) >= COMMITTED_FROM)
+
+
+def test_a_failed_pending_package_records_nothing(tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    out, pendings = tmp_path / "response", []
+    kwargs = _pending_kwargs(ledger, out, pendings, fails=True)
+    head = ledger.head()
+    with pytest.raises(PipelineError, match="spreadsheet writer failed"):
+        publish(**kwargs)
+    assert pendings[0].events == ["finish", "cancel"]
+    assert ledger.head() == head
+    assert assert_consistent(ledger, out) is False
+
+
+def test_a_pending_package_is_published_with_the_ledger_head(tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    out, pendings = tmp_path / "response", []
+    done = publish(**_pending_kwargs(ledger, out, pendings))
+    assert pendings[0].events == ["finish"]
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["ledger_head"] == done.head.hash == ledger.head().hash
+    assert assert_consistent(ledger, out)

@@ -104,7 +104,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     ... # doctest: +SKIP
     """
     from lastknown.disclose.ledger import open_ledger
-    from lastknown.disclose.package import write_package
+    from lastknown.disclose.package import BACKGROUND_XLSX_ROWS, stage_package
     from lastknown.disclose.policy import check_policy, load_policy
     from lastknown.disclose.publish import publish
     from lastknown.match.config import load_match_config
@@ -167,9 +167,9 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     engine=engine,
                     final_dir=out,
                     summary=summary,
-                    write_package=lambda staging, s: write_package(
-                        engine, staging, summary=s
-                    ).summary,
+                    write_package=lambda staging, s: stage_package(
+                        engine, staging, summary=s, background_xlsx_from=BACKGROUND_XLSX_ROWS
+                    ),
                     intake=intake,
                     validation=validation,
                     policy_decision=decision,

@@ -14,7 +14,7 @@ tests); both read :data:`FORMULA_TRIGGERS`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -99,16 +99,29 @@ def write_xlsx_sheets(engine: Engine, sql: str, path: Path, *, columns: tuple[st
                       batch_rows: int = 50_000, created: datetime | None = None) -> list[str]:
     """Stream the result of ``sql`` into a new workbook; return the sheet names.
 
-    Rows come from the engine in Arrow batches of ``batch_rows``; the workbook is
-    written in constant-memory mode. Over ``max_rows`` data rows the rows go on to
-    ``<stem>_1``, ``<stem>_2`` ... each with the header. Every text value is written
-    with ``write_string`` (never read as a formula, number or link); numbers with
-    ``write_number``; NULL leaves the cell empty.
+    Rows come from the engine in Arrow batches of ``batch_rows`` (see
+    :func:`write_xlsx_batches` for the layout and cell rules).
     """
     from lastknown.engines.duckdb import DuckDBEngine
 
     if not isinstance(engine, DuckDBEngine):
         raise PipelineError(f"the spreadsheet writer needs the duckdb engine, not {engine.name}")
+    return write_xlsx_batches(engine.con.sql(sql).to_arrow_reader(batch_rows), path,
+                              columns=columns, sheet_stem=sheet_stem, max_rows=max_rows,
+                              expected_rows=expected_rows, created=created)
+
+
+def write_xlsx_batches(batches: Iterable[pa.RecordBatch], path: Path, *,
+                       columns: tuple[str, ...], sheet_stem: str, max_rows: int,
+                       expected_rows: int, created: datetime | None = None) -> list[str]:
+    """Write Arrow record batches into a new workbook; return the sheet names.
+
+    The workbook is written in constant-memory mode. Over ``max_rows`` data rows the
+    rows go on to ``<stem>_1``, ``<stem>_2`` ... each with the header. Every text value
+    is written with ``write_string`` (never read as a formula, number or link); numbers
+    with ``write_number``; NULL leaves the cell empty. ``created`` fixes the workbook's
+    creation date, so the same rows give the same bytes.
+    """
     names = _sheet_names(sheet_stem, expected_rows, max_rows)
     workbook = xlsxwriter.Workbook(str(path), {
         "constant_memory": True, "strings_to_numbers": False, "strings_to_formulas": False,
@@ -119,8 +132,7 @@ def write_xlsx_sheets(engine: Engine, sql: str, path: Path, *, columns: tuple[st
     try:
         sheets = [_new_sheet(workbook, name, columns) for name in names]
         written = 0
-        reader = engine.con.sql(sql).to_arrow_reader(batch_rows)
-        for batch in reader:
+        for batch in batches:
             if tuple(batch.schema.names) != columns:
                 raise PipelineError(f"{path.name}: columns {batch.schema.names} are not {columns}")
             writers = [_cell_writer(path, f) for f in batch.schema]

@@ -28,6 +28,7 @@ from lastknown.disclose.cells import (
     sql_literal,
     write_xlsx_sheets,
 )
+from lastknown.disclose.xlsx_job import XlsxJob, start_xlsx_job
 from lastknown.engines.base import Engine
 from lastknown.errors import ErrorCollector, PipelineError
 
@@ -236,6 +237,12 @@ def _received_at(summary: dict[str, Any]) -> datetime | None:
     return None
 
 
+BACKGROUND_XLSX_ROWS = 20_000
+"""From this many matched rows on, :func:`stage_package` hands matched.xlsx to a child
+process (:mod:`lastknown.disclose.xlsx_job`) when asked to; below it, a child's start-up
+costs more than it saves."""
+
+
 def write_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any],
                   raw_table: str = "request_raw", rejected_table: str = "request_rejected",
                   valid_table: str = "request_valid", result_table: str = "match_result",
@@ -245,15 +252,65 @@ def write_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any],
     ``summary`` (the caller's facts: batch, model, timings ...) is merged with the
     counts computed here and written as summary.json; it is not modified.
     """
+    return stage_package(engine, out_dir, summary=summary, raw_table=raw_table,
+                         rejected_table=rejected_table, valid_table=valid_table,
+                         result_table=result_table, xlsx_max_rows=xlsx_max_rows).finish()
+
+
+def stage_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any],
+                  raw_table: str = "request_raw", rejected_table: str = "request_rejected",
+                  valid_table: str = "request_valid", result_table: str = "match_result",
+                  xlsx_max_rows: int = 1_048_575,
+                  background_xlsx_from: int | None = None) -> StagedPackage:
+    """Check the accounting and write the CSVs; the spreadsheet now or in a child process.
+
+    With ``background_xlsx_from`` set and at least that many matched rows, matched.xlsx
+    is written by a child process while the caller goes on (publish records the
+    ledger meanwhile); :meth:`StagedPackage.finish` waits for it and writes
+    summary.json, :meth:`StagedPackage.cancel` stops it.
+    """
     with progress_bar_off(engine):
-        return _write_package(engine, out_dir, summary=summary, raw_table=raw_table,
+        return _stage_package(engine, out_dir, summary=summary, raw_table=raw_table,
                               rejected_table=rejected_table, valid_table=valid_table,
-                              result_table=result_table, xlsx_max_rows=xlsx_max_rows)
+                              result_table=result_table, xlsx_max_rows=xlsx_max_rows,
+                              background_xlsx_from=background_xlsx_from)
 
 
-def _write_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any], raw_table: str,
+@dataclass(kw_only=True)
+class StagedPackage:
+    """A package in its folder: CSVs written, matched.xlsx written or being written."""
+
+    out_dir: Path
+    summary: dict[str, Any]
+    computed: dict[str, Any]
+    xlsx_max_rows: int
+    sheets: list[str] | None = None
+    job: XlsxJob | None = None
+
+    def finish(self) -> PackageCounts:
+        """Wait for the spreadsheet, then write summary.json with every file's digest."""
+        sheets = self.job.wait() if self.job is not None else self.sheets
+        self.job = None
+        if sheets is None:
+            raise PipelineError("the package was already finished or cancelled")
+        self.sheets = None
+        return _finish_package(self.out_dir, summary=self.summary, computed=dict(self.computed),
+                               sheets=sheets, xlsx_max_rows=self.xlsx_max_rows)
+
+    def finish_summary(self) -> dict[str, Any]:
+        """:meth:`finish`, returning the summary written (what publish needs)."""
+        return self.finish().summary
+
+    def cancel(self) -> None:
+        """Stop a spreadsheet still being written (the caller removes the folder)."""
+        if self.job is not None:
+            self.job.cancel()
+            self.job = None
+
+
+def _stage_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any], raw_table: str,
                    rejected_table: str, valid_table: str, result_table: str,
-                   xlsx_max_rows: int) -> PackageCounts:
+                   xlsx_max_rows: int, background_xlsx_from: int | None) -> StagedPackage:
     if not out_dir.is_dir():
         raise PipelineError(f"package folder {out_dir} does not exist: the caller creates it")
     clashes = [name for name in PACKAGE_FILES if (out_dir / name).exists()]
@@ -275,17 +332,25 @@ def _write_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any], ra
         REJECTED_CSV: _copy_csv(engine, _rejected_sql(rejected_table), out_dir / REJECTED_CSV,
                                 REJECTED_COLUMNS),
     }
-    sheets = write_xlsx_sheets(engine, matched, out_dir / MATCHED_XLSX, columns=DISCLOSED_COLUMNS,
-                               sheet_stem="matched", max_rows=xlsx_max_rows,
-                               expected_rows=computed["rows_matched"],
-                               created=_received_at(summary))
     expected = {MATCHED_CSV: computed["rows_matched"], UNMATCHED_CSV: computed["rows_unmatched"],
                 REJECTED_CSV: computed["rows_rejected"]}
     raw_rows = engine.count(raw_table)
     if written != expected or sum(written.values()) != raw_rows:
         raise PipelineError(f"rows written {written} differ from rows expected {expected} "
                             f"(request rows: {raw_rows:,})")
+    staged = StagedPackage(out_dir=out_dir, summary=summary, computed=computed,
+                           xlsx_max_rows=xlsx_max_rows)
+    xlsx = dict(columns=DISCLOSED_COLUMNS, sheet_stem="matched", max_rows=xlsx_max_rows,
+                expected_rows=computed["rows_matched"], created=_received_at(summary))
+    if background_xlsx_from is not None and computed["rows_matched"] >= background_xlsx_from:
+        staged.job = start_xlsx_job(engine, matched, out_dir / MATCHED_XLSX, **xlsx)
+    else:
+        staged.sheets = write_xlsx_sheets(engine, matched, out_dir / MATCHED_XLSX, **xlsx)
+    return staged
 
+
+def _finish_package(out_dir: Path, *, summary: dict[str, Any], computed: dict[str, Any],
+                    sheets: list[str], xlsx_max_rows: int) -> PackageCounts:
     files = {name: sha256_file(out_dir / name) for name in PACKAGE_FILES if name != SUMMARY_JSON}
     computed["xlsx_sheets"] = sheets
     computed["xlsx_note"] = (

@@ -3,10 +3,12 @@
 The protocol (each step is a checkpoint a test can kill the process at):
 
 1. ``start``      — a left-over staging folder of this package is recovered first;
-2. ``staged``     — the package is written into a staging folder next to ``final_dir``;
+2. ``staged``     — the package is written into a staging folder next to ``final_dir``
+   (a large matched.xlsx may still be being written by a child process, see
+   :mod:`lastknown.disclose.xlsx_job`);
 3. ``recorded``   — in ONE ledger transaction: the batch record, one entry per
-   disclosure, a ``disclosure_recorded`` audit event; the chain's new head is
-   known before commit (hashes are deterministic), so
+   disclosure, then (the spreadsheet finished) a ``disclosure_recorded`` audit event;
+   the chain's new head is known before commit (hashes are deterministic), so
 4. ``summarised`` — ``summary.json`` in staging gets ``ledger_head``/``ledger_seq``
    and is fsynced, still before the commit;
 5. ``committed``  — the transaction commits;
@@ -46,6 +48,13 @@ from lastknown.errors import LedgerError, PipelineError
 
 STEPS = ("start", "staged", "recorded", "summarised", "committed", "published")
 _STREAM_ROWS = 20_000
+
+
+class PendingPackage(Protocol):
+    """A package still being written (:class:`lastknown.disclose.package.StagedPackage`)."""
+
+    def finish_summary(self) -> dict[str, Any]: ...
+    def cancel(self) -> None: ...
 
 
 class PublishBatch(BatchLike, Protocol):
@@ -223,12 +232,15 @@ def _batch_record(*, batch: PublishBatch, engine: Engine, summary: dict[str, Any
 
 def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: Path,
             summary: dict[str, Any],
-            write_package: Callable[[Path, dict[str, Any]], dict[str, Any]],
+            write_package: Callable[[Path, dict[str, Any]], dict[str, Any] | PendingPackage],
             intake: IntakeLike, validation: ValidationLike, policy_decision: PolicyDecision,
             operator: str, received_at: datetime, origin: str | None = None,
             checkpoint: Callable[[str], None] | None = None) -> Publication:
     """Write the package, record batch + disclosures in the ledger, then publish by rename.
 
+    ``write_package(staging, summary)`` returns the package's summary, or a
+    :class:`PendingPackage` that is finished inside the ledger transaction (after the
+    disclosures are added, before the commit) and cancelled on any error.
     ``checkpoint(step)`` is called after each step in :data:`STEPS` (tests inject
     failures there). Returns the publication; its summary carries ``ledger_head``.
 
@@ -259,8 +271,11 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
     staging.parent.mkdir(parents=True, exist_ok=True)
     staging.mkdir()
     summary_written = False
+    pending: PendingPackage | None = None
     try:
-        package_summary = dict(write_package(staging, summary))
+        staged = write_package(staging, summary)
+        pending = None if isinstance(staged, dict) else staged
+        package_summary = dict(staged) if isinstance(staged, dict) else {}
         step("staged")
         record = _batch_record(batch=batch, engine=engine, summary=summary, intake=intake,
                                validation=validation, decision=policy_decision,
@@ -273,6 +288,8 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
             if written != disclosed:
                 raise PipelineError(f"match_result changed while publishing: {disclosed} matches "
                                     f"counted, {written} recorded; nothing was committed")
+            if pending is not None:  # the spreadsheet, written meanwhile by a child process
+                package_summary = dict(pending.finish_summary())
             tx.audit(event_type="disclosure_recorded", success=True,
                      obj=f"batch {batch.batch_id}", detail=f"{written} disclosures to {agency}",
                      user=operator, origin=origin, at=now)
@@ -284,6 +301,8 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
             _write_summary(staging, package_summary)
             step("summarised")
     except BaseException:
+        if pending is not None:
+            pending.cancel()
         if not summary_written:  # the transaction cannot have committed: drop the staging
             shutil.rmtree(staging, ignore_errors=True)
         raise  # otherwise recover() decides from the ledger, on the next run

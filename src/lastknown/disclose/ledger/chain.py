@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 GENESIS_HASH = "0" * 64
@@ -53,6 +54,7 @@ COLUMNS_BY_KIND: dict[EntryKind, dict[str, ColumnKind]] = {
 }
 
 
+@lru_cache(maxsize=1024)  # a batch's disclosures share one time: format it once
 def canonical_time(value: datetime) -> str:
     """UTC, microseconds, ``Z``: one spelling per instant. Naive times are taken as UTC.
 
@@ -63,15 +65,19 @@ def canonical_time(value: datetime) -> str:
     return aware.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@lru_cache(maxsize=1024)
 def parse_time(text: str) -> datetime:
     """The inverse of :func:`canonical_time` (an aware UTC datetime)."""
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys, no spaces, UTF-8 text kept as is: the bytes that are hashed."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return _CANONICAL.encode(value)
 
 
 def canonical_payload(values: Mapping[str, Any]) -> str:
