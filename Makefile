@@ -27,6 +27,7 @@ check: test
 # Benchmarks are run by hand (never in CI); see README "Measured".
 bench: $(STAMP)
 	$(BIN)/python bench/bench_intake.py --rows 1000000
+	$(BIN)/python bench/bench_ledger.py --rows 200000
 	$(BIN)/python bench/bench_match.py --persons 200000 --requests 20000 --seed 4 --work /tmp/lastknown-bench
 
 clean:
