@@ -274,8 +274,10 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
     pending: PendingPackage | None = None
     try:
         staged = write_package(staging, summary)
-        pending = None if isinstance(staged, dict) else staged
-        package_summary = dict(staged) if isinstance(staged, dict) else {}
+        if isinstance(staged, dict):
+            package_summary = dict(staged)
+        else:
+            package_summary, pending = {}, staged
         step("staged")
         record = _batch_record(batch=batch, engine=engine, summary=summary, intake=intake,
                                validation=validation, decision=policy_decision,
