@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from lastknown.disclose.cells import sql_literal, write_xlsx_batches
+from lastknown.disclose.cells import write_xlsx_batches
 from lastknown.engines.base import Engine
 from lastknown.errors import PipelineError
 
@@ -71,7 +71,7 @@ def start_xlsx_job(engine: Engine, sql: str, path: Path, *, columns: tuple[str, 
     workdir = Path(tempfile.mkdtemp(prefix="lastknown-xlsx-"))
     try:
         rows = workdir / "rows.parquet"
-        engine.execute(f"COPY ({sql}) TO {sql_literal(str(rows))} (FORMAT parquet)")
+        engine.copy_to_parquet(sql, rows)
         args = {"rows": str(rows), "path": str(path), "columns": list(columns),
                 "sheet_stem": sheet_stem, "max_rows": max_rows, "expected_rows": expected_rows,
                 "created": created.isoformat() if created is not None else None,
