@@ -30,7 +30,7 @@ SWAP_SQL = """(q.first_n IS NOT NULL AND len(q.surname_tokens) > 0
     AND NOT list_has_any(q.surname_tokens, r.surname_tokens))"""
 
 #: The request's name columns under the swapped reading (``ng``: the nickname groups of
-#: the request's first surname token, joined by :data:`SWAPPED_GROUPS_JOIN`).
+#: the request's first surname token, joined by :func:`swapped_groups_join`).
 SWAPPED_COLUMNS: dict[str, str] = {
     "first_n": "q.surname_tokens[1]",
     "first_initial": "left(q.surname_tokens[1], 1)",
