@@ -110,8 +110,8 @@ def master_norm_steps(master_table: str) -> list[SqlStep]:
     on_names = " AND ".join(f"m.{c} IS NOT DISTINCT FROM n.k_{c}" for c in RAW_NAME_COLUMNS)
     on_addrs = " AND ".join(f"m.{c} IS NOT DISTINCT FROM a.k_{c}" for c in RAW_ADDRESS_COLUMNS)
     joined = f"""(
-        SELECT m.tin, m.tax_year, n.* EXCLUDE ({', '.join('k_' + c for c in RAW_NAME_COLUMNS)}),
-               a.* EXCLUDE ({', '.join('k_' + c for c in RAW_ADDRESS_COLUMNS)})
+        SELECT m.tin, m.tax_year, n.* EXCLUDE ({', '.join(name_keys)}),
+               a.* EXCLUDE ({', '.join(addr_keys)})
         FROM {master_table} AS m
         JOIN lk_master_names AS n ON {on_names}
         JOIN lk_master_addresses AS a ON {on_addrs})"""
