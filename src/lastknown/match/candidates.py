@@ -45,7 +45,7 @@ from typing import Any
 
 from lastknown.engines.base import SqlStep
 from lastknown.match.decide import address_confirmed_sql
-from lastknown.match.score import SWAP_SQL, request_column_sql, swapped_groups_join
+from lastknown.match.score import SWAP_SQL, SWAPPED_COLUMNS, swapped_groups_join
 
 BLOCK_RULES: tuple[str, ...] = ("addr", "street", "name")
 
@@ -85,14 +85,17 @@ def index_block_steps(*, records: str, key_table: str, size_table: str) -> list[
     ]
 
 
-def _can_weigh_above_zero(model: dict[str, Any], comparison: str) -> str:
+def _can_weigh_above_zero(model: dict[str, Any], comparison: str, *,
+                          swapped: bool = False) -> str:
     """SQL over ``q``, ``r``, ``ng``: can ``comparison`` weigh above 0 for the pair?
 
-    The OR of the model's own level conditions whose weight can be positive (m > u, or
-    an exact level with a term-frequency adjustment), read as scoring reads the pair
-    (given/surname swapped or not). Ignoring level order only keeps more pairs, never
-    fewer; a null level weighs 0. ``TRUE`` when the model has no such comparison or its
-    ELSE level can weigh above 0 (then nothing can be pruned).
+    The model's own level conditions whose weight can be positive (m > u, or an exact
+    level with a term-frequency adjustment), with the request's columns read plainly or,
+    with ``swapped``, under the swapped given/surname reading (``SWAPPED_COLUMNS``).
+    Ignoring level order only keeps more pairs, never fewer; a null level weighs 0.
+    ``TRUE`` when the model has no such comparison or its ELSE level can weigh above 0
+    (then nothing can be pruned). A CASE rather than an OR: the engine tries the levels
+    in turn, each only on the pairs no earlier level kept (exact equality first).
     """
     comps = [c for c in model.get("comparisons", []) if c.get("output_column_name")
              == comparison]
@@ -111,21 +114,30 @@ def _can_weigh_above_zero(model: dict[str, Any], comparison: str) -> str:
         cond = str(level["sql_condition"])
         if cond.strip().upper() == "ELSE":
             return "TRUE"
-        cond = re.sub(r'"(\w+)_l"', lambda x: f"({request_column_sql(x[1], SWAP_SQL)})", cond)
+        cond = re.sub(r'"(\w+)_l"', lambda x: f"({_request_column(x[1], swapped)})", cond)
         cond = re.sub(r'"(\w+)_r"', lambda x: f"r.{x[1]}", cond)
-        conds.append(f"coalesce(({cond}), false)")
-    return "(" + " OR ".join(conds) + ")" if conds else "FALSE"
+        conds.append(f"WHEN {cond} THEN true")
+    return f"(CASE {' '.join(conds)} ELSE false END)" if conds else "FALSE"
+
+
+def _request_column(col: str, swapped: bool) -> str:
+    return SWAPPED_COLUMNS[col] if swapped and col in SWAPPED_COLUMNS else f"q.{col}"
 
 
 def names_can_agree_sql(model: dict[str, Any]) -> str:
     """SQL over ``q``, ``r``, ``ng``: can given name *and* surname each weigh above 0?
 
-    Necessary for the decision's "names agree" on a record (docs/MATCHING.md).
+    Necessary for the decision's "names agree" on a record (docs/MATCHING.md), read as
+    scoring reads the pair: swapped when :data:`SWAP_SQL` holds (decided once per pair),
+    plainly otherwise.
     """
-    # CASE, not AND: DuckDB then evaluates the surname test (Jaro-Winkler) only on the
-    # pairs whose given names pass
-    return (f"(CASE WHEN {_can_weigh_above_zero(model, 'first_name')} "
-            f"THEN {_can_weigh_above_zero(model, 'surname')} ELSE false END)")
+    def both(swapped: bool) -> str:
+        # CASE, not AND: the surname test (Jaro-Winkler) runs only on the pairs whose
+        # given names pass
+        return (f"CASE WHEN {_can_weigh_above_zero(model, 'first_name', swapped=swapped)} "
+                f"THEN {_can_weigh_above_zero(model, 'surname', swapped=swapped)} ELSE false END")
+
+    return f"(CASE WHEN {SWAP_SQL} THEN {both(True)} ELSE {both(False)} END)"
 
 
 def candidate_steps(*, requests: str, records: str, key_table: str, size_table: str,
@@ -169,11 +181,10 @@ def candidate_steps(*, requests: str, records: str, key_table: str, size_table: 
             SqlStep(sql=f"""
                 SELECT c.source_row, c.record_id, c.hits, c.by_address, r.tin,
                        {can_agree} AS can_agree,
-                       CASE WHEN q.house_number = r.house_number
-                            THEN {address_confirmed_sql('q', 'r')} ELSE false END AS confirms
+                       {address_confirmed_sql('q', 'r')} AS confirms
                 FROM {out}_all AS c
-                JOIN {requests} AS q ON q.source_row = c.source_row
                 JOIN {records} AS r ON r.record_id = c.record_id
+                JOIN {requests} AS q ON q.source_row = c.source_row
                 {swapped_groups_join(SWAP_SQL)}
             """, output_table_name=f"{out}_judged"),
             # keep every record of a TIN whose names can agree on one of them, and every

@@ -34,24 +34,32 @@ from lastknown.match.model import ADDRESS_COMPARISONS, NAME_COMPARISONS
 
 
 def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
-    """TRUE when record ``r``'s address confirms request ``q``'s supplied address.
+    """TRUE when record ``r``'s address confirms request ``q``'s supplied address, else FALSE.
 
     House number equal; street name equal after USPS standardisation (or one typo
     in a name of 5+ letters, or equal once spaces are ignored); zip5 equal or city
     and state equal; neither unit nor pre-directional contradicting (both present
-    and different). A line without a house number or street name never confirms.
+    and different). A line without a house number or street name never confirms, nor
+    one whose zip and city cannot be compared (never NULL: unknown is not confirmed).
+
+    Nested CASEs, so the engine runs the cheap equalities on every pair and the string
+    edits only on the few pairs that reach them (most candidate pairs are neighbours);
+    ``abs(length difference) <= 1`` is implied by one edit, so it only skips work.
     """
-    return f"""(
-        {q}.house_number IS NOT NULL AND {q}.house_number = {r}.house_number
-        AND {q}.street_name IS NOT NULL AND {r}.street_name IS NOT NULL
-        AND ({q}.street_name = {r}.street_name
-             OR replace({q}.street_name, ' ', '') = replace({r}.street_name, ' ', '')
-             OR (length({q}.street_name) >= 5
-                 AND damerau_levenshtein({q}.street_name, {r}.street_name) <= 1))
-        AND ({q}.zip5 = {r}.zip5 OR ({q}.city_n = {r}.city_n AND {q}.state_n = {r}.state_n))
-        AND NOT coalesce({q}.unit_n <> {r}.unit_n, false)
-        AND NOT coalesce({q}.predir <> {r}.predir, false)
-    )"""
+    return f"""(CASE
+        WHEN {q}.house_number IS NOT NULL AND {q}.house_number = {r}.house_number
+             AND {q}.street_name IS NOT NULL AND {r}.street_name IS NOT NULL
+             AND ({q}.zip5 = {r}.zip5 OR ({q}.city_n = {r}.city_n AND {q}.state_n = {r}.state_n))
+             AND NOT coalesce({q}.unit_n <> {r}.unit_n, false)
+             AND NOT coalesce({q}.predir <> {r}.predir, false)
+        THEN (CASE
+            WHEN {q}.street_name = {r}.street_name THEN true
+            WHEN replace({q}.street_name, ' ', '') = replace({r}.street_name, ' ', '') THEN true
+            WHEN length({q}.street_name) >= 5
+                 AND abs(length({q}.street_name) - length({r}.street_name)) <= 1
+            THEN damerau_levenshtein({q}.street_name, {r}.street_name) <= 1
+            ELSE false END)
+        ELSE false END)"""
 
 
 def decide_steps(*, config: MatchConfig, requests: str, records: str, returns: str,

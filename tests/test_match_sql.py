@@ -1,0 +1,86 @@
+"""The candidate-search SQL rules, evaluated on hand-made pairs in DuckDB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from lastknown.engines import DuckDBEngine
+from lastknown.match.candidates import names_can_agree_sql
+from lastknown.match.decide import address_confirmed_sql
+
+
+@pytest.fixture()
+def engine() -> Iterator[DuckDBEngine]:
+    with DuckDBEngine() as e:
+        yield e  # type: ignore[misc]
+
+
+_ADDRESS = ("house_number VARCHAR, street_name VARCHAR, zip5 VARCHAR, city_n VARCHAR, "
+            "state_n VARCHAR, unit_n VARCHAR, predir VARCHAR")
+
+
+def _confirms(engine: DuckDBEngine, q: tuple[str | None, ...], r: tuple[str | None, ...]) -> object:
+    engine.execute(f"CREATE OR REPLACE TABLE q ({_ADDRESS})")
+    engine.execute(f"CREATE OR REPLACE TABLE r ({_ADDRESS})")
+    engine.execute("INSERT INTO q VALUES (?, ?, ?, ?, ?, ?, ?)", list(q))
+    engine.execute("INSERT INTO r VALUES (?, ?, ?, ?, ?, ?, ?)", list(r))
+    return engine.fetchall(f"SELECT {address_confirmed_sql()} FROM q, r")[0][0]
+
+
+_HOME = ("12", "MAPLE", "78701", "AUSTIN", "TX", None, None)
+
+
+@pytest.mark.parametrize(("record", "expected"), [
+    (_HOME, True),
+    (("12", "MAPEL", "78701", "AUSTIN", "TX", None, None), True),   # one transposition
+    (("12", "MAPLES", "78701", "AUSTIN", "TX", None, None), True),  # one insertion
+    (("12", "MA PLE", "78701", "AUSTIN", "TX", None, None), True),  # spaces ignored
+    (("12", "MAPLEWOOD", "78701", "AUSTIN", "TX", None, None), False),  # 4 letters longer
+    (("12", "MAPLE", "78745", "AUSTIN", "TX", None, None), True),   # zip moved, same city
+    (("12", "MAPLE", "78745", "ROUND ROCK", "TX", None, None), False),
+    (("14", "MAPLE", "78701", "AUSTIN", "TX", None, None), False),
+    (("12", "MAPLE", "78701", "AUSTIN", "TX", "3", None), True),    # unit on one side only
+    (("12", "MAPLE", "78701", "AUSTIN", "TX", None, "N"), True),
+    (("12", "MAPLE", None, None, "TX", None, None), False),  # cannot compare zip or city
+    ((None, "MAPLE", "78701", "AUSTIN", "TX", None, None), False),
+])
+def test_address_confirmation_rule(engine: DuckDBEngine, record: tuple[str | None, ...],
+                                   expected: bool) -> None:
+    got = _confirms(engine, _HOME, record)
+    assert got is expected  # TRUE or FALSE, never NULL: unknown is not confirmed
+
+
+def test_contradicting_unit_or_predirectional_never_confirms(engine: DuckDBEngine) -> None:
+    q = ("12", "MAPLE", "78701", "AUSTIN", "TX", "3", "N")
+    assert _confirms(engine, q, ("12", "MAPLE", "78701", "AUSTIN", "TX", "3", "N")) is True
+    assert _confirms(engine, q, ("12", "MAPLE", "78701", "AUSTIN", "TX", "4", "N")) is False
+    assert _confirms(engine, q, ("12", "MAPLE", "78701", "AUSTIN", "TX", "3", "S")) is False
+
+
+_EXACT = {"comparisons": [
+    {"output_column_name": name, "comparison_levels": [
+        {"sql_condition": f'"{col}_l" IS NULL', "is_null_level": True},
+        {"sql_condition": f'"{col}_l" = "{col}_r"', "m_probability": 0.9,
+         "u_probability": 0.01},
+        {"sql_condition": "ELSE", "m_probability": 0.1, "u_probability": 0.99},
+    ]} for name, col in (("first_name", "first_n"), ("surname", "surname_n"))]}
+
+
+@pytest.mark.parametrize(("request_name", "record_name", "expected"), [
+    (("JOHN", "SMITH"), ("JOHN", "SMITH"), True),
+    (("PETER", "SMITH"), ("JOHN", "SMITH"), False),
+    (("GARCIA", "MARIA"), ("MARIA", "GARCIA"), True),        # given/surname swapped
+    (("GARCIA", "MARIA LOPEZ"), ("MARIA", "GARCIA LOPEZ"), False),  # shares LOPEZ: not swapped
+    (("JOHN", "SMITH"), ("SMITH", "JOHN"), True),
+])
+def test_names_can_agree_reads_swapped_names_once(
+        engine: DuckDBEngine, request_name: tuple[str, str], record_name: tuple[str, str],
+        expected: bool) -> None:
+    for table, (first, surname) in (("q", request_name), ("r", record_name)):
+        engine.execute(f"""CREATE OR REPLACE TABLE {table} AS SELECT '{first}' AS first_n,
+            left('{first}', 1) AS first_initial, ['{first}'] AS first_groups,
+            string_split('{surname}', ' ') AS surname_tokens, '{surname}' AS surname_n""")
+    got = engine.fetchall(f"SELECT {names_can_agree_sql(_EXACT)} FROM q, r")[0][0]
+    assert got is expected
