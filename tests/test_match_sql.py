@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from lastknown.engines import DuckDBEngine
+from lastknown.engines.base import SqlStep
 from lastknown.match.candidates import names_can_agree_sql
 from lastknown.match.decide import address_confirmed_sql
 
@@ -84,3 +85,21 @@ def test_names_can_agree_reads_swapped_names_once(
             string_split('{surname}', ' ') AS surname_tokens, '{surname}' AS surname_n""")
     got = engine.fetchall(f"SELECT {names_can_agree_sql(_EXACT)} FROM q, r")[0][0]
     assert got is expected
+
+
+def test_joins_as_written_is_a_hint_that_is_undone(engine: DuckDBEngine) -> None:
+    engine.execute("CREATE TABLE a AS SELECT range AS id FROM range(100)")
+    engine.execute("CREATE TABLE b AS SELECT range AS id, range * 2 AS v FROM range(50)")
+    engine.execute("SET disabled_optimizers = 'compressed_materialization'")
+    sql = "SELECT a.id, b.v FROM a JOIN b ON b.id = a.id"
+    engine.run_steps([SqlStep(sql=sql, output_table_name="plain"),
+                      SqlStep(sql=sql, output_table_name="hinted", joins_as_written=True)])
+    assert engine.fetchall("SELECT count(*), sum(v) FROM hinted") == [(50, 2450)]
+    assert engine.fetchall("SELECT * FROM plain EXCEPT SELECT * FROM hinted") == []
+    setting = "SELECT current_setting('disabled_optimizers')"
+    assert engine.fetchall(setting) == [("compressed_materialization",)]
+    with engine.joins_as_written():
+        assert "join_order" in str(engine.fetchall(setting)[0][0])
+    with pytest.raises(RuntimeError), engine.joins_as_written():
+        raise RuntimeError("a failing step")
+    assert engine.fetchall(setting) == [("compressed_materialization",)]

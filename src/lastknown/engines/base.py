@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,14 @@ class SqlStep:
     """One SQL statement whose result becomes ``output_table_name``.
 
     ``materialise`` decides between a table (computed once, stored) and a view.
+    ``joins_as_written`` asks the engine to join the tables in the order the SQL names
+    them (see :meth:`Engine.joins_as_written`): a plan hint, never a change of result.
     """
 
     sql: str
     output_table_name: str
     materialise: bool = True
+    joins_as_written: bool = False
 
 
 class Engine(ABC):
@@ -51,12 +55,26 @@ class Engine(ABC):
     def close(self) -> None:
         """Release the engine's resources."""
 
+    @contextmanager
+    def joins_as_written(self) -> Iterator[None]:
+        """Run the enclosed statements with their joins in the order written.
+
+        For a query whose best order the engine's optimiser misjudges. The default does
+        nothing: the optimiser decides.
+        """
+        yield
+
     # -- shared steps ------------------------------------------------------
     def run_steps(self, steps: Iterable[SqlStep]) -> None:
         """Run a pipeline of SQL steps in order, each creating its output table."""
         for step in steps:
             kind = "TABLE" if step.materialise else "VIEW"
-            self.execute(f"CREATE OR REPLACE {kind} {step.output_table_name} AS {step.sql}")
+            sql = f"CREATE OR REPLACE {kind} {step.output_table_name} AS {step.sql}"
+            if step.joins_as_written:
+                with self.joins_as_written():
+                    self.execute(sql)
+            else:
+                self.execute(sql)
 
     def table_exists(self, table_name: str) -> bool:
         rows = self.fetchall(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,20 @@ class DuckDBEngine(Engine):
 
     def copy_to_parquet(self, sql: str, path: str | Path) -> None:
         self.execute(f"COPY ({sql}) TO {_quote(path)} (FORMAT parquet, COMPRESSION zstd)")
+
+    @contextmanager
+    def joins_as_written(self) -> Iterator[None]:
+        """DuckDB's join-order optimiser off for the enclosed statements, then restored.
+
+        Each join still builds its hash table on the smaller side (a separate optimiser).
+        """
+        before = self.fetchall("SELECT current_setting('disabled_optimizers')")[0][0]
+        off = ",".join(x for x in [*str(before or "").split(","), "join_order"] if x.strip())
+        self.execute(f"SET disabled_optimizers = {_quote(off)}")
+        try:
+            yield
+        finally:
+            self.execute(f"SET disabled_optimizers = {_quote(str(before or ''))}")
 
     def close(self) -> None:
         self.con.close()
