@@ -178,6 +178,9 @@ def candidate_steps(*, requests: str, records: str, key_table: str, size_table: 
     if can_agree is not None:
         kept = f"{out}_kept"
         steps += [
+            # joins as written: the narrow pairs are the build side and the wide records
+            # stream past them; an optimiser that joins the requests first builds on the
+            # records instead (~5 GB at 15M records) and spills (1.6-2 x slower at 10M)
             SqlStep(sql=f"""
                 SELECT c.source_row, c.record_id, c.hits, c.by_address, r.tin,
                        {can_agree} AS can_agree,
@@ -187,9 +190,6 @@ def candidate_steps(*, requests: str, records: str, key_table: str, size_table: 
                 JOIN {requests} AS q ON q.source_row = c.source_row
                 {swapped_groups_join(SWAP_SQL)}
             """, output_table_name=f"{out}_judged", joins_as_written=True),
-            # joins as written: the narrow pairs are the build side and the wide records
-            # stream past them; an optimiser that joins the requests first builds on the
-            # records instead (~5 GB at 15M records) and spills (1.6-2 x slower at 10M)
             # keep every record of a TIN whose names can agree on one of them, and every
             # record confirming the supplied address (the residents there); aggregates and
             # joins, not windows: at 10M persons this table has ~23M rows per 250k requests
