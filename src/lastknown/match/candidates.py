@@ -45,7 +45,7 @@ from typing import Any
 
 from lastknown.engines.base import SqlStep
 from lastknown.match.decide import address_confirmed_sql
-from lastknown.match.score import SWAP_SQL, SWAPPED_COLUMNS, swapped_groups_join
+from lastknown.match.score import SWAP_SQL, request_reading_sql, swapped_groups_join
 
 BLOCK_RULES: tuple[str, ...] = ("addr", "street", "name")
 
@@ -114,14 +114,12 @@ def _can_weigh_above_zero(model: dict[str, Any], comparison: str, *,
         cond = str(level["sql_condition"])
         if cond.strip().upper() == "ELSE":
             return "TRUE"
-        cond = re.sub(r'"(\w+)_l"', lambda x: f"({_request_column(x[1], swapped)})", cond)
+        cond = re.sub(r'"(\w+)_l"',
+                      lambda x: f"({request_reading_sql(x[1], swapped=swapped)})", cond)
         cond = re.sub(r'"(\w+)_r"', lambda x: f"r.{x[1]}", cond)
         conds.append(f"WHEN {cond} THEN true")
     return f"(CASE {' '.join(conds)} ELSE false END)" if conds else "FALSE"
 
-
-def _request_column(col: str, swapped: bool) -> str:
-    return SWAPPED_COLUMNS[col] if swapped and col in SWAPPED_COLUMNS else f"q.{col}"
 
 
 def names_can_agree_sql(model: dict[str, Any]) -> str:

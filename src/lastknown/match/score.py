@@ -51,11 +51,15 @@ def swapped_groups_join(swapped: str) -> str:
               ON {swapped} AND ng.name = q.surname_tokens[1]"""
 
 
+def request_reading_sql(col: str, *, swapped: bool) -> str:
+    """Request ``q``'s column ``col`` under one reading: swapped or plain."""
+    return SWAPPED_COLUMNS.get(col, f"q.{col}") if swapped else f"q.{col}"
+
+
 def request_column_sql(col: str, swapped: str) -> str:
-    """Request ``q``'s column ``col`` as the pair reads it (swapped or not)."""
-    if col in SWAPPED_COLUMNS:
-        return f"CASE WHEN {swapped} THEN {SWAPPED_COLUMNS[col]} ELSE q.{col} END"
-    return f"q.{col}"
+    """Request ``q``'s column ``col`` as the pair reads it (SQL ``swapped`` or not)."""
+    plain, other = request_reading_sql(col, swapped=False), request_reading_sql(col, swapped=True)
+    return plain if other == plain else f"CASE WHEN {swapped} THEN {other} ELSE {plain} END"
 
 
 def pair_steps(*, requests: str, records: str, candidates: str) -> list[SqlStep]:
