@@ -121,7 +121,6 @@ def _can_weigh_above_zero(model: dict[str, Any], comparison: str, *,
     return f"(CASE {' '.join(conds)} ELSE false END)" if conds else "FALSE"
 
 
-
 def names_can_agree_sql(model: dict[str, Any]) -> str:
     """SQL over ``q``, ``r``, ``ng``: can given name *and* surname each weigh above 0?
 
