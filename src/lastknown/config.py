@@ -1,0 +1,140 @@
+"""The deployment configuration: where the ledger, the archive and the anchors live.
+
+A deployment's system of record is a *setting*, never an accident of the working
+directory. It is read from one TOML file, found in this order:
+
+1. ``--config-file PATH`` (``load_deployment(PATH)``);
+2. the ``LASTKNOWN_CONFIG`` environment variable;
+3. ``lastknown.toml`` in the user's config directory (``platformdirs``).
+
+Without a file, a per-user default under the user's data directory is used, and every
+command that uses it prints where it is (:meth:`Deployment.describe`)::
+
+    # lastknown.toml
+    ledger = "postgresql+psycopg://lk@db/ledger"   # or a SQLite path
+    archive = "/srv/lastknown/archive"             # internal records, kept beside the ledger
+    anchors = "/srv/lastknown/anchors.jsonl"       # append-only ledger-head anchors
+
+Relative paths in the file are read relative to the file's folder.
+
+>>> d = load_deployment(None, env={}, user_config_dir=Path("/nonexistent"),
+...                     user_data_dir=Path("/data"))
+>>> d.source, d.ledger, str(d.archive)
+('default', '/data/ledger.sqlite', '/data/archive')
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from lastknown.errors import ConfigError
+
+ENV_VAR = "LASTKNOWN_CONFIG"
+FILE_NAME = "lastknown.toml"
+APP_NAME = "lastknown"
+#: Keys a deployment file may carry; anything else is an error (a typo must not
+#: silently send disclosures to a default ledger).
+KEYS: tuple[str, ...] = ("ledger", "archive", "anchors")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deployment:
+    """Where one deployment keeps its system of record."""
+
+    #: SQLAlchemy URL or SQLite path of the disclosure ledger.
+    ledger: str
+    #: Folder of internal records (one sub-folder per batch) and held packages.
+    archive: Path
+    #: Append-only file of ledger heads, kept outside the database.
+    anchors: Path
+    #: ``"--config-file"``, ``"LASTKNOWN_CONFIG"``, ``"user config"`` or ``"default"``.
+    source: str
+    #: The file read, if any.
+    path: Path | None = None
+
+    def describe(self) -> str:
+        """One line saying which ledger is used and why (printed by commands that use it)."""
+        where = f" ({self.path})" if self.path else ""
+        return f"Ledger: {_redact(self.ledger)} [from {self.source}{where}]"
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before it is printed."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        if ":" in creds:
+            creds = creds.split(":", 1)[0] + ":***"
+        return f"{scheme}://{creds}@{host}"
+    return url
+
+
+def default_dirs() -> tuple[Path, Path]:
+    """The user's config and data directories for lastknown."""
+    import platformdirs
+
+    return (Path(platformdirs.user_config_dir(APP_NAME)),
+            Path(platformdirs.user_data_dir(APP_NAME)))
+
+
+def load_deployment(config_file: Path | None = None, *, env: Mapping[str, str] | None = None,
+                    user_config_dir: Path | None = None,
+                    user_data_dir: Path | None = None) -> Deployment:
+    """Find and read the deployment configuration (module docstring for the order).
+
+    Raises :class:`ConfigError` naming the file and key when the file cannot be read, has
+    an unknown key, or a value of the wrong type; a named file that does not exist is an
+    error too (it is never created).
+    """
+    env = os.environ if env is None else env
+    if user_config_dir is None or user_data_dir is None:
+        cfg_dir, data_dir = default_dirs()
+        user_config_dir = user_config_dir or cfg_dir
+        user_data_dir = user_data_dir or data_dir
+    path: Path | None
+    if config_file is not None:
+        path, source = Path(config_file), "--config-file"
+    elif env.get(ENV_VAR):
+        path, source = Path(env[ENV_VAR]), ENV_VAR
+    else:
+        candidate = user_config_dir / FILE_NAME
+        path, source = (candidate, "user config") if candidate.is_file() else (None, "default")
+    values: dict[str, str] = {}
+    if path is not None:
+        values = _read(path, source)
+    base = path.parent if path is not None else user_data_dir
+    ledger = values.get("ledger") or str(user_data_dir / "ledger.sqlite")
+    if "://" not in ledger:
+        ledger = str(_resolve(base, ledger))
+    return Deployment(
+        ledger=ledger,
+        archive=_resolve(base, values.get("archive") or str(user_data_dir / "archive")),
+        anchors=_resolve(base, values.get("anchors") or str(user_data_dir / "anchors.jsonl")),
+        source=source, path=path)
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _read(path: Path, source: str) -> dict[str, str]:
+    if not path.is_file():
+        raise ConfigError(f"deployment config {path} (from {source}) does not exist; create it "
+                          f"or unset {source}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read deployment config {path}: {exc}") from exc
+    values: dict[str, str] = {}
+    for key, value in raw.items():
+        if key not in KEYS:
+            raise ConfigError(f"{path}: unknown key `{key}`; known keys: {', '.join(KEYS)}")
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{path}: `{key}` must be a non-empty string, got {value!r}")
+        values[key] = value.strip()
+    return values
