@@ -203,6 +203,7 @@ def master_index(master_path: Path, out: Path, threads: int | None,
     info = build_master_index(master_path, out=out, progress=sys.stderr.isatty(),
                               threads=threads, memory_limit=memory_limit)
     click.echo(f"Index written to {out} (model {info.model_id})")
+    click.echo(f"Model: {info.training}")
 
 
 @cli.group()

@@ -22,8 +22,10 @@ change its outcome only if its names can agree — the decision ranks TINs whose
 names agree first, counts only those as rivals, and answers ``N`` when the best
 TIN's names do not agree. Names agree on a record only if the given-name and the
 surname comparisons each weigh above 0, i.e. fall in a level of the model with
-m > u (given name: exact, nickname, initial — never "similar", capped at u;
-surname: exact, shared token, similar) under the reading scoring uses
+m > u, or whose m learning from requests may raise above u (its upper bound in
+``REQUEST_LEVELS``; given name: exact, nickname, phonetic, typo, initial — never
+"other name", capped at u; surname: exact, shared token, phonetic, similar) under the
+reading scoring uses
 (given/surname swapped or not). So every candidate record of a TIN none of whose
 candidate records passes that test is dropped before Splink, whichever rule found
 it (at 10M persons most address-rule hits are neighbours with other names), unless
@@ -45,6 +47,7 @@ from typing import Any
 
 from lastknown.engines.base import SqlStep
 from lastknown.match.decide import address_confirmed_sql
+from lastknown.match.model import request_level_upper
 from lastknown.match.score import SWAP_SQL, request_reading_sql, swapped_groups_join
 
 BLOCK_RULES: tuple[str, ...] = ("addr", "street", "name")
@@ -89,8 +92,10 @@ def _can_weigh_above_zero(model: dict[str, Any], comparison: str, *,
                           swapped: bool = False) -> str:
     """SQL over ``q``, ``r``, ``ng``: can ``comparison`` weigh above 0 for the pair?
 
-    The model's own level conditions whose weight can be positive (m > u, or an exact
-    level with a term-frequency adjustment), with the request's columns read plainly or,
+    The model's own level conditions whose weight can be positive (m > u; for a
+    request-side level, its upper bound in :data:`~lastknown.match.model.REQUEST_LEVELS`
+    > u, since learning from requests may raise m that far; or an exact level with a
+    term-frequency adjustment), with the request's columns read plainly or,
     with ``swapped``, under the swapped given/surname reading (``SWAPPED_COLUMNS``).
     Ignoring level order only keeps more pairs, never fewer; a null level weighs 0.
     ``TRUE`` when the model has no such comparison or its ELSE level can weigh above 0
@@ -106,6 +111,9 @@ def _can_weigh_above_zero(model: dict[str, Any], comparison: str, *,
         if level.get("is_null_level"):
             continue  # weight 0: never "above 0"
         m, u = level.get("m_probability"), level.get("u_probability")
+        upper = request_level_upper(comparison, str(level.get("label_for_charts", "")))
+        if upper is not None and isinstance(m, int | float):
+            m = max(m, upper)
         positive = (bool(level.get("tf_adjustment_column"))
                     or not isinstance(m, int | float) or not isinstance(u, int | float)
                     or m > u)

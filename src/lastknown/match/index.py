@@ -32,11 +32,13 @@ from lastknown.match.model import (
     model_id,
     save_model,
     train_model,
+    training_summary,
 )
 from lastknown.match.progress import chunk_progress
 from lastknown.normalize.address import normalised_address_sql
 from lastknown.normalize.names import NAME_COLUMNS, normalised_names_sql
 from lastknown.normalize.nicknames import first_groups_sql, register_nicknames
+from lastknown.normalize.phonetic import PHONETIC_COLUMNS, name_keys_sql, register_given_names
 
 log = logging.getLogger("lastknown.match")
 
@@ -64,6 +66,8 @@ class IndexInfo:
     return_rows: int
     tin_count: int
     record_count: int
+    #: where the model's m came from (:func:`~lastknown.match.model.training_summary`)
+    training: str = ""
     schema: str = INDEX_SCHEMA
 
     def table(self, name: str) -> str:
@@ -78,14 +82,16 @@ def is_index_dir(path: Path) -> bool:
 
 def normalised_people_sql(source: str, *, keep: list[str],
                           suffix: str | None = "name_suffix") -> str:
-    """Names, then addresses, then nickname groups: the same rules for master and request.
+    """Names (with phonetic keys), then addresses, then nickname groups: the same rules
+    for master and request.
 
     Requests carry no suffix column (``suffix=None``): a suffix written at the end of the
     surname is still found.
     """
-    names = normalised_names_sql(
-        source, keep=[*keep, "street", "unit", "city", "state", "zip"], suffix=suffix)
-    address = normalised_address_sql(f"({names})", keep=[*keep, *NAME_COLUMNS])
+    names = name_keys_sql("(" + normalised_names_sql(
+        source, keep=[*keep, "street", "unit", "city", "state", "zip"], suffix=suffix) + ")")
+    address = normalised_address_sql(f"({names})",
+                                     keep=[*keep, *NAME_COLUMNS, *PHONETIC_COLUMNS])
     return first_groups_sql(f"({address})")
 
 
@@ -116,9 +122,9 @@ def master_norm_steps(master_table: str) -> list[SqlStep]:
         JOIN lk_master_names AS n ON {on_names}
         JOIN lk_master_addresses AS a ON {on_addrs})"""
     return [
-        SqlStep(sql=normalised_names_sql(
+        SqlStep(sql=name_keys_sql("(" + normalised_names_sql(
             f"(SELECT *, {', '.join(f'{c} AS k_{c}' for c in RAW_NAME_COLUMNS)} FROM "
-            f"(SELECT DISTINCT {names} FROM {master_table}))", keep=name_keys),
+            f"(SELECT DISTINCT {names} FROM {master_table}))", keep=name_keys) + ")"),
             output_table_name="lk_master_names"),
         SqlStep(sql=normalised_address_sql(
             f"(SELECT *, {', '.join(f'{c} AS k_{c}' for c in RAW_ADDRESS_COLUMNS)} FROM "
@@ -130,9 +136,10 @@ def master_norm_steps(master_table: str) -> list[SqlStep]:
 
 def index_steps(*, master_table: str, schema: str = INDEX_SCHEMA) -> list[SqlStep]:
     """SQL that derives every index table from ``master_table``."""
-    # Lists are slow to group by: first_groups is a function of first_n and surname_tokens
-    # of surname_n (its tokens joined by spaces, none containing one), so they ride along.
-    derived = {"first_groups", "surname_tokens"}
+    # Lists are slow to group by: first_groups, first_ph, first_sex, first_known are
+    # functions of first_n, and surname_tokens and surname_ph of surname_n (its tokens
+    # joined by spaces, none containing one), so they ride along.
+    derived = {"first_groups", "surname_tokens", *PHONETIC_COLUMNS}
     group_cols = ", ".join(c for c in COMPARE_COLUMNS if c not in derived)
     cols = ", ".join(f"any_value({c}) AS {c}" if c in derived else c for c in COMPARE_COLUMNS)
     return [
@@ -205,6 +212,7 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
     out.mkdir(parents=True, exist_ok=True)
     _attach(engine, out / DATABASE, read_only=False)
     register_nicknames(engine)
+    register_given_names(engine)
     log.info("building the match index")
     steps = index_steps(master_table=master_table)
     with chunk_progress(show=progress, description="building the index",
@@ -221,6 +229,8 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
         started = time.perf_counter()
         model = _trained_model(engine)
         log.info("index step training: %.1f s", time.perf_counter() - started)
+        if model["lastknown"]["training"]["m_source"] == "priors":
+            log.warning("match model: %s", training_summary(model))
         advance()
     year_min, year_max, return_rows, tin_count = engine.fetchall(
         f"SELECT min(tax_year), max(tax_year), count(*), count(DISTINCT tin) "
@@ -234,6 +244,7 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
         path=out, model_id=model_id(model), model_path=out / MODEL,
         year_min=int(year_min), year_max=int(year_max), return_rows=int(return_rows),
         tin_count=int(tin_count), record_count=engine.count(f"{INDEX_SCHEMA}.idx_record"),
+        training=training_summary(model),
     )
     manifest = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(info).items()}
     manifest["path"] = "."
@@ -266,9 +277,10 @@ def open_index(engine: Engine, path: Path) -> IndexInfo:
         raise ConfigError(f"{path} was built by another lastknown version; rebuild the index")
     _attach(engine, path / DATABASE, read_only=True)
     register_nicknames(engine)
+    register_given_names(engine)
     return IndexInfo(
         path=path, model_id=str(manifest["model_id"]), model_path=path / MODEL,
         year_min=int(manifest["year_min"]), year_max=int(manifest["year_max"]),
         return_rows=int(manifest["return_rows"]), tin_count=int(manifest["tin_count"]),
-        record_count=int(manifest["record_count"]),
+        record_count=int(manifest["record_count"]), training=str(manifest.get("training", "")),
     )

@@ -7,8 +7,10 @@ non-match does) from random pairs. No request data is needed. Splink does the
 estimation and the scoring; this module only says *what* is compared.
 
 Requests vary in ways the master rarely does (initials, nicknames, typos made by
-the requester), so a few fuzzy levels get a documented floor on ``m``
-(:data:`M_FLOORS`) — never on an exact level, and never above the observed value.
+the requester, other romanisations), so those levels get a documented prior on ``m``
+(:data:`REQUEST_LEVELS`), used as a floor — never on an exact level. A master without
+same-TIN pairs across years (one tax year) cannot teach m at all: then every level's m
+comes from :data:`PRIOR_M`.
 
 >>> [c["output_column_name"] for c in comparisons()][:2]
 ['first_name', 'surname']
@@ -30,35 +32,101 @@ from lastknown.errors import ConfigError, PipelineError
 
 #: Columns every scored record carries (request side and master side alike).
 COMPARE_COLUMNS: tuple[str, ...] = (
-    "first_n", "first_initial", "first_groups", "middle_n", "middle_initial",
-    "surname_tokens", "surname_n", "suffix_n", "house_number", "predir", "street_name",
-    "unit_n", "zip5", "city_n", "state_n",
+    "first_n", "first_initial", "first_groups", "first_ph", "first_sex", "first_known",
+    "middle_n", "middle_initial", "surname_tokens", "surname_n", "surname_ph", "suffix_n",
+    "house_number", "predir", "street_name", "unit_n", "zip5", "city_n", "state_n",
 )
 #: Comparisons that describe the name; their weights form the "name weight".
 NAME_COMPARISONS: tuple[str, ...] = ("first_name", "surname", "middle_name", "suffix")
 ADDRESS_COMPARISONS: tuple[str, ...] = ("house_number", "street_name", "unit", "zip5", "city")
 
-#: (comparison, level label) → lowest m allowed after training: how often a *requester*
-#: writes a true match this way. The master cannot show it (a taxpayer writes their own
-#: name the same way every year), so these are measured on labelled request/record pairs
-#: of synth seed 1 (12,000 true pairs; observed rate rounded down — docs/MATCHING.md).
-#: A deployment re-measures them on a hand-reviewed sample of its own requests.
-M_FLOORS: dict[tuple[str, str], float] = {
-    ("first_name", "nickname"): 0.04,   # observed 0.043 (MIKE for MIGUEL, LUPE …)
-    ("first_name", "similar"): 0.001,   # never seen on seed 1; see NOT_EVIDENCE_FOR
-    ("first_name", "initial"): 0.005,
-    ("surname", "shared token"): 0.08,  # observed 0.093: one of two Spanish surnames
-    ("surname", "similar"): 0.01,
-    ("middle_name", "initial"): 0.15,   # observed 0.196: requests often carry the initial
-    ("suffix", "one missing"): 0.01,
-    ("street_name", "similar"): 0.02,   # observed 0.021: one-letter typos
-    ("city", "similar"): 0.01,
+#: (comparison, level label) → (prior m, lower bound, upper bound) for the levels that
+#: describe how a *requester* writes a true match. The master cannot show them (a
+#: taxpayer writes their own name the same way every year), so training floors m at the
+#: prior (never on an exact level; an observed m above the prior is kept). Priors of the
+#: levels that existed before were measured on labelled request/record pairs of synth
+#: seed 1 (12,000 true pairs, observed rates rounded down — docs/MATCHING.md); the
+#: phonetic and typo levels start at 0.01 (typos and respellings are among a requester's
+#: commoner errors, but no synth rate is trusted for them). The bounds are what learning
+#: from requests (``match/learn.py``) may move m within; candidate pruning treats a level
+#: as evidence when its *upper bound* exceeds u, so learning never needs a pruned pair.
+#: Labels are stable: other modules and saved estimates refer to them.
+REQUEST_LEVELS: dict[tuple[str, str], tuple[float, float, float]] = {
+    ("first_name", "nickname"): (0.04, 0.005, 0.2),   # observed 0.043 (MIKE for MIGUEL)
+    ("first_name", "phonetic"): (0.01, 0.001, 0.1),   # another romanisation
+    ("first_name", "typo"): (0.01, 0.001, 0.1),       # one or two keying errors
+    ("first_name", "other name"): (0.001, 1e-6, 0.01),  # never evidence: NOT_EVIDENCE_FOR
+    ("first_name", "initial"): (0.005, 0.001, 0.05),
+    ("surname", "shared token"): (0.08, 0.01, 0.3),   # observed 0.093: one of two surnames
+    ("surname", "phonetic"): (0.01, 0.001, 0.1),
+    ("surname", "similar"): (0.01, 0.001, 0.1),
+    ("middle_name", "initial"): (0.15, 0.02, 0.5),    # observed 0.196
+    ("suffix", "one missing"): (0.01, 0.001, 0.2),
+    ("street_name", "similar"): (0.02, 0.002, 0.2),   # observed 0.021: one-letter typos
+    ("city", "similar"): (0.01, 0.001, 0.1),
+    ("unit", "one missing"): (0.01, 0.001, 0.3),
 }
 #: Levels that may never count *for* a match: their m is capped at their u (weight ≤ 0).
-#: A close but different given name was never a requester's typo among seed 1's 12,000
-#: true pairs, but was a housemate (RONALD asked, RONDA files there; DAVIDA/DAVID) in 2 of
-#: the 3 false disclosures on seed 2.
-NOT_EVIDENCE_FOR: frozenset[tuple[str, str]] = frozenset({("first_name", "similar")})
+#: A close but different given name whose spelling is itself a known given name was never
+#: a requester's typo among seed 1's 12,000 true pairs, but was a housemate (RONALD asked,
+#: RONDA files there; DAVIDA/DAVID) in 2 of the 3 false disclosures on seed 2.
+NOT_EVIDENCE_FOR: frozenset[tuple[str, str]] = frozenset({("first_name", "other name")})
+
+
+#: Below this many same-TIN record pairs the master cannot teach m (:func:`train_model`).
+MIN_LABEL_PAIRS = 1_000
+#: Every level's m when the master cannot teach it: a model trained on synth seed 1
+#: (200k persons, 3 tax years), rounded; request-side levels are then floored at their
+#: :data:`REQUEST_LEVELS` prior as usual. Address levels reflect real moves across years,
+#: which is what a same-TIN pair is.
+PRIOR_M: dict[str, dict[str, float]] = {
+    "first_name": {"exact": 0.97, "nickname": 0.01, "phonetic": 0.005, "typo": 0.005,
+                   "other name": 0.001, "initial": 0.001, "different": 0.01},
+    "surname": {"exact": 0.9, "shared token": 0.03, "phonetic": 0.005, "similar": 0.005,
+                "different": 0.06},
+    "middle_name": {"exact": 0.9, "initial": 0.08, "different": 0.02},
+    "suffix": {"same": 0.1, "both none": 0.88, "one missing": 0.01, "different": 0.001},
+    "house_number": {"exact": 0.7, "different": 0.3},
+    "street_name": {"exact": 0.7, "similar": 0.02, "different": 0.28},
+    "unit": {"same": 0.3, "both none": 0.6, "one missing": 0.08, "different": 0.02},
+    "zip5": {"exact": 0.75, "different": 0.25},
+    "city": {"exact": 0.75, "similar": 0.01, "different": 0.24},
+}
+
+
+#: (comparison, level) → the level whose u it takes after training. The master's own
+#: given names are nearly all known names, so random master pairs almost never land in
+#: "typo" (u ≈ 0: an unbounded weight); a requester's misspelling is about as close to a
+#: random filer's name as one known name is to another ("other name", u ≈ 0.7 % on
+#: synth seed 1).
+U_LIKE: dict[tuple[str, str], str] = {("first_name", "typo"): "other name"}
+
+
+def request_level_upper(comparison: str, label: str) -> float | None:
+    """The highest m learning may give a request-side level (None: not request-side)."""
+    bounds = REQUEST_LEVELS.get((comparison, label))
+    if bounds is None or (comparison, label) in NOT_EVIDENCE_FOR:
+        return None
+    return bounds[2]
+
+
+#: Given names not of opposite sexes (a name's sex is unknown unless clearly one).
+SAME_SEX = 'coalesce("first_sex_l" = "first_sex_r", true)'
+#: Equal phonetic keys. Keys one edit apart were tried (OLEKSANDR/ALEXANDER) and dropped:
+#: on synth seed 1 they joined 1.1 % of random same-sex pairs (DOROTHY/TERESA,
+#: DONALD/RONALD), eight times what equal keys join (0.13 %), so the level weighed < 0.
+FIRST_PHONETIC = ('(length("first_n_l") > 1 AND length("first_n_r") > 1 AND '
+                  '"first_ph_l" = "first_ph_r")')
+#: One keying error in 4+ letters, two in 7+ (transpositions count once).
+FIRST_TYPO = ('(length("first_n_l") >= 4 AND length("first_n_r") >= 4 AND '
+              'damerau_levenshtein("first_n_l", "first_n_r") <= CASE WHEN '
+              'length("first_n_l") >= 7 AND length("first_n_r") >= 7 THEN 2 ELSE 1 END)')
+
+
+def _first_jaro(threshold: float) -> str:
+    """Given names of 3+ letters with Jaro-Winkler similarity ≥ ``threshold``."""
+    return ('(length("first_n_l") > 2 AND length("first_n_r") > 2 AND '
+            f'jaro_winkler_similarity("first_n_l", "first_n_r") >= {threshold})')
 
 
 def _level(label: str, sql: str, *, null: bool = False, tf: str | None = None) -> dict[str, Any]:
@@ -82,11 +150,16 @@ def comparisons() -> list[dict[str, Any]]:
             _level("null", _null("first_n"), null=True),
             _level("exact", '"first_n_l" = "first_n_r"', tf="first_n"),
             # one name is a nickname *of the other* (BILL~WILLIAM); two nicknames of one
-            # formal name are not (LEE~ROY, both LEROY: a false disclosure on synth seed 1)
-            _level("nickname", 'list_contains("first_groups_r", "first_n_l") OR '
-                   'list_contains("first_groups_l", "first_n_r")'),
-            _level("similar", 'length("first_n_l") > 2 AND length("first_n_r") > 2 AND '
-                   'jaro_winkler_similarity("first_n_l", "first_n_r") >= 0.9'),
+            # formal name are not (LEE~ROY, both LEROY: a false disclosure on synth seed 1);
+            # nickname lists also join names across sexes (LOUIS/LOUISE): never those
+            _level("nickname", f'{SAME_SEX} AND (list_contains("first_groups_r", "first_n_l") '
+                   'OR list_contains("first_groups_l", "first_n_r"))'),
+            _level("phonetic", f"{SAME_SEX} AND {FIRST_PHONETIC}"),
+            # a keying error, unless the request's spelling is itself a known given name
+            # (RONALD asked, RONDA files there: a different person → "other name")
+            _level("typo", f'{SAME_SEX} AND NOT "first_known_l" AND '
+                   f"({FIRST_TYPO} OR {_first_jaro(0.92)})"),
+            _level("other name", f"{FIRST_PHONETIC} OR {FIRST_TYPO} OR {_first_jaro(0.9)}"),
             _level("initial", '(length("first_n_l") = 1 OR length("first_n_r") = 1) AND '
                    '"first_initial_l" = "first_initial_r"'),
             _level("different", "ELSE"),
@@ -95,8 +168,14 @@ def comparisons() -> list[dict[str, Any]]:
             _level("null", _null("surname_n"), null=True),
             _level("exact", '"surname_n_l" = "surname_n_r"', tf="surname_n"),
             _level("shared token", 'list_has_any("surname_tokens_l", "surname_tokens_r")'),
+            # a token's key of 2+ letters in common (SUH/SEO, BAK/PARK); one-letter keys
+            # (OH, YU, O) say too little
+            _level("phonetic", 'list_has_any(list_filter("surname_ph_l", lambda k: '
+                   'length(k) > 1), "surname_ph_r")'),
             _level("similar",
-                   'jaro_winkler_similarity("surname_n_l", "surname_n_r") >= 0.92'),
+                   'jaro_winkler_similarity("surname_n_l", "surname_n_r") >= 0.92 OR '
+                   '(length("surname_n_l") >= 4 AND length("surname_n_r") >= 4 AND '
+                   'damerau_levenshtein("surname_n_l", "surname_n_r") <= 1)'),
             _level("different", "ELSE"),
         ]},
         {"output_column_name": "middle_name", "comparison_levels": [
@@ -178,16 +257,27 @@ def quiet_splink() -> Iterator[None]:
 
 
 def _apply_m_floors(model: dict[str, Any]) -> None:
+    """Floor request-side levels at their prior, cap :data:`NOT_EVIDENCE_FOR` at u,
+    give unseen levels a tiny m, renormalise m per comparison."""
     for comp in model["comparisons"]:
+        by_label = {lv.get("label_for_charts"): lv for lv in comp["comparison_levels"]}
+        for (name, label), like in U_LIKE.items():
+            if name == comp["output_column_name"] and label in by_label and like in by_label:
+                u_like = by_label[like].get("u_probability")
+                if isinstance(u_like, int | float):
+                    u = by_label[label].get("u_probability")
+                    by_label[label]["u_probability"] = max(
+                        u if isinstance(u, int | float) else 0.0, u_like)
         for level in comp["comparison_levels"]:
-            floor = M_FLOORS.get((comp["output_column_name"], level.get("label_for_charts", "")))
+            bounds = REQUEST_LEVELS.get((comp["output_column_name"],
+                                         level.get("label_for_charts", "")))
             if level.get("is_null_level"):
                 continue
             m = level.get("m_probability")
             if not isinstance(m, int | float):
                 m = None
-            if floor is not None and (m is None or m < floor):
-                level["m_probability"] = floor
+            if bounds is not None and (m is None or m < bounds[0]):
+                level["m_probability"] = bounds[0]
             elif m is None:
                 level["m_probability"] = 1e-6  # never seen among true matches
             u = level.get("u_probability")
@@ -204,24 +294,48 @@ def _apply_m_floors(model: dict[str, Any]) -> None:
             lv["m_probability"] = float(lv["m_probability"]) / total
 
 
+def label_pair_count(engine: Engine, training_table: str) -> int:
+    """Same-TIN record pairs in ``training_table`` (what m is learned from)."""
+    rows = engine.fetchall(f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM "
+                           f"(SELECT count(*) AS n FROM {training_table} GROUP BY tin)")
+    return int(rows[0][0])
+
+
+def _apply_prior_m(model: dict[str, Any]) -> None:
+    """Every level's m from :data:`PRIOR_M` (a master that cannot teach m)."""
+    for comp in model["comparisons"]:
+        priors = PRIOR_M[comp["output_column_name"]]
+        for level in comp["comparison_levels"]:
+            if not level.get("is_null_level"):
+                level["m_probability"] = priors[level["label_for_charts"]]
+
+
 def train_model(engine: Engine, *, training_table: str, seed: int = 42,
                 max_pairs: float = 2e6, household_table: str | None = None) -> dict[str, Any]:
     """Estimate u by random sampling and m from same-TIN pairs of ``training_table``.
 
     ``training_table`` has ``unique_id``, ``tin``, ``block_key`` and :data:`COMPARE_COLUMNS`.
+    With fewer than :data:`MIN_LABEL_PAIRS` same-TIN pairs (a master of one tax year),
+    m comes from :data:`PRIOR_M` instead; ``lastknown.training`` says which.
     ``household_table`` (same columns plus ``addr_key``) gives the name comparisons' u
     among different TINs at one address (:func:`household_section`).
     Returns the model as a dict (Splink's JSON) with a ``lastknown`` section.
     """
     from splink import DuckDBAPI, Linker
 
+    pairs = label_pair_count(engine, training_table)
+    from_labels = pairs >= MIN_LABEL_PAIRS
     db_api = DuckDBAPI(connection=duckdb_connection(engine))
     with quiet_splink():
         model = _train(db_api, Linker, training_table=training_table, seed=seed,
-                       max_pairs=max_pairs)
+                       max_pairs=max_pairs, learn_m=from_labels)
+    if not from_labels:
+        _apply_prior_m(model)
     _apply_m_floors(model)
     model.pop("linker_uid", None)
-    lastknown: dict[str, Any] = {"seed": seed}
+    training = {"m_source": "same-TIN pairs" if from_labels else "priors",
+                "label_pairs": pairs, "min_label_pairs": MIN_LABEL_PAIRS}
+    lastknown: dict[str, Any] = {"seed": seed, "training": training}
     if household_table is not None:
         with quiet_splink():
             counts = _household_level_counts(engine, db_api, Linker, model, household_table)
@@ -230,6 +344,18 @@ def train_model(engine: Engine, *, training_table: str, seed: int = 42,
                                        sort_keys=True).encode())
     model["lastknown"] = {"model_id": "lk-" + digest.hexdigest()[:12], **lastknown}
     return model
+
+
+def training_summary(model: dict[str, Any]) -> str:
+    """One line: where the model's m came from (``master index`` prints it)."""
+    training = model.get("lastknown", {}).get("training")
+    if not training:
+        return "m from same-TIN pairs (an index built before this was recorded)"
+    if training["m_source"] == "priors":
+        return (f"m from the documented priors: only {training['label_pairs']:,} same-TIN "
+                f"record pairs across tax years (fewer than {training['min_label_pairs']:,}), "
+                "too few to learn from; u from the master")
+    return f"m from {training['label_pairs']:,} same-TIN record pairs across tax years"
 
 
 #: Splink's comparison vector value of the suffix level "different" (Sr vs Jr).
@@ -322,12 +448,13 @@ def household_weight_sql(model: dict[str, Any]) -> str:
 
 
 def _train(db_api: Any, linker_class: Any, *, training_table: str, seed: int,
-           max_pairs: float) -> dict[str, Any]:
+           max_pairs: float, learn_m: bool = True) -> dict[str, Any]:
     try:
         sdf = db_api.register(training_table)
         linker = linker_class(sdf, base_settings(), log_level=None)
         linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
-        linker.training.estimate_m_from_label_column("tin")
+        if learn_m:
+            linker.training.estimate_m_from_label_column("tin")
         model: dict[str, Any] = linker.misc.save_model_to_json()
     except Exception as exc:  # Splink raises many types; any failure here is ours
         raise PipelineError(f"training the match model failed: {exc}") from exc

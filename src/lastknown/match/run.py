@@ -41,12 +41,28 @@ class MatchSummary:
     pairs: dict[str, int] = field(default_factory=dict)
 
 
-def request_steps(*, valid_table: str) -> list[SqlStep]:
-    """Normalise the valid requests with the same rules as the master."""
-    return [SqlStep(
-        sql=normalised_people_sql(valid_table, keep=["source_row", "request_row_id", "tin",
-                                                     "tax_years"], suffix=None),
-        output_table_name="lk_requests")]
+#: A request's given name filed by at least this many master records is a *known* given
+#: name (as a Census name is): close to a filer's name, it is another person, not a typo.
+KNOWN_NAME_RECORDS = 3
+
+
+def request_steps(*, valid_table: str, index: IndexInfo | None = None) -> list[SqlStep]:
+    """Normalise the valid requests with the same rules as the master; with ``index``,
+    a given name the master files often counts as known (``first_known``)."""
+    people = normalised_people_sql(valid_table, keep=["source_row", "request_row_id", "tin",
+                                                      "tax_years"], suffix=None)
+    if index is None:
+        return [SqlStep(sql=people, output_table_name="lk_requests")]
+    return [
+        SqlStep(sql=people, output_table_name="lk_requests_people"),
+        SqlStep(sql=f"""
+            SELECT q.* REPLACE (q.first_known OR coalesce(
+                       t.tf_first_n * {index.record_count} >= {KNOWN_NAME_RECORDS - 0.5}, false)
+                       AS first_known)
+            FROM lk_requests_people AS q
+            LEFT JOIN {index.table('tf_first_n')} AS t ON t.first_n = q.first_n
+        """, output_table_name="lk_requests"),
+    ]
 
 
 def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
@@ -64,7 +80,7 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
     timings: dict[str, float] = {}
     start = time.perf_counter()
     model = load_model(index.model_path)
-    engine.run_steps(request_steps(valid_table=valid_table))
+    engine.run_steps(request_steps(valid_table=valid_table, index=index))
     timings["normalise"] = round(time.perf_counter() - start, 3)
 
     rows = engine.fetchall("SELECT min(source_row), max(source_row), count(*) FROM lk_requests")

@@ -22,6 +22,7 @@ from lastknown.match.model import (
     quiet_splink,
 )
 from lastknown.normalize.nicknames import NICKNAME_TABLE
+from lastknown.normalize.phonetic import GIVEN_NAME_TABLE
 
 #: Given and surname swapped: the request's given name is one of the record's surname
 #: tokens, and the request's surname shares no token with the record's surname.
@@ -34,21 +35,30 @@ SWAP_SQL = """(q.first_n IS NOT NULL AND len(q.surname_tokens) > 0
     AND NOT list_has_any(q.surname_tokens, r.surname_tokens))"""
 
 #: The request's name columns under the swapped reading (``ng``: the nickname groups of
-#: the request's first surname token, joined by :func:`swapped_groups_join`).
+#: the request's first surname token, ``gs`` its Census given-name row, both joined by
+#: :func:`swapped_groups_join`). A swapped given name counts as a known name: a surname
+#: read as a given name gets no typo level.
 SWAPPED_COLUMNS: dict[str, str] = {
     "first_n": "q.surname_tokens[1]",
     "first_initial": "left(q.surname_tokens[1], 1)",
     "first_groups": "coalesce(ng.groups, [q.surname_tokens[1]])",
+    "first_ph": "q.surname_ph[1]",
+    "first_sex": "gs.sex",
+    "first_known": "true",
     "surname_tokens": "list_concat([q.first_n], q.surname_tokens[2:])",
     "surname_n": "array_to_string(list_concat([q.first_n], q.surname_tokens[2:]), ' ')",
+    "surname_ph": "list_concat([q.first_ph], q.surname_ph[2:])",
 }
 
 
 def swapped_groups_join(swapped: str) -> str:
-    """LEFT JOIN ``ng``: nickname groups of the first surname token, when ``swapped``."""
+    """LEFT JOIN ``ng`` (nickname groups) and ``gs`` (Census given-name row) of the first
+    surname token, when ``swapped``."""
     return f"""LEFT JOIN (SELECT name, list(DISTINCT grp ORDER BY grp) AS groups
                        FROM {NICKNAME_TABLE} GROUP BY name) AS ng
-              ON {swapped} AND ng.name = q.surname_tokens[1]"""
+              ON {swapped} AND ng.name = q.surname_tokens[1]
+              LEFT JOIN {GIVEN_NAME_TABLE} AS gs
+              ON {swapped} AND gs.name = q.surname_tokens[1]"""
 
 
 def request_reading_sql(col: str, *, swapped: bool) -> str:
