@@ -352,10 +352,10 @@ def training_summary(model: dict[str, Any]) -> str:
     if not training:
         return "m from same-TIN pairs (an index built before this was recorded)"
     if training["m_source"] == "priors":
-        return (f"m from the documented priors: only {training['label_pairs']:,} same-TIN "
-                f"record pairs across tax years (fewer than {training['min_label_pairs']:,}), "
-                "too few to learn from; u from the master")
-    return f"m from {training['label_pairs']:,} same-TIN record pairs across tax years"
+        return (f"m from the documented priors: only {training['label_pairs']:,} pairs of "
+                f"returns by one TIN (fewer than {training['min_label_pairs']:,}; a master "
+                "of one tax year has almost none), too few to learn from; u from the master")
+    return f"m from {training['label_pairs']:,} pairs of returns by one TIN"
 
 
 #: Splink's comparison vector value of the suffix level "different" (Sr vs Jr).
@@ -411,7 +411,7 @@ def household_section(model: dict[str, Any],
     ...     {"label_for_charts": "same", "m_probability": 0.5},
     ...     {"label_for_charts": "different", "m_probability": 0.5}]}]}
     >>> household_section(m, {"suffix": {1: 1, 0: 3}})["weights"]["suffix"]
-    {'1': 1.0, '0': -0.585}
+    {'1': 0.737, '0': -0.485}
     """
     weights: dict[str, dict[str, float]] = {}
     for comp in model["comparisons"]:

@@ -37,7 +37,8 @@ SWAP_SQL = """(q.first_n IS NOT NULL AND len(q.surname_tokens) > 0
 #: The request's name columns under the swapped reading (``ng``: the nickname groups of
 #: the request's first surname token, ``gs`` its Census given-name row, both joined by
 #: :func:`swapped_groups_join`). A swapped given name counts as a known name: a surname
-#: read as a given name gets no typo level.
+#: read as a given name gets no typo level; its phonetic key is the surname key (which
+#: also drops a silent R), so a swapped reading agrees phonetically a little less often.
 SWAPPED_COLUMNS: dict[str, str] = {
     "first_n": "q.surname_tokens[1]",
     "first_initial": "left(q.surname_tokens[1], 1)",

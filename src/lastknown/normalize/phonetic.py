@@ -14,8 +14,8 @@ runs in any SQL engine and over distinct names only at index time):
 * voicing pairs merged, as Korean-like romanisations write them either way:
   ``B``/``P``, ``G``/``K``, ``D``/``T``;
 * ``H`` after a letter dropped (SUH → SU, JOHN → JON);
-* ``R`` between a vowel and a consonant dropped (PARK → PAK; a final ``R`` stays:
-  dropping it made ARTHUR and EDDIE one key);
+* in surnames only, ``R`` between a vowel and a consonant dropped (PARK → PAK; in given
+  names it joined DANIEL and DARNELL; a final ``R`` stays: ARTHUR and EDDIE);
 * ``Y`` is a vowel; every run of vowels → ``A``; doubled consonants → one.
 
 Given-name facts come from the shipped Census table ``data/first_names.csv.gz``: a name
@@ -25,7 +25,7 @@ is *known* when it is listed there, and has a *sex* when at least
 >>> key = phonetic_key_python
 >>> key("KAREEM") == key("KARIM"), key("MOUSSA") == key("MUSA"), key("SUH") == key("SEO")
 (True, True, True)
->>> key("BAK") == key("PARK"), key("YEKATERINA") == key("EKATERINA")
+>>> key("BAK", surname=True) == key("PARK", surname=True), key("YEKATERINA") == key("EKATERINA")
 (True, True)
 """
 
@@ -42,6 +42,9 @@ import pyarrow as pa
 
 from lastknown.engines.base import Engine
 
+#: ``R`` between a vowel and a consonant (Korean PARK/BAK): surname keys only — in given
+#: names it joined different names (DANIEL/DARNELL).
+SILENT_R = ("([AEIOUY])R([^AEIOUY])", r"\1\2")
 #: (pattern, replacement) in order; patterns are RE2/Java-compatible (no look-around,
 #: no back-references in patterns), replacements use ``\\1`` for a group.
 PHONETIC_RULES: tuple[tuple[str, str], ...] = (
@@ -54,7 +57,7 @@ PHONETIC_RULES: tuple[tuple[str, str], ...] = (
     ("C([EIY])", r"S\1"), ("C", "K"), ("Z", "S"), ("W", "F"), ("V", "F"),
     ("B", "P"), ("G", "K"), ("D", "T"),
     ("([A-Z])H", r"\1"),
-    ("([AEIOUY])R([^AEIOUY])", r"\1\2"),
+    SILENT_R,
     ("[AEIOUY]+", "A"),
     *((f"{c}{c}+", c) for c in "FJKLMNPRSTX"),
 )
@@ -68,18 +71,25 @@ GIVEN_NAME_TABLE = "match_given_name"
 PHONETIC_COLUMNS: tuple[str, ...] = ("first_ph", "first_sex", "first_known", "surname_ph")
 
 
-def phonetic_key_sql(expr: str) -> str:
-    """SQL: the phonetic key of an upper-case name ``expr`` (NULL stays NULL)."""
+def _rules(*, surname: bool) -> tuple[tuple[str, str], ...]:
+    return tuple(r for r in PHONETIC_RULES if surname or r != SILENT_R)
+
+
+def phonetic_key_sql(expr: str, *, surname: bool = False) -> str:
+    """SQL: the phonetic key of an upper-case name ``expr`` (NULL stays NULL).
+
+    Only surname keys drop a silent ``R`` (:data:`SILENT_R`).
+    """
     sql = expr
-    for pattern, replacement in PHONETIC_RULES:
+    for pattern, replacement in _rules(surname=surname):
         sql = f"regexp_replace({sql}, '{pattern}', '{replacement}', 'g')"
     return sql
 
 
-def phonetic_key_python(name: str) -> str:
+def phonetic_key_python(name: str, *, surname: bool = False) -> str:
     """The same key in Python (documentation and tests; the engine runs the SQL)."""
     key = name.upper()
-    for pattern, replacement in PHONETIC_RULES:
+    for pattern, replacement in _rules(surname=surname):
         key = re.sub(pattern, replacement, key)
     return key
 
@@ -119,7 +129,8 @@ def name_keys_sql(source: str) -> str:
     return f"""
     SELECT s.*, {phonetic_key_sql('s.first_n')} AS first_ph, g.sex AS first_sex,
            g.name IS NOT NULL AS first_known,
-           list_transform(s.surname_tokens, lambda t: {phonetic_key_sql('t')}) AS surname_ph
+           list_transform(s.surname_tokens, lambda t: {phonetic_key_sql('t', surname=True)})
+               AS surname_ph
     FROM {source} AS s
     LEFT JOIN {GIVEN_NAME_TABLE} AS g ON g.name = s.first_n
     """
