@@ -75,29 +75,31 @@ NOT_EVIDENCE_FOR: frozenset[tuple[str, str]] = frozenset({("first_name", "other 
 
 #: Below this many same-TIN record pairs the master cannot teach m (:func:`train_model`).
 MIN_LABEL_PAIRS = 1_000
-#: Every level's m when the master cannot teach it: a model trained on synth seed 1
-#: (200k persons, 3 tax years), rounded; request-side levels are then floored at their
-#: :data:`REQUEST_LEVELS` prior as usual. Address levels reflect real moves across years,
-#: which is what a same-TIN pair is.
+#: Every level's m when the master cannot teach it: the model trained on synth seed 1
+#: (200k persons, 6 tax years; 614k same-TIN pairs), to two digits — except the name
+#: "different" levels: synth never changes a name across years (m ≈ 1e-6), real masters
+#: do (marriage, corrections), so they get 0.001. Request-side levels are then floored at
+#: their :data:`REQUEST_LEVELS` prior as usual, and m renormalised. Address levels reflect
+#: moves across years, which is what a same-TIN pair is.
 PRIOR_M: dict[str, dict[str, float]] = {
-    "first_name": {"exact": 0.97, "nickname": 0.01, "phonetic": 0.005, "typo": 0.005,
-                   "other name": 0.001, "initial": 0.001, "different": 0.01},
-    "surname": {"exact": 0.9, "shared token": 0.03, "phonetic": 0.005, "similar": 0.005,
-                "different": 0.06},
-    "middle_name": {"exact": 0.9, "initial": 0.08, "different": 0.02},
-    "suffix": {"same": 0.1, "both none": 0.88, "one missing": 0.01, "different": 0.001},
-    "house_number": {"exact": 0.7, "different": 0.3},
-    "street_name": {"exact": 0.7, "similar": 0.02, "different": 0.28},
-    "unit": {"same": 0.3, "both none": 0.6, "one missing": 0.08, "different": 0.02},
-    "zip5": {"exact": 0.75, "different": 0.25},
-    "city": {"exact": 0.75, "similar": 0.01, "different": 0.24},
+    "first_name": {"exact": 0.94, "nickname": 0.038, "phonetic": 0.0094, "typo": 0.0094,
+                   "other name": 0.00094, "initial": 0.0047, "different": 0.001},
+    "surname": {"exact": 0.91, "shared token": 0.073, "phonetic": 0.0091, "similar": 0.0091,
+                "different": 0.001},
+    "middle_name": {"exact": 0.87, "initial": 0.13, "different": 0.001},
+    "suffix": {"same": 0.036, "both none": 0.95, "one missing": 0.0099, "different": 0.001},
+    "house_number": {"exact": 0.75, "different": 0.25},
+    "street_name": {"exact": 0.73, "similar": 0.02, "different": 0.25},
+    "unit": {"same": 0.24, "both none": 0.6, "one missing": 0.13, "different": 0.028},
+    "zip5": {"exact": 0.77, "different": 0.23},
+    "city": {"exact": 0.91, "similar": 0.0099, "different": 0.081},
 }
 
 
 #: (comparison, level) → the level whose u it takes after training. The master's own
 #: given names are nearly all known names, so random master pairs almost never land in
 #: "typo" (u ≈ 0: an unbounded weight); a requester's misspelling is about as close to a
-#: random filer's name as one known name is to another ("other name", u ≈ 0.7 % on
+#: random filer's name as one known name is to another ("other name", u ≈ 0.2 % on
 #: synth seed 1).
 U_LIKE: dict[tuple[str, str], str] = {("first_name", "typo"): "other name"}
 
