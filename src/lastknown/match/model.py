@@ -33,8 +33,8 @@ from lastknown.errors import ConfigError, PipelineError
 #: Columns every scored record carries (request side and master side alike).
 COMPARE_COLUMNS: tuple[str, ...] = (
     "first_n", "first_initial", "first_groups", "first_ph", "first_sex", "first_known",
-    "middle_n", "middle_initial", "surname_tokens", "surname_n", "surname_ph", "suffix_n",
-    "house_number", "predir", "street_name", "unit_n", "zip5", "city_n", "state_n",
+    "first_common", "middle_n", "middle_initial", "surname_tokens", "surname_n", "surname_ph",
+    "suffix_n", "house_number", "predir", "street_name", "unit_n", "zip5", "city_n", "state_n",
 )
 #: Comparisons that describe the name; their weights form the "name weight".
 NAME_COMPARISONS: tuple[str, ...] = ("first_name", "surname", "middle_name", "suffix")
@@ -159,7 +159,9 @@ def comparisons() -> list[dict[str, Any]]:
             # nickname lists also join names across sexes (LOUIS/LOUISE): never those
             _level("nickname", f'{SAME_SEX} AND (list_contains("first_groups_r", "first_n_l") '
                    'OR list_contains("first_groups_l", "first_n_r"))'),
-            _level("phonetic", f"{SAME_SEX} AND {FIRST_PHONETIC}"),
+            # one key, but not two established US spellings (BRIAN/BRYAN: names people keep)
+            _level("phonetic", f'{SAME_SEX} AND NOT ("first_common_l" AND "first_common_r") '
+                   f"AND {FIRST_PHONETIC}"),
             # a keying error, unless the request's spelling is itself a known given name
             # (RONALD asked, RONDA files there: a different person → "other name")
             _level("typo", f'{SAME_SEX} AND NOT "first_known_l" AND '

@@ -46,6 +46,7 @@ SWAPPED_COLUMNS: dict[str, str] = {
     "first_ph": "q.surname_ph[1]",
     "first_sex": "gs.sex",
     "first_known": "true",
+    "first_common": "coalesce(gs.common, false)",
     "surname_tokens": "list_concat([q.first_n], q.surname_tokens[2:])",
     "surname_n": "array_to_string(list_concat([q.first_n], q.surname_tokens[2:]), ' ')",
     "surname_ph": "list_concat([q.first_ph], q.surname_ph[2:])",

@@ -65,11 +65,18 @@ PHONETIC_RULES: tuple[tuple[str, str], ...] = (
 
 #: Share of a name's frequency that must be of one sex for the name to have that sex.
 SEX_SHARE = 0.9
-#: Engine table ``(name VARCHAR, sex VARCHAR)``: every Census given name; sex NULL when
-#: the name is given to both sexes.
+#: A given name given to at least this share (percent) of one sex in the Census is an
+#: *established* US spelling: two established spellings with one key (BRIAN/BRYAN,
+#: CATHERINE/KATHERINE, STEVEN/STEPHEN) are names people keep, not respellings of each
+#: other; a respelling across romanisations involves a rare spelling (MOHAMMED/MOHAMMAD,
+#: NATALIA/NATALYA, AISHA/AYESHA are all under it).
+COMMON_FREQ = 0.02
+#: Engine table ``(name VARCHAR, sex VARCHAR, common BOOLEAN)``: every Census given name;
+#: sex NULL when the name is given to both sexes or too rare to tell.
 GIVEN_NAME_TABLE = "match_given_name"
 #: Columns :func:`name_keys_sql` adds.
-PHONETIC_COLUMNS: tuple[str, ...] = ("first_ph", "first_sex", "first_known", "surname_ph")
+PHONETIC_COLUMNS: tuple[str, ...] = ("first_ph", "first_sex", "first_known", "first_common",
+                                     "surname_ph")
 
 
 def _rules(*, surname: bool) -> tuple[tuple[str, str], ...]:
@@ -95,6 +102,18 @@ def phonetic_key_python(name: str, *, surname: bool = False) -> str:
     return key
 
 
+def _census_rows() -> list[dict[str, str]]:
+    raw = resources.files("lastknown.data").joinpath("first_names.csv.gz").read_bytes()
+    return list(csv.DictReader(io.StringIO(gzip.decompress(raw).decode("utf-8"))))
+
+
+@cache
+def common_given_names() -> frozenset[str]:
+    """Census given names with at least :data:`COMMON_FREQ` % of one sex."""
+    return frozenset(r["name"].strip().upper() for r in _census_rows()
+                     if float(r["freq"]) >= COMMON_FREQ)
+
+
 @cache
 def given_name_sexes() -> dict[str, str | None]:
     """Census given name → ``'M'``, ``'F'`` or None (both sexes, or too rare to tell).
@@ -104,10 +123,9 @@ def given_name_sexes() -> dict[str, str | None]:
     cutoff (the middle of what it could be), not at 0: a rare name listed for one sex
     only (DANIELL, KIT) has no sex here, a common one (LOUISE, JERRY) has.
     """
-    raw = resources.files("lastknown.data").joinpath("first_names.csv.gz").read_bytes()
     freq: dict[str, dict[str, float]] = {}
     cutoff: dict[str, float] = {}
-    for row in csv.DictReader(io.StringIO(gzip.decompress(raw).decode("utf-8"))):
+    for row in _census_rows():
         by_sex = freq.setdefault(row["name"].strip().upper(), {})
         f = float(row["freq"])
         by_sex[row["sex"]] = by_sex.get(row["sex"], 0.0) + f
@@ -123,10 +141,12 @@ def given_name_sexes() -> dict[str, str | None]:
 def register_given_names(engine: Engine) -> str:
     """Load :data:`GIVEN_NAME_TABLE` into ``engine``; return its name."""
     sexes = sorted(given_name_sexes().items())
-    data = pa.table({"name": [n for n, _ in sexes], "sex": [s for _, s in sexes]})
+    common = common_given_names()
+    data = pa.table({"name": [n for n, _ in sexes], "sex": [s for _, s in sexes],
+                     "common": [n in common for n, _ in sexes]})
     engine.register_arrow(f"{GIVEN_NAME_TABLE}_arrow", data)
     engine.execute(f"CREATE OR REPLACE TABLE {GIVEN_NAME_TABLE} AS "
-                   f"SELECT name, sex FROM {GIVEN_NAME_TABLE}_arrow")
+                   f"SELECT name, sex, common FROM {GIVEN_NAME_TABLE}_arrow")
     return GIVEN_NAME_TABLE
 
 
@@ -138,7 +158,7 @@ def name_keys_sql(source: str) -> str:
     """
     return f"""
     SELECT s.*, {phonetic_key_sql('s.first_n')} AS first_ph, g.sex AS first_sex,
-           g.name IS NOT NULL AS first_known,
+           g.name IS NOT NULL AS first_known, coalesce(g.common, false) AS first_common,
            list_transform(s.surname_tokens, lambda t: {phonetic_key_sql('t', surname=True)})
                AS surname_ph
     FROM {source} AS s
