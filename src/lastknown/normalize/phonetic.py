@@ -151,16 +151,26 @@ def register_given_names(engine: Engine) -> str:
 
 
 def name_keys_sql(source: str) -> str:
-    """``source`` (with ``first_n``, ``surname_tokens``) plus :data:`PHONETIC_COLUMNS`.
+    """``source`` (with ``first_n``, ``surname_tokens``, ``surname_n``) plus
+    :data:`PHONETIC_COLUMNS`, each key computed once per distinct name (names repeat: a
+    million requests hold a few ten thousand given names) and joined back.
 
     ``first_known`` is the Census fact only; matching adds the master's own frequent
     names on the request side (``lastknown.match.run``).
     """
+    surname_key = phonetic_key_sql("t", surname=True)
+    surname_keys = f"list_transform(surname_tokens, lambda t: {surname_key})"
     return f"""
-    SELECT s.*, {phonetic_key_sql('s.first_n')} AS first_ph, g.sex AS first_sex,
-           g.name IS NOT NULL AS first_known, coalesce(g.common, false) AS first_common,
-           list_transform(s.surname_tokens, lambda t: {phonetic_key_sql('t', surname=True)})
-               AS surname_ph
-    FROM {source} AS s
+    WITH s AS MATERIALIZED (SELECT * FROM {source}),
+    fk AS (SELECT first_n, {phonetic_key_sql('first_n')} AS first_ph
+           FROM (SELECT DISTINCT first_n FROM s WHERE first_n IS NOT NULL)),
+    sk AS (SELECT surname_n, {surname_keys} AS surname_ph
+           FROM (SELECT surname_n, any_value(surname_tokens) AS surname_tokens
+                 FROM s GROUP BY surname_n))
+    SELECT s.*, fk.first_ph, g.sex AS first_sex, g.name IS NOT NULL AS first_known,
+           coalesce(g.common, false) AS first_common, sk.surname_ph
+    FROM s
+    LEFT JOIN fk ON fk.first_n = s.first_n
+    LEFT JOIN sk ON sk.surname_n IS NOT DISTINCT FROM s.surname_n
     LEFT JOIN {GIVEN_NAME_TABLE} AS g ON g.name = s.first_n
     """
