@@ -47,6 +47,10 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def test_synth_index_and_process_say_what_they_made(answered: dict[str, Path]) -> None:
     assert str(answered["synth"]).startswith(f"Wrote {answered['data']}: 2,000 persons")
     assert str(answered["indexed"]).startswith(f"Index written to {answered['index']} (model lk-")
+    model = json.loads((answered["index"] / "model.json").read_text(encoding="utf-8"))
+    pairs = model["lastknown"]["training"]["label_pairs"]
+    assert str(answered["indexed"]).endswith(
+        f")\nModel: m from {pairs:,} pairs of returns by one TIN\n")
     said = str(answered["processed"])
     summary = json.loads((answered["out"] / "summary.json").read_text(encoding="utf-8"))
     assert said == (

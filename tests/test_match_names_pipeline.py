@@ -12,7 +12,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from lastknown.cli import cli
 from lastknown.engines import DuckDBEngine
 from lastknown.master import load_master
 from lastknown.match.config import MatchConfig
@@ -103,6 +105,28 @@ def _answers(master: Path, index_dir: Path, data: Path) -> dict[str, tuple[str, 
     finally:
         engine.close()
     return {str(r[0]): (str(r[1]), r[2]) for r in rows}
+
+
+def test_master_index_says_a_one_year_master_trains_from_priors(tmp_path: Path) -> None:
+    generate(persons=300, requests=10, seed=12, out=tmp_path / "s")
+    (tmp_path / "one").mkdir()
+    scratch = DuckDBEngine()
+    try:
+        scratch.execute(f"COPY (SELECT * FROM read_parquet('{tmp_path}/s/master/*.parquet') "
+                        "WHERE tax_year = 2024) "
+                        f"TO '{tmp_path}/one/part-0.parquet' (FORMAT parquet)")
+    finally:
+        scratch.close()
+    result = CliRunner().invoke(cli, ["master", "index", "--master", str(tmp_path / "one"),
+                                      "--out", str(tmp_path / "i")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    model = load_model(tmp_path / "i" / "model.json")
+    pairs = model["lastknown"]["training"]["label_pairs"]
+    assert result.stdout.splitlines()[-2:] == [
+        f"Index written to {tmp_path / 'i'} (model {model['lastknown']['model_id']})",
+        f"Model: m from the documented priors: only {pairs:,} pairs of returns by one TIN "
+        "(fewer than 1,000; a master of one tax year has almost none), too few to learn "
+        "from; u from the master"]
 
 
 def test_one_year_master_trains_from_priors(tmp_path: Path) -> None:
