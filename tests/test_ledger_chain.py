@@ -162,14 +162,15 @@ def test_a_failed_transaction_appends_nothing(backend: str, tmp_path: Path) -> N
         assert ledger.verify(record=False).entries == 7
 
 
-def test_default_ledger_is_under_the_working_directory(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    ledger = open_ledger(None)
+def test_only_a_writer_creates_a_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "ledger.sqlite"
+    with pytest.raises(LedgerError, match="no ledger at"):
+        open_ledger(path)
+    assert not (tmp_path / "new").exists()
+    ledger = open_ledger(path, create=True)
     ledger.audit(event_type="x", success=True, obj="o")
     ledger.close()
-    assert (tmp_path / ".lastknown" / "ledger.sqlite").is_file()
-    reopened = open_ledger(tmp_path / ".lastknown" / "ledger.sqlite")
+    reopened = open_ledger(path)
     assert reopened.head().seq == 1  # migrations to head are idempotent on reopen
     reopened.close()
 

@@ -12,12 +12,15 @@ from collections.abc import Callable
 from datetime import date
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from lastknown import __version__
 from lastknown.errors import LastknownError
+
+if TYPE_CHECKING:
+    from lastknown.config import Deployment
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,10 +53,35 @@ def _engine_limits(func: F) -> F:
     return func
 
 
+def _deployment(ledger: str | None) -> Deployment:
+    """The deployment of this run (``--config-file``, ``--ledger`` overriding), said on stderr."""
+    from lastknown.config import load_deployment
+
+    ctx = click.get_current_context()
+    config_file = (ctx.find_root().obj or {}).get("config_file")
+    deployment = load_deployment(config_file)
+    if ledger:
+        deployment = deployment.with_ledger(ledger)
+    click.echo(deployment.describe(), err=True)
+    return deployment
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lastknown")
-def cli() -> None:
-    """lastknown: answer bulk last-known-address requests precisely, minimally, accountably."""
+@click.option("--config-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Deployment config (lastknown.toml: ledger, archive, anchors) "
+                   "[default: $LASTKNOWN_CONFIG, then lastknown.toml in the user config dir].")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None) -> None:
+    """lastknown: answer bulk last-known-address requests precisely, minimally, accountably.
+
+    Commands that use the ledger print which one on stderr.
+
+    Example:
+
+        lastknown --config-file /etc/lastknown/lastknown.toml ledger verify
+    """
+    ctx.ensure_object(dict)["config_file"] = config_file
 
 
 @cli.command()
@@ -90,7 +118,8 @@ def synth(persons: int, requests: int, seed: int, out: Path) -> None:
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
               show_default=True, help="Execution engine.")
 @click.option("--ledger", default=None,
-              help="Ledger: a SQLite path or SQLAlchemy URL [default: .lastknown/ledger.sqlite].")
+              help="Ledger: a SQLite path or SQLAlchemy URL [default: the deployment's, "
+                   "see --config-file].")
 @click.option("--encoding", default=None, help="Request CSV encoding (detected if omitted).")
 @click.option("--sheet", default=None, help="XLSX sheet name (first sheet if omitted).")
 @click.option("--config", "match_config", type=click.Path(exists=True, dir_okay=False,
@@ -112,7 +141,8 @@ def process(request: Path, master: Path, batch_path: Path, out: Path, engine: st
     """
     from lastknown.pipeline import ProcessOptions, process_request
 
-    options = ProcessOptions(engine=engine, ledger=ledger, encoding=encoding, sheet=sheet,
+    options = ProcessOptions(engine=engine, deployment=_deployment(ledger), encoding=encoding,
+                             sheet=sheet,
                              match_config=match_config, policy=policy, today=_date(today),
                              progress=sys.stderr.isatty(), threads=threads,
                              memory_limit=memory_limit)
@@ -212,7 +242,8 @@ def ledger() -> None:
 
 _LEDGER_OPTION = click.option(
     "--ledger", "ledger_url", default=None,
-    help="A SQLite path or SQLAlchemy URL [default: .lastknown/ledger.sqlite].")
+    help="A SQLite path or SQLAlchemy URL [default: the deployment's, see --config-file]; "
+         "never created here.")
 
 
 @ledger.command("verify")
@@ -227,7 +258,7 @@ def ledger_verify(ledger_url: str | None) -> None:
     """
     from lastknown.disclose.ledger import open_ledger
 
-    result = open_ledger(ledger_url).verify()
+    result = open_ledger(_deployment(ledger_url).ledger).verify()
     click.echo(str(result))
 
 
@@ -247,7 +278,7 @@ def ledger_report(ledger_url: str | None, year: int, csv_path: Path | None) -> N
     from lastknown.disclose.ledger import open_ledger
     from lastknown.disclose.ledger.reports import render_report, report, write_report_csv
 
-    rows = report(open_ledger(ledger_url), year=year)
+    rows = report(open_ledger(_deployment(ledger_url).ledger), year=year)
     if csv_path is not None:
         write_report_csv(rows, csv_path)
     click.echo(render_report(rows))
@@ -267,7 +298,8 @@ def ledger_taxpayer(ledger_url: str | None, tin: str) -> None:
     from lastknown.disclose.ledger import open_ledger
     from lastknown.disclose.ledger.reports import render_taxpayer, taxpayer_disclosures
 
-    click.echo(render_taxpayer(taxpayer_disclosures(open_ledger(ledger_url), tin)))
+    ledger = open_ledger(_deployment(ledger_url).ledger)
+    click.echo(render_taxpayer(taxpayer_disclosures(ledger, tin)))
 
 
 def main() -> None:

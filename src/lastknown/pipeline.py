@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import getpass
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from lastknown import __version__
+from lastknown.config import Deployment, load_deployment
 from lastknown.engines import make_engine
 from lastknown.engines.base import Engine
 from lastknown.errors import InputError
@@ -32,6 +33,9 @@ class ProcessOptions:
     """How to run `process`; every field has a sensible default."""
 
     engine: str = "duckdb"
+    #: Where the ledger, the archive and the anchors live (``load_deployment()`` if None).
+    deployment: Deployment | None = None
+    #: An explicit ledger (path or URL) that overrides the deployment's.
     ledger: str | None = None
     encoding: str | None = None
     sheet: str | None = None
@@ -95,6 +99,18 @@ def _prepare_index(engine: Engine, master: Path, workdir: Path, progress: bool) 
     return build_index(engine, master_table="master", out=workdir / "index", progress=progress)
 
 
+def resolve_deployment(options: ProcessOptions) -> Deployment:
+    """The deployment a run uses: the options' (or the configured one), ``ledger`` overriding.
+
+    >>> d = Deployment(ledger="/srv/l.sqlite", archive=Path("/srv/a"), anchors=Path("/srv/n"),
+    ...                source="default")
+    >>> resolve_deployment(ProcessOptions(deployment=d, ledger="/tmp/x.sqlite")).ledger
+    '/tmp/x.sqlite'
+    """
+    deployment = options.deployment or load_deployment()
+    return deployment.with_ledger(options.ledger) if options.ledger else deployment
+
+
 def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     options: ProcessOptions | None = None) -> ProcessResult:
     """Answer one request file end to end and return what went where.
@@ -105,7 +121,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     """
     from lastknown.disclose.ledger import open_ledger
     from lastknown.disclose.package import BACKGROUND_XLSX_ROWS, stage_package
-    from lastknown.disclose.policy import check_policy, load_policy
+    from lastknown.disclose.policy import check_policy, load_policy, refuse_uncertified
     from lastknown.disclose.publish import publish
     from lastknown.match.config import load_match_config
     from lastknown.match.run import match_requests
@@ -114,6 +130,8 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     from lastknown.request.validate import validate_request
 
     opts = options or ProcessOptions()
+    deployment = resolve_deployment(opts)
+    opts = replace(opts, deployment=deployment)  # later stages read opts.deployment
     if out.exists():
         raise InputError(f"output folder {out} already exists: choose a new --out folder "
                          "(a response package is never overwritten)")
@@ -125,7 +143,8 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
             batch = load_batch(batch_path)
             policy = load_policy(opts.policy)
             match_config = load_match_config(opts.match_config)
-            ledger = open_ledger(opts.ledger)
+            ledger = open_ledger(deployment.ledger, create=True)
+            refuse_uncertified(batch, ledger=ledger, user=opts.operator)  # before any row
         with tempfile.TemporaryDirectory(prefix="lastknown-") as tmp, make_engine(
             opts.engine, threads=opts.threads, memory_limit=opts.memory_limit
         ) as engine:
@@ -133,7 +152,8 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 intake = read_request(engine, request, encoding=opts.encoding, sheet=opts.sheet)
             with stages.stage("policy"):
                 decision = check_policy(policy, batch, row_count=intake.row_count,
-                                        ledger=ledger)
+                                        ledger=ledger, match_config=match_config,
+                                        user=opts.operator)
             with stages.stage("master"):
                 index = _prepare_index(engine, master, Path(tmp), opts.progress)
             with stages.stage("validate"):

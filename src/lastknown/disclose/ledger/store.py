@@ -35,9 +35,6 @@ from lastknown.errors import LedgerError
 if TYPE_CHECKING:
     from lastknown.disclose.ledger.verify import VerifyReport
 
-DEFAULT_LEDGER = Path(".lastknown") / "ledger.sqlite"
-"""Where the ledger lives when no ``--ledger`` is given (under the working directory)."""
-
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _CHUNK_ROWS = 5_000
 
@@ -181,11 +178,16 @@ class Ledger:
         return None if value is None else str(value)
 
     def batch_recorded(self, batch_id: str) -> bool:
-        """True when a batch with this id is in the ledger."""
-        with self.connect() as conn:
-            found = conn.execute(sa.select(models.batches.c.entry_seq)
-                                 .where(models.batches.c.batch_id == batch_id)).first()
-        return found is not None
+        """True when a batch with this id, compared by :func:`batch_key`, is in the ledger.
+
+        >>> ledger = open_ledger("sqlite:///:memory:")
+        >>> ledger.batch_recorded("2026-0142")
+        False
+        """
+        key = batch_key(batch_id)
+        with self.connect() as conn:  # one row per batch: a scan is cheap and exact
+            ids = conn.execute(sa.select(models.batches.c.batch_id)).scalars()
+            return any(batch_key(str(found)) == key for found in ids)
 
     def verify(self, *, anchors: Mapping[int, str] | None = None,
                record: bool = True) -> VerifyReport:
@@ -205,6 +207,17 @@ class Ledger:
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
+
+
+def batch_key(batch_id: str) -> str:
+    """The form batch ids are compared in: ``AbC`` and `` abc `` are one batch.
+
+    Batch ids are stored as given; only comparisons use this key.
+
+    >>> batch_key(" 2026-AbC ") == batch_key("2026-abc")
+    True
+    """
+    return batch_id.strip().casefold()
 
 
 def _head(conn: sa.Connection) -> EntryRef:
@@ -243,29 +256,33 @@ def migrate(engine: sa.Engine) -> None:
         command.upgrade(config, "head")
 
 
-def open_ledger(url_or_path: str | Path | None = None, *,
+def open_ledger(url_or_path: str | Path, *, create: bool = False,
                 connect_args: Mapping[str, Any] | None = None) -> Ledger:
-    """Open (creating and migrating if needed) the ledger at a SQLite path or SQLAlchemy URL.
+    """Open (and migrate) the ledger at a SQLite path or SQLAlchemy URL.
 
-    ``None`` means ``.lastknown/ledger.sqlite`` under the working directory.
+    Only a command that writes disclosures passes ``create=True``; without it a
+    missing SQLite file (or its folder), or a database without the ledger's tables, is a
+    :class:`LedgerError` and nothing is created. There is no default location: the
+    deployment configuration (:mod:`lastknown.config`) says where the ledger is.
 
     >>> ledger = open_ledger("postgresql+psycopg://lk@db.example/ledger")  # doctest: +SKIP
-    >>> ledger = open_ledger(Path("ledger.sqlite"))  # doctest: +SKIP
+    >>> ledger = open_ledger(Path("ledger.sqlite"), create=True)  # doctest: +SKIP
     """
-    target: str | Path = DEFAULT_LEDGER if url_or_path is None else url_or_path
+    target = url_or_path
     if isinstance(target, str) and "://" in target:
         try:
             url = sa.make_url(target)
         except sa.exc.ArgumentError as exc:
             raise LedgerError(f"--ledger {target!r} is not a database URL; give a SQLite file "
                               "path or e.g. postgresql+psycopg://user@host/db") from exc
+        if url.get_backend_name() == "sqlite":
+            if url.database in (None, "", ":memory:"):
+                create = True  # a new, private, in-memory ledger: nothing to find
+            else:
+                _sqlite_folder(Path(str(url.database)), create=create)
     else:
         path = Path(target).expanduser()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LedgerError(f"ledger folder {path.parent} cannot be created: "
-                              f"{exc.strerror}; choose another --ledger path") from exc
+        _sqlite_folder(path, create=create)
         url = sa.URL.create("sqlite", database=str(path))
     try:
         if url.get_backend_name() == "sqlite":
@@ -278,8 +295,30 @@ def open_ledger(url_or_path: str | Path | None = None, *,
                           f"database ({exc}); use a SQLite path or postgresql+psycopg://") from exc
     ledger = Ledger(engine)
     try:
+        if not create:
+            with engine.connect() as conn:
+                present = sa.inspect(conn).has_table("ledger_entries")
+            if not present:
+                engine.dispose()
+                raise LedgerError(f"no ledger at {ledger.display_url}: the database has no "
+                                  "ledger tables; check --ledger or the deployment config "
+                                  "(a ledger is created only by `lastknown process`)")
         migrate(engine)
     except sa.exc.SQLAlchemyError as exc:
         engine.dispose()
         raise ledger._fail("create or migrate its tables", exc) from exc
     return ledger
+
+
+def _sqlite_folder(path: Path, *, create: bool) -> None:
+    """Check (or, for a writer, create) the folder of a SQLite ledger file."""
+    if not create:
+        if not path.is_file():
+            raise LedgerError(f"no ledger at {path}; check --ledger or the deployment config "
+                              "(a ledger is created only by `lastknown process`)")
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LedgerError(f"ledger folder {path.parent} cannot be created: "
+                          f"{exc.strerror}; choose another --ledger path") from exc
