@@ -42,6 +42,9 @@ class ProcessOptions:
     progress: bool = False
     threads: int | None = None
     memory_limit: str | None = None
+    #: The deployment's anchor file (``Deployment.anchors``): checked before writing,
+    #: appended after the commit. None: only the ledger's tail is checked.
+    anchors: Path | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,6 +107,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     ... # doctest: +SKIP
     """
     from lastknown.disclose.ledger import open_ledger
+    from lastknown.disclose.ledger.verify import quick_verify
     from lastknown.disclose.package import BACKGROUND_XLSX_ROWS, stage_package
     from lastknown.disclose.policy import check_policy, load_policy
     from lastknown.disclose.publish import publish
@@ -126,6 +130,8 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
             policy = load_policy(opts.policy)
             match_config = load_match_config(opts.match_config)
             ledger = open_ledger(opts.ledger)
+            # ANCHOR CHECK: never write to a ledger whose tail or anchors fail (exit 5)
+            quick_verify(ledger, opts.anchors)
         with tempfile.TemporaryDirectory(prefix="lastknown-") as tmp, make_engine(
             opts.engine, threads=opts.threads, memory_limit=opts.memory_limit
         ) as engine:
@@ -175,6 +181,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     policy_decision=decision,
                     operator=opts.operator or getpass.getuser(),
                     received_at=received,
+                    anchors=opts.anchors,
                 )
     finally:
         stages.close()
