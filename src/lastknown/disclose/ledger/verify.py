@@ -125,7 +125,7 @@ def _as_anchors(anchors: Mapping[int, str] | Iterable[Anchor] | None) -> list[An
     if anchors is None:
         return []
     if isinstance(anchors, Mapping):
-        return [Anchor(sequence=seq, hash=digest, source=f"anchor #{seq}")
+        return [Anchor(sequence=seq, hash=digest, source="the anchors given")
                 for seq, digest in anchors.items()]
     return list(anchors)
 
