@@ -24,7 +24,7 @@ from lastknown.disclose.ledger.anchors import (
 )
 from lastknown.disclose.ledger.grants import grant_append_only
 from lastknown.disclose.ledger.verify import verify_anchored
-from lastknown.errors import ConfigError, InputError, LedgerTamperedError
+from lastknown.errors import ConfigError, InputError, LedgerError, LedgerTamperedError
 from lastknown.pipeline import ProcessOptions, process_request
 from test_ledger_fixtures import PG_URL, ledger_at, pg_problem
 
@@ -64,6 +64,17 @@ def test_a_line_torn_by_a_crash_is_skipped_and_the_next_head_starts_a_new_line(
     append_anchor(path, ledger, EntryRef(seq=9, hash=H2))
     with pytest.raises(InputError, match=r"anchors.jsonl line 2: is not JSON"):
         read_anchors(path)  # a bad line in the middle is no longer a torn write
+    ledger.close()
+
+
+def test_an_anchor_file_that_cannot_be_written_is_a_ledger_error_naming_it(
+        tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path / "l.sqlite")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("", encoding="utf-8")
+    with pytest.raises(LedgerError, match=rf"anchor file {blocker}/anchors.jsonl: could not "
+                                          r"append the ledger head #4: .*the batch is recorded"):
+        append_anchor(blocker / "anchors.jsonl", ledger, EntryRef(seq=4, hash=H1))
     ledger.close()
 
 
@@ -249,13 +260,12 @@ def test_the_application_role_may_insert_and_select_but_never_change_or_remove(
     try:
         with ledger_at("postgres", tmp_path) as owner:
             owner.audit(event_type="x", success=True, obj="o")
-            schema = owner.engine.url  # same database; the schema comes from search_path
-            with owner.connect() as conn:
+            with owner.connect() as conn:  # same database, the owner's schema
                 search = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
             assert grant_append_only(owner, role)[-1].startswith("GRANT SELECT ON TABLE")
             with pytest.raises(ConfigError, match="does not exist"):
                 grant_append_only(owner, "lk_nobody_here")
-            app_url = schema.set(username=role).render_as_string(hide_password=False)
+            app_url = owner.engine.url.set(username=role).render_as_string(hide_password=False)
             app = open_ledger(app_url, connect_args={"options": f"-csearch_path={search}"})
             try:
                 app.audit(event_type="y", success=True, obj="o")  # INSERT (and its lock)
