@@ -50,10 +50,17 @@ def test_suffix_field_is_canonicalised(written: str, canonical: str) -> None:
 
 
 def test_usps_abbreviations_directionals_and_embedded_unit() -> None:
-    house, predir, name, stype, unit, zip5, _city, state = _address(
+    house, predir, name, stype, unit, zip5, _city, state, line = _address(
         "1234 West Main Street Apt 4-B", zip_code="78701-1234")
-    assert (house, predir, name, stype, unit, zip5, state) == (
-        "1234", "W", "MAIN", "ST", "4B", "78701", "TX")
+    assert (house, predir, name, stype, unit, zip5, state, line) == (
+        "1234", "W", "MAIN", "ST", "4B", "78701", "TX", "MAINSTREET")
+
+
+def test_street_line_spells_the_type_out_and_keeps_unknown_types_in_the_name() -> None:
+    assert _address("117 Parker Tsreet")[2:4] == ("PARKER TSREET", None)
+    assert _address("117 Parker Tsreet")[-1] == "PARKERTSREET"
+    assert _address("12 Franc P Lace")[-1] == "FRANCPLACE"
+    assert _address("12 Franc Pl")[-1] == "FRANCPLACE"
 
 
 def test_same_address_written_two_ways_normalises_alike() -> None:

@@ -20,7 +20,12 @@ Rules
   (``2528 S Sierra Pl 3D``); the unit is reduced to its identifier (``Apt 4-B`` → ``4B``);
 * the street *name* drops a leading/trailing directional and a trailing street
   type, so ``1234 West Main Street`` and ``1234 W Main`` share ``MAIN``;
-* zip → first five digits; city tokens ``ST``/``MT``/``FT`` → ``SAINT``/``MOUNT``/``FORT``.
+* zip → first five digits; city tokens ``ST``/``MT``/``FT`` → ``SAINT``/``MOUNT``/``FORT``;
+* ``street_line`` is the street name and the street type *spelled out*, without spaces
+  (``PARKERSTREET``): a requester's misspelt or split type (``Parker Tsreet``,
+  ``Franc P Lace``) is not recognised as a type, stays in the name, and still lies one
+  edit (or none) from the record's line — the confirmation rule uses it
+  (:func:`lastknown.match.decide.address_confirmed_sql`).
 
 >>> "ALY" in street_type_map_sql()
 True
@@ -38,7 +43,7 @@ from lastknown.normalize.names import sql_list
 #: The normalised address columns every table carries after :func:`normalised_address_sql`.
 ADDRESS_COLUMNS: tuple[str, ...] = (
     "house_number", "predir", "street_name", "street_type", "unit_n", "zip5", "city_n",
-    "state_n",
+    "state_n", "street_line",
 )
 
 _ORDINALS = {
@@ -61,6 +66,26 @@ def _map_literal(mapping: dict[str, str]) -> str:
 def street_type_map_sql() -> str:
     """USPS street types (all spellings → abbreviation) as a SQL MAP literal."""
     return _map_literal(dict(usps.STREET_TYPE_ABBREVIATIONS))
+
+
+@cache
+def street_type_words() -> dict[str, str]:
+    """USPS street-type abbreviation → one spelled-out word (``ST`` → ``STREET``).
+
+    Of the Pub 28 spellings of a type, the longest that is not a plural of another
+    (``LANE``, not ``LANES``).
+
+    >>> street_type_words()["PL"], street_type_words()["LN"], street_type_words()["PKWY"]
+    ('PLACE', 'LANE', 'PARKWAY')
+    """
+    spellings: dict[str, set[str]] = {}
+    for word, abbreviation in usps.STREET_TYPE_ABBREVIATIONS.items():
+        spellings.setdefault(abbreviation, set()).add(word)
+    words = {}
+    for abbreviation, names in spellings.items():
+        singular = [n for n in names if not (n.endswith("S") and n[:-1] in names)]
+        words[abbreviation] = max(singular or names, key=lambda n: (len(n), n))
+    return words
 
 
 @cache
@@ -143,7 +168,11 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
         NULLIF(array_to_string(list_transform(
             string_split({clean_address_sql(city)}, ' '),
             lambda t: coalesce({city_map}[t], t)), ' '), '') AS city_n,
-        NULLIF(upper(trim(coalesce(CAST({state} AS VARCHAR), ''))), '') AS state_n
+        NULLIF(upper(trim(coalesce(CAST({state} AS VARCHAR), ''))), '') AS state_n,
+        NULLIF(array_to_string(list_filter(_core, lambda t, i:
+            NOT (i = 1 AND _has_predir)
+            AND NOT (i = len(_core) AND _type IS NOT NULL)), '')
+            || coalesce({_map_literal(street_type_words())}[_type], ''), '') AS street_line
     FROM (
         SELECT *,
             -- a leading directional is a pre-directional only if a name remains after it
