@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from lastknown.engines.base import SqlStep
 from lastknown.match.config import MatchConfig
+from lastknown.match.learn import delta_sql
 from lastknown.match.model import ADDRESS_COMPARISONS, NAME_COMPARISONS
 
 
@@ -84,23 +85,52 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
         ELSE false END)"""
 
 
-def decide_steps(*, config: MatchConfig, requests: str, records: str, returns: str,
-                 scored: str = "lk_scored") -> list[SqlStep]:
-    """From scored pairs to ``match_result`` and ``match_explanation``.
-
-    ``scored`` has one row per pair: source_row, record_id, tin, swapped, match_weight,
-    name_weight, mw_<comparison> …; ``requests`` is the normalised request table.
-    """
-    c = config
-    mw_cols = ", ".join(f"s.mw_{n}" for n in (*NAME_COMPARISONS, *ADDRESS_COMPARISONS))
-    return [
-        SqlStep(sql=f"""
-            SELECT s.*, {address_confirmed_sql()} AS address_confirmed,
-                   s.name_weight >= {c.min_name_weight} AND s.mw_first_name > 0
-                       AND s.mw_surname > 0 AS names_agree
+def confirm_steps(*, requests: str, records: str, scored: str = "lk_scored") -> list[SqlStep]:
+    """``lk_scored_addr``: every scored pair and whether its record confirms the address."""
+    return [SqlStep(sql=f"""
+            SELECT s.*, {address_confirmed_sql()} AS address_confirmed
             FROM {scored} AS s
             JOIN {requests} AS q ON q.source_row = s.source_row
             JOIN {records} AS r ON r.record_id = s.record_id
+        """, output_table_name="lk_scored_addr")]
+
+
+def decide_steps(*, config: MatchConfig, requests: str, records: str, returns: str,
+                 scored: str = "lk_scored",
+                 deltas: dict[str, dict[int, float]] | None = None) -> list[SqlStep]:
+    """From scored pairs to ``match_result`` and ``match_explanation``: the address
+    confirmation (:func:`confirm_steps`) then :func:`outcome_steps`."""
+    return [*confirm_steps(requests=requests, records=records, scored=scored),
+            *outcome_steps(config=config, requests=requests, returns=returns, deltas=deltas)]
+
+
+def outcome_steps(*, config: MatchConfig, requests: str, returns: str,
+                  deltas: dict[str, dict[int, float]] | None = None) -> list[SqlStep]:
+    """From ``lk_scored_addr`` to ``match_result`` and ``match_explanation``.
+
+    ``lk_scored_addr`` has one row per pair: source_row, record_id, tin, swapped,
+    match_weight, name_weight, mw_<comparison> …, household_weight, address_confirmed (and
+    ``gamma_<comparison>`` when ``deltas`` are given); ``requests`` is the normalised
+    request table. ``deltas`` (bits per comparison and level, from ``match/learn.py``)
+    re-weigh each pair by what the batch taught about the requester's errors.
+    """
+    c = config
+    mw_cols = ", ".join(f"s.mw_{n}" for n in (*NAME_COMPARISONS, *ADDRESS_COMPARISONS))
+    name_delta = " + ".join(delta_sql(deltas, n) for n in NAME_COMPARISONS)
+    all_delta = " + ".join(delta_sql(deltas, n) for n in (*NAME_COMPARISONS,
+                                                          *ADDRESS_COMPARISONS))
+    reweighed = ", ".join(f"mw_{n} + {delta_sql(deltas, n)} AS mw_{n}"
+                          for n in (*NAME_COMPARISONS, *ADDRESS_COMPARISONS))
+    return [
+        SqlStep(sql=f"""
+            SELECT *, name_weight >= {c.min_name_weight} AND mw_first_name > 0
+                      AND mw_surname > 0 AS names_agree
+            FROM (SELECT source_row, record_id, tin, swapped, address_confirmed,
+                         match_weight + {all_delta} AS match_weight,
+                         name_weight + {name_delta} AS name_weight,
+                         household_weight + {name_delta} AS household_weight,
+                         {reweighed}
+                  FROM lk_scored_addr)
         """, output_table_name="lk_scored_confirmed"),
         SqlStep(sql="""
             SELECT source_row, tin,

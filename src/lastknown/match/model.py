@@ -244,7 +244,7 @@ SUFFIX_DIFFERENT = 0
 HOUSEHOLD_SMOOTHING = 0.5
 
 
-def _gammas(comp: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+def gammas(comp: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     """Splink's comparison vector value of each non-null level (best level highest)."""
     levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
     return [(len(levels) - 1 - i, lv) for i, lv in enumerate(levels)]
@@ -296,7 +296,7 @@ def household_section(model: dict[str, Any],
         name = comp["output_column_name"]
         if name not in NAME_COMPARISONS or name not in counts:
             continue
-        levels = _gammas(comp)
+        levels = gammas(comp)
         total = sum(counts[name].values()) + HOUSEHOLD_SMOOTHING * len(levels)
         weights[name] = {}
         for gamma, level in levels:
