@@ -185,3 +185,80 @@ def test_process_pools_what_each_batch_taught(synth_index: Path, tmp_path: Path)
     assert [s["batches_pooled"] for s in summaries] == [0, 1]
     assert summaries[0]["pairs"]["names"] > 0
     assert len(list(store.iterdir())) == 1
+
+
+def _near_miss_requests(data: Path, out: Path, *, rows: int = 150) -> int:
+    """Rows asking, at a filer's own address and surname, for a *different* person whose
+    given name is a real name one or two letters from the filer's (RONALD / RONDA kind).
+
+    A name the nickname lists join to the filer's (LOU / LOUIS, JUDI / JUDITH) is left out:
+    that is how a requester may write the filer's own name.
+    """
+    import csv
+    import gzip
+    from importlib import resources
+
+    import jellyfish
+    import pyarrow.parquet as pq
+
+    from lastknown.normalize.nicknames import nickname_rows
+
+    groups: dict[str, set[str]] = {}
+    for name, group in nickname_rows():
+        groups.setdefault(name, set()).add(group)
+
+    with gzip.open(resources.files("lastknown") / "data" / "first_names.csv.gz", "rt") as fh:
+        known = sorted({r["name"] for r in csv.DictReader(fh)})
+    by_len: dict[int, list[str]] = {}
+    for name in known:
+        by_len.setdefault(len(name), []).append(name)
+    master = pq.read_table(data / "master").to_pylist()
+    names_at: dict[tuple[str, str], set[str]] = {}
+    for r in master:
+        names_at.setdefault((r["street"], r["zip"]), set()).add(r["first_name"].upper())
+    written = 0
+    with (out).open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["request_row_id", "first_name", "middle_name", "last_name", "street",
+                    "unit", "city", "state", "zip", "removal_order_date",
+                    "removal_order_case_number", "statute", "tax_periods"])
+        seen: set[str] = set()
+        for r in master:
+            first = r["first_name"].upper()
+            if r["tin"] in seen or len(first) < 4 or written >= rows:
+                continue
+            options = [n for k in range(len(first) - 2, len(first) + 3)
+                       for n in by_len.get(k, [])
+                       if n != first and n not in names_at[(r["street"], r["zip"])]
+                       and n[0] == first[0]
+                       and not (groups.get(n, set()) & (groups.get(first, set()) | {first}))
+                       and first not in groups.get(n, set())
+                       and jellyfish.damerau_levenshtein_distance(n, first) <= 2]
+            if not options:
+                continue
+            seen.add(r["tin"])
+            w.writerow([f"NM-{written:04d}", options[0].title(), "", r["last_name"],
+                        r["street"], r["unit"], r["city"], r["state"], r["zip"],
+                        "2021-03-01", f"A{written:09d}", "8 U.S.C. 1253(a)(1)",
+                        str(r["tax_year"])])
+            written += 1
+    return written
+
+
+def test_a_batch_of_near_miss_names_at_filers_addresses_discloses_none(
+        synth_index: Path, tmp_path: Path) -> None:
+    from lastknown.pipeline import ProcessOptions, process_request
+
+    request = tmp_path / "near_miss.csv"
+    n = _near_miss_requests(synth_index, request)
+    assert n >= 100
+    batch = tmp_path / "batch.toml"
+    batch.write_text((synth_index / "batch.toml").read_text().replace(
+        'batch_id = "', 'batch_id = "NM-'))
+    result = process_request(request, master=synth_index / "index", batch_path=batch,
+                             out=tmp_path / "out", options=ProcessOptions(
+                                 ledger=str(tmp_path / "l.sqlite"), estimates=tmp_path / "e"))
+    assert result.rows_rejected == 0
+    assert result.rows_matched == 0
+    # and what this batch taught does not make the next requester's near-misses count
+    assert result.summary["estimates"]["pairs"]["names"] >= n
