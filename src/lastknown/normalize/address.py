@@ -20,7 +20,9 @@ Rules
   (``2528 S Sierra Pl 3D``); the unit is reduced to its identifier (``Apt 4-B`` → ``4B``);
 * the street *name* drops a leading/trailing directional and a trailing street
   type, so ``1234 West Main Street`` and ``1234 W Main`` share ``MAIN``;
-* zip → first five digits; city tokens ``ST``/``MT``/``FT`` → ``SAINT``/``MOUNT``/``FORT``;
+* zip → first five digits (letters that look like digits read as them: ``O`` → ``0``);
+  a leading house number of digits and O/I/L read the same way (``1O74`` → ``1074``);
+  city tokens ``ST``/``MT``/``FT`` → ``SAINT``/``MOUNT``/``FORT``;
 * ``street_line`` is the street name and the street type *spelled out*, without spaces
   (``PARKERSTREET``): a requester's misspelt or split type (``Parker Tsreet``,
   ``Franc P Lace``) is not recognised as a type, stays in the name, and still lies one
@@ -128,6 +130,26 @@ def _directionals() -> list[str]:
     return sorted(set(usps.DIRECTIONAL_REPLACEMENTS.values()))
 
 
+#: Letters a scanner or a hurried typist puts for digits (``O`` for ``0``, ``l`` for ``1``).
+OCR_LETTERS, OCR_DIGITS = "OQDILZSB", "00011258"
+
+
+def ocr_digits_sql(expr: str) -> str:
+    """A ZIP code with letters read as the digits they resemble (``O2I35`` → ``02135``)."""
+    return f"translate(coalesce({expr}, ''), '{OCR_LETTERS}', '{OCR_DIGITS}')"
+
+
+def house_number_ocr_sql(expr: str) -> str:
+    """A leading house number with O/I/L read as digits, when it has two digits or more
+    and nothing but digits and those letters (``1O74 W 350 N`` → ``1074 W 350 N``);
+    ``12B``, ``N 5TH`` and ``1 OAK`` stay as written."""
+    head = f"regexp_extract({expr}, '^[0-9OIL]+')"
+    return (f"CASE WHEN regexp_matches({expr}, '^[0-9OIL]*[0-9][0-9OIL]*[0-9][0-9OIL]*( |$)') "
+            f"AND regexp_matches({head}, '[OIL]') "
+            f"THEN translate({head}, 'OIL', '011') || substr({expr}, length({head}) + 1) "
+            f"ELSE {expr} END")
+
+
 def clean_address_sql(expr: str) -> str:
     """Upper-case, accent-free; ``#`` spaced out as a token; other punctuation → space."""
     return (
@@ -163,8 +185,8 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
         _type AS street_type,
         coalesce({unit_identifier_sql('_unit_col')}, {unit_identifier_sql('_unit_in_street')})
             AS unit_n,
-        NULLIF(left(regexp_replace(coalesce(CAST({zip_code} AS VARCHAR), ''), '[^0-9]', '', 'g'),
-                    5), '') AS zip5,
+        NULLIF(left(regexp_replace({ocr_digits_sql(f"upper(CAST({zip_code} AS VARCHAR))")},
+                                   '[^0-9]', '', 'g'), 5), '') AS zip5,
         NULLIF(array_to_string(list_transform(
             string_split({clean_address_sql(city)}, ' '),
             lambda t: coalesce({city_map}[t], t)), ' '), '') AS city_n,
@@ -210,7 +232,8 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
                                 ' '), lambda t: t <> '') AS _rest,
                             list_filter(string_split({clean_address_sql(unit)}, ' '),
                                         lambda t: t <> '') AS _unit_col
-                        FROM (SELECT *, {clean_address_sql(street)} AS _st FROM {source})
+                        FROM (SELECT *, {house_number_ocr_sql(clean_address_sql(street))} AS _st
+                              FROM {source})
                     )
                     )
                 )
