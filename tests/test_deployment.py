@@ -93,13 +93,14 @@ def test_a_reader_never_creates_a_ledger_or_its_folder(command: tuple[str, ...],
 
 
 def test_without_any_config_the_user_default_is_named_and_not_created(
-        _private_user_dirs: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     result = run("ledger", "verify")
-    default = _private_user_dirs / "data" / "lastknown" / "ledger.sqlite"
+    default = tmp_path / "data" / "lastknown" / "ledger.sqlite"
     assert result.exit_code == 4
     assert result.stderr == (f"Ledger: {default} [from default]\n"
                              f"Error: no ledger at {default}; {NOT_FOUND}\n")
-    assert not (_private_user_dirs / "data").exists()
+    assert not (tmp_path / "data").exists()
 
 
 def test_a_named_config_file_that_does_not_exist_is_exit_2(tmp_path: Path) -> None:

@@ -46,6 +46,14 @@ class ProcessOptions:
     progress: bool = False
     threads: int | None = None
     memory_limit: str | None = None
+    #: An anchor file that overrides the deployment's (``Deployment.anchors``): checked
+    #: before writing, appended after the commit.
+    anchors: Path | None = None
+    #: Learn the requester's error rates from the batch (``match/learn.py``).
+    learn: bool = True
+    #: Folder of the per-agency learned estimates (pooled across batches); None keeps
+    #: what a batch teaches to that batch alone.
+    estimates: Path | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,11 +128,13 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     ... # doctest: +SKIP
     """
     from lastknown.disclose.ledger import open_ledger
+    from lastknown.disclose.ledger.verify import quick_verify
     from lastknown.disclose.package import BACKGROUND_XLSX_ROWS, stage_package
     from lastknown.disclose.policy import check_policy, load_policy, refuse_uncertified
     from lastknown.disclose.publish import publish
     from lastknown.match.config import load_match_config
-    from lastknown.match.run import match_requests
+    from lastknown.match.learn import EstimateStore, LevelCounts
+    from lastknown.match.run import Learning, match_requests
     from lastknown.request.batch import load_batch
     from lastknown.request.intake import read_request
     from lastknown.request.validate import validate_request
@@ -132,6 +142,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     opts = options or ProcessOptions()
     deployment = resolve_deployment(opts)
     opts = replace(opts, deployment=deployment)  # later stages read opts.deployment
+    anchors = opts.anchors or deployment.anchors
     if out.exists():
         raise InputError(f"output folder {out} already exists: choose a new --out folder "
                          "(a response package is never overwritten)")
@@ -144,6 +155,8 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
             policy = load_policy(opts.policy)
             match_config = load_match_config(opts.match_config)
             ledger = open_ledger(deployment.ledger, create=True)
+            # ANCHOR CHECK: never write to a ledger whose tail or anchors fail (exit 5)
+            quick_verify(ledger, anchors)
             refuse_uncertified(batch, ledger=ledger, user=opts.operator)  # before any row
         with tempfile.TemporaryDirectory(prefix="lastknown-") as tmp, make_engine(
             opts.engine, threads=opts.threads, memory_limit=opts.memory_limit
@@ -161,8 +174,13 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     engine, batch, master_years=(index.year_min, index.year_max), today=today
                 )
             with stages.stage("match"):
+                store = EstimateStore(opts.estimates) if opts.estimates else None
+                learning = None
+                if opts.learn:
+                    pooled = store.load(batch.requesting_agency) if store else LevelCounts()
+                    learning = Learning(batch_id=batch.batch_id, pooled=pooled)
                 matching = match_requests(engine, index=index, config=match_config,
-                                          progress=opts.progress)
+                                          progress=opts.progress, learning=learning)
             summary: dict[str, Any] = {
                 "lastknown_version": __version__,
                 "batch_id": batch.batch_id,
@@ -172,6 +190,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 "received_at": received.isoformat(timespec="seconds"),
                 "engine": opts.engine,
                 "model_id": matching.model_id,
+                "estimates": matching.estimates,
                 "thresholds": matching.thresholds,
                 "warnings": list(matching.warnings),
                 "match_timings_seconds": dict(matching.timings),
@@ -195,7 +214,11 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     policy_decision=decision,
                     operator=opts.operator or getpass.getuser(),
                     received_at=received,
+                    anchors=anchors,
                 )
+            if store is not None and learning is not None and matching.learned is not None:
+                store.save(batch.requesting_agency,
+                           learning.pooled.add(matching.learned.batch_counts))
     finally:
         stages.close()
     final = published.summary

@@ -235,7 +235,8 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
             write_package: Callable[[Path, dict[str, Any]], dict[str, Any] | PendingPackage],
             intake: IntakeLike, validation: ValidationLike, policy_decision: PolicyDecision,
             operator: str, received_at: datetime, origin: str | None = None,
-            checkpoint: Callable[[str], None] | None = None) -> Publication:
+            checkpoint: Callable[[str], None] | None = None,
+            anchors: Path | None = None) -> Publication:
     """Write the package, record batch + disclosures in the ledger, then publish by rename.
 
     ``write_package(staging, summary)`` returns the package's summary, or a
@@ -243,6 +244,7 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
     disclosures are added, before the commit) and cancelled on any error.
     ``checkpoint(step)`` is called after each step in :data:`STEPS` (tests inject
     failures there). Returns the publication; its summary carries ``ledger_head``.
+    ``anchors`` is the deployment's anchor file: the committed head is appended to it.
 
     >>> publish(ledger=ledger, batch=batch, engine=engine, final_dir=Path("response"),
     ...         summary={}, write_package=lambda d, s: write_package(engine, d, summary=s),
@@ -309,6 +311,10 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
             shutil.rmtree(staging, ignore_errors=True)
         raise  # otherwise recover() decides from the ledger, on the next run
     step("committed")
+    if anchors is not None:  # ANCHOR: the committed head, kept outside the database
+        from lastknown.disclose.ledger.anchors import append_anchor
+
+        append_anchor(anchors, ledger, head)
     os.rename(staging, final_dir)
     _fsync_dir(final_dir.parent)
     step("published")
