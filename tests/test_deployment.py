@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -161,12 +162,19 @@ def _process(deployed: dict[str, Path], out: str, *extra: str | Path,
                "--out", deployed["root"] / out, "--today", TODAY, *extra)
 
 
-def _batch(deployed: dict[str, Path], name: str, old: str, new: str) -> Path:
+def _batch(deployed: dict[str, Path], name: str, batch_id: str) -> Path:
+    """A copy of the synthetic batch file under another batch id."""
     text = (deployed["data"] / "batch.toml").read_text(encoding="utf-8")
+    old = f'batch_id = "{_batch_id(deployed)}"'
     assert old in text
     path = deployed["root"] / name
-    path.write_text(text.replace(old, new), encoding="utf-8")
+    path.write_text(text.replace(old, f'batch_id = "{batch_id}"'), encoding="utf-8")
     return path
+
+
+def _batch_id(deployed: dict[str, Path]) -> str:
+    with (deployed["data"] / "batch.toml").open("rb") as handle:
+        return str(tomllib.load(handle)["batch_id"])  # e.g. 2026-S0005
 
 
 def test_process_names_the_configured_ledger(deployed: dict[str, Path]) -> None:
@@ -187,10 +195,10 @@ def test_the_same_batch_from_another_folder_is_refused(deployed: dict[str, Path]
 
 
 def test_batch_ids_compare_case_insensitively(deployed: dict[str, Path]) -> None:
-    lower = _batch(deployed, "lower.toml", 'batch_id = "2026-S0005"', 'batch_id = "2026-s0005"')
-    again = _process(deployed, "r3", batch=lower)
+    lowered = _batch_id(deployed).lower()
+    again = _process(deployed, "r3", batch=_batch(deployed, "lower.toml", lowered))
     assert again.exit_code == 3
-    assert "batch_id '2026-s0005' is already in the ledger" in again.stderr
+    assert f"batch_id '{lowered}' is already in the ledger" in again.stderr
 
 
 def test_a_statute_keeps_its_legal_spelling_in_the_ledger(deployed: dict[str, Path]) -> None:
@@ -206,11 +214,12 @@ def test_a_non_default_matching_setting_needs_an_approval_and_is_recorded_whole(
         deployed: dict[str, Path]) -> None:
     match = deployed["root"] / "match.toml"
     match.write_text("match_threshold = 0.995\n", encoding="utf-8")
-    new_id = _batch(deployed, "b2.toml", 'batch_id = "2026-S0005"', 'batch_id = "2026-S0005-B"')
+    batch_id = _batch_id(deployed) + "-B"
+    new_id = _batch(deployed, "b2.toml", batch_id)
     refused = _process(deployed, "r4", "--config", match, batch=new_id)
     assert refused.exit_code == 3
     assert refused.stderr.splitlines()[1:] == [
-        "Error: batch 2026-S0005-B waits: the disclosure policy refuses it:",
+        f"Error: batch {batch_id} waits: the disclosure policy refuses it:",
         "  - matching setting match_threshold = 0.995 (default 0.99) changes who gets "
         "disclosed and is not approved: add to the batch file [overrides.match] "
         'match_threshold = 0.995, with reason = "..." and approved_by = "..." under '
@@ -227,7 +236,7 @@ def test_a_non_default_matching_setting_needs_an_approval_and_is_recorded_whole(
     assert done.exit_code == 0, done.output
     raw = sqlite3.connect(deployed["ledger"])
     (policy,) = raw.execute("SELECT policy FROM ledger_batches WHERE batch_id = ?",
-                            ("2026-S0005-B",)).fetchone()
+                            (batch_id,)).fetchone()
     raw.close()
     recorded = json.loads(policy)
     assert recorded["override_approved_by"] == "Jane Roe, Chief Counsel"
@@ -240,8 +249,7 @@ def test_a_non_default_matching_setting_needs_an_approval_and_is_recorded_whole(
 
 def test_an_approval_of_settings_not_in_use_is_refused(deployed: dict[str, Path]) -> None:
     stale = deployed["root"] / "stale.toml"
-    text = _batch(deployed, "b5.toml", 'batch_id = "2026-S0005"',
-                  'batch_id = "2026-S0005-C"').read_text(encoding="utf-8")
+    text = _batch(deployed, "b5.toml", _batch_id(deployed) + "-C").read_text(encoding="utf-8")
     stale.write_text(text + ('\n[overrides]\nreason = "r"\napproved_by = "a"\n'
                              "[overrides.policy]\nperiod_days = 30\n"), encoding="utf-8")
     refused = _process(deployed, "r5", batch=stale)
