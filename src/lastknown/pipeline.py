@@ -51,8 +51,8 @@ class ProcessOptions:
     anchors: Path | None = None
     #: Learn the requester's error rates from the batch (``match/learn.py``).
     learn: bool = True
-    #: Folder of the per-agency learned estimates (pooled across batches); None keeps
-    #: what a batch teaches to that batch alone.
+    #: Folder of the per-agency learned estimates, pooled across batches; None: the
+    #: deployment's ``<archive>/estimates``.
     estimates: Path | None = None
 
 
@@ -133,7 +133,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     from lastknown.disclose.policy import check_policy, load_policy, refuse_uncertified
     from lastknown.disclose.publish import publish
     from lastknown.match.config import load_match_config
-    from lastknown.match.learn import EstimateStore, LevelCounts
+    from lastknown.match.learn import ESTIMATES_FOLDER, EstimateStore
     from lastknown.match.run import Learning, match_requests
     from lastknown.request.batch import load_batch
     from lastknown.request.intake import read_request
@@ -174,10 +174,10 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     engine, batch, master_years=(index.year_min, index.year_max), today=today
                 )
             with stages.stage("match"):
-                store = EstimateStore(opts.estimates) if opts.estimates else None
+                store = EstimateStore(opts.estimates or deployment.archive / ESTIMATES_FOLDER)
                 learning = None
                 if opts.learn:
-                    pooled = store.load(batch.requesting_agency) if store else LevelCounts()
+                    pooled = store.load(batch.requesting_agency)
                     learning = Learning(batch_id=batch.batch_id, pooled=pooled)
                 matching = match_requests(engine, index=index, config=match_config,
                                           progress=opts.progress, learning=learning)
@@ -216,7 +216,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     received_at=received,
                     anchors=anchors,
                 )
-            if store is not None and learning is not None and matching.learned is not None:
+            if learning is not None and matching.learned is not None:
                 store.save(batch.requesting_agency,
                            learning.pooled.add(matching.learned.batch_counts))
     finally:

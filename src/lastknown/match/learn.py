@@ -59,6 +59,8 @@ from lastknown.match.model import (
     gammas,
 )
 
+#: The store's folder under the deployment's archive.
+ESTIMATES_FOLDER = "estimates"
 #: The prior is worth this many matched pairs per comparison: a batch with fewer confirmed
 #: matches than this moves a rate by less than half the way to what it shows.
 PRIOR_PAIRS = 200.0
