@@ -35,9 +35,14 @@ def answered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     indexed = run("master", "index", "--master", data / "master", "--out", index,
                   "--threads", 2, "--memory-limit", "2GB")
     assert indexed.exit_code == 0, indexed.output
-    processed = run("process", data / "request.csv", "--master", index,
-                    "--batch", data / "batch.toml", "--out", out, "--ledger", ledger,
-                    "--today", TODAY)
+    # a deployment of its own, so no other test's learned estimates are pooled into it
+    config = root / "lastknown.toml"
+    config.write_text('archive = "archive"\nanchors = "anchors.jsonl"\n')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LASTKNOWN_CONFIG", str(config))
+        processed = run("process", data / "request.csv", "--master", index,
+                        "--batch", data / "batch.toml", "--out", out, "--ledger", ledger,
+                        "--today", TODAY)
     assert processed.exit_code == 0, processed.output
     return {"root": root, "data": data, "index": index, "out": out, "ledger": ledger,
             "synth": Path(synth.output), "indexed": Path(indexed.output),
@@ -213,6 +218,11 @@ def test_a_large_package_has_its_spreadsheet_written_beside_the_ledger(
     monkeypatch.setattr(package, "BACKGROUND_XLSX_ROWS", 1)
     monkeypatch.setattr(package, "start_xlsx_job", spy)
     data, out = answered["data"], answered["root"] / "response-child"
+    # a deployment of its own: the first run's learned estimates would otherwise be pooled
+    # into this one and move its probabilities (match/learn.py)
+    config = answered["root"] / "child.toml"
+    config.write_text('archive = "archive-child"\nanchors = "anchors-child.jsonl"\n')
+    monkeypatch.setenv("LASTKNOWN_CONFIG", str(config))
     result = run("process", data / "request.csv", "--master", answered["index"],
                  "--batch", data / "batch.toml", "--out", out,
                  "--ledger", answered["root"] / "child.sqlite", "--today", TODAY)
