@@ -12,7 +12,6 @@ a recorded disclosure unpublished.
 from __future__ import annotations
 
 import getpass
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -54,8 +53,15 @@ class ProcessResult:
     rows_unmatched: int
     rows_rejected: int
     summary: dict[str, Any] = field(default_factory=dict)
+    #: True when this run only delivered a package an interrupted run had committed.
+    recovered: bool = False
 
     def describe(self) -> str:
+        if self.recovered:
+            return (f"Recovered an interrupted run: the response package of batch "
+                    f"{self.summary.get('batch_id', '?')}, committed to the ledger before the "
+                    f"interruption, is now at {self.out}. Ledger head "
+                    f"{self.summary.get('ledger_head', '?')}")
         return (
             f"Response package written to {self.out}: {self.rows_total:,} rows — "
             f"{self.rows_matched:,} matched, {self.rows_unmatched:,} unmatched, "
@@ -106,7 +112,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     from lastknown.disclose.ledger import open_ledger
     from lastknown.disclose.package import BACKGROUND_XLSX_ROWS, stage_package
     from lastknown.disclose.policy import check_policy, load_policy
-    from lastknown.disclose.publish import publish
+    from lastknown.disclose.publish import publish, publish_run
     from lastknown.match.config import load_match_config
     from lastknown.match.run import match_requests
     from lastknown.request.batch import load_batch
@@ -114,9 +120,6 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     from lastknown.request.validate import validate_request
 
     opts = options or ProcessOptions()
-    if out.exists():
-        raise InputError(f"output folder {out} already exists: choose a new --out folder "
-                         "(a response package is never overwritten)")
     today = opts.today or date.today()
     received = datetime.now(UTC)
     stages = Stages(STAGES, show=opts.progress)
@@ -126,16 +129,25 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
             policy = load_policy(opts.policy)
             match_config = load_match_config(opts.match_config)
             ledger = open_ledger(opts.ledger)
-        with tempfile.TemporaryDirectory(prefix="lastknown-") as tmp, make_engine(
+        with publish_run(ledger, _journal(opts), batch_id=batch.batch_id,
+                         final_dir=out) as run, make_engine(
             opts.engine, threads=opts.threads, memory_limit=opts.memory_limit
         ) as engine:
+            # an interrupted run of this batch was settled first; its package, if committed,
+            # is delivered now and this run stops there
+            if run.previous is not None and run.previous.publication is not None:
+                return _recovered_result(run.previous.final_dir,
+                                         run.previous.publication.summary)
+            if out.exists():
+                raise InputError(f"output folder {out} already exists: choose a new --out "
+                                 "folder (a response package is never overwritten)")
             with stages.stage("intake"):
                 intake = read_request(engine, request, encoding=opts.encoding, sheet=opts.sheet)
             with stages.stage("policy"):
                 decision = check_policy(policy, batch, row_count=intake.row_count,
                                         ledger=ledger)
             with stages.stage("master"):
-                index = _prepare_index(engine, master, Path(tmp), opts.progress)
+                index = _prepare_index(engine, master, run.scratch, opts.progress)
             with stages.stage("validate"):
                 validation = validate_request(
                     engine, batch, master_years=(index.year_min, index.year_max), today=today
@@ -187,3 +199,22 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
         rows_rejected=int(final["rows_rejected"]),
         summary=final,
     )
+
+
+
+def _journal(opts: ProcessOptions) -> Path:
+    """The publish journal: in the deployment's archive once configured, else by the ledger."""
+    from lastknown.disclose.journal import journal_dir
+
+    archive = getattr(getattr(opts, "deployment", None), "archive", None)
+    return journal_dir(opts.ledger, archive=archive)
+
+
+def _recovered_result(out: Path, summary: dict[str, Any]) -> ProcessResult:
+    def count(key: str) -> int:
+        return int(summary.get(key, 0) or 0)
+
+    return ProcessResult(out=out, rows_total=count("rows_total"),
+                         rows_matched=count("rows_matched"),
+                         rows_unmatched=count("rows_unmatched"),
+                         rows_rejected=count("rows_rejected"), summary=summary, recovered=True)
