@@ -136,6 +136,24 @@ def _write_summary(staging: Path, summary: dict[str, Any]) -> None:
     _fsync_dir(staging)
 
 
+def _ledger_place(folder: Path) -> tuple[dict[str, Any], int, str] | None:
+    """A package folder's summary and the ledger entry (seq, hash) it names, if it names one."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        return summary, int(summary["ledger_seq"]), str(summary["ledger_head"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _published(ledger: Ledger, final_dir: Path) -> Publication | None:
+    """The package already at ``final_dir`` when the ledger holds the head it names."""
+    found = _ledger_place(final_dir) if final_dir.is_dir() else None
+    if found is None or ledger.entry_hash(found[1]) != found[2]:
+        return None
+    return Publication(final_dir=final_dir, summary=found[0],
+                       head=EntryRef(seq=found[1], hash=found[2]), recovered=True)
+
+
 def recover(*, ledger: Ledger, final_dir: Path) -> Publication | None:
     """Finish or discard a staging folder left by a crash; return the publication if finished.
 
@@ -144,12 +162,11 @@ def recover(*, ledger: Ledger, final_dir: Path) -> Publication | None:
     staging = staging_dir_for(final_dir)
     if not staging.is_dir():
         return None
-    try:
-        summary = json.loads((staging / "summary.json").read_text(encoding="utf-8"))
-        seq, head = int(summary["ledger_seq"]), str(summary["ledger_head"])
-    except (OSError, ValueError, KeyError, TypeError):
+    found = _ledger_place(staging)
+    if found is None:
         shutil.rmtree(staging)  # never got to the ledger transaction's summary: not committed
         return None
+    summary, seq, head = found
     if ledger.entry_hash(seq) != head:
         shutil.rmtree(staging)  # the transaction did not commit: nothing was disclosed
         return None
@@ -206,6 +223,8 @@ def _settle(ledger: Ledger, held: HeldRecord, identity: str) -> Recovery | None:
         raise
     remove_scratch(found)
     held.release()
+    if publication is None and not staged:  # killed after the rename: delivered already
+        publication = _published(ledger, final)
     outcome = "delivered" if publication else "removed" if staged else "cleaned"
     return Recovery(batch_id=found.batch_id, final_dir=final, outcome=outcome,
                     publication=publication)
