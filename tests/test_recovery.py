@@ -199,3 +199,69 @@ def test_a_live_run_of_the_same_batch_is_refused_and_left_alone(tmp_path: Path) 
         assert run.scratch.is_dir() and record_path(journal, "B-7").exists()
     assert record_paths(journal) == [] and list(journal.iterdir()) == []
     ledger.close()
+
+
+def _pg_schema() -> tuple[str, str]:
+    from test_ledger_fixtures import PG_URL, pg_problem
+
+    problem = pg_problem()
+    if problem:
+        pytest.skip(problem)
+    schema = f"lk_test_{os.urandom(6).hex()}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    admin.dispose()
+    return schema, f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                            marks=pytest.mark.postgres)])
+def test_two_batches_racing_over_the_official_cap_commit_one(
+        backend: str, synthetic: Path, tmp_path: Path) -> None:
+    from test_ledger_fixtures import PG_URL
+
+    work = workspace(synthetic, tmp_path)
+    schema, url = _pg_schema() if backend == "postgres" else ("", "ledger.sqlite")
+    (work / "policy.toml").write_text("max_rows_per_official_per_period = 12\n")
+    text = (work / "batch.toml").read_text()
+    for name in ("a", "b"):
+        (work / f"batch-{name}.toml").write_text(
+            text.replace(batch_id_of(work), f"CAP-{name.upper()}"))
+    env = {"LK_BARRIER_DIR": str(work / "barrier"), "LK_BARRIER_N": "2",
+           "XDG_DATA_HOME": str(work / "data"), "XDG_CONFIG_HOME": str(work / "config")}
+    (work / "barrier").mkdir()
+    full_env = {**os.environ, "PYTHONPATH": str(SRC), "TMPDIR": str(work / "tmp"), **env}
+    (work / "tmp").mkdir()
+    racers = [subprocess.Popen(
+        [sys.executable, "-c", DRIVER, "process", "request.csv", "--master", "master",
+         "--batch", f"batch-{name}.toml", "--out", f"resp-{name}", "--ledger", url,
+         "--policy", "policy.toml"], cwd=work, env=full_env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    try:
+        results = [(r.communicate(timeout=300)[1], r.returncode)[::-1] for r in racers]
+        assert len(list((work / "barrier").iterdir())) == 2  # both passed the early check
+        assert sorted(code for code, _ in results) == [0, 3], results
+        loser = next(err for code, err in results if code == 3)
+        assert "at commit the disclosure policy refuses it" in loser
+        assert "Traceback" not in loser
+        assert [(work / f"resp-{n}").is_dir() for n in "ab"].count(True) == 1
+        connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
+        ledger = open_ledger(PG_URL if schema else work / url, connect_args=connect_args)
+        try:
+            with ledger.connect() as conn:
+                rows = conn.execute(sa.select(sa.func.sum(batches.c.rows_total))).scalar_one()
+            assert rows == 7  # nothing over the cap of 12
+            assert ledger.verify(record=False).ok
+        finally:
+            ledger.close()
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+                racer.wait()
+        if schema:
+            admin = sa.create_engine(PG_URL)
+            with admin.begin() as conn:
+                conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+            admin.dispose()

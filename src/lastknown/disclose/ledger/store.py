@@ -49,6 +49,8 @@ _CHUNK_ROWS = 5_000
 _WRITE_OPTION = "lastknown_write"
 #: Names the PostgreSQL advisory lock (per schema) that serialises ledger writers.
 _PG_LOCK_KEY = ".lastknown_ledger_write"
+#: ... and the one that serialises migrations (kept apart: readers open ledgers too).
+_PG_MIGRATE_KEY = ".lastknown_ledger_migrate"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -271,6 +273,10 @@ def migrate(engine: sa.Engine) -> None:
     with engine.connect() as conn:
         conn.execution_options(**{_WRITE_OPTION: True})
         with conn.begin():
+            if conn.dialect.name == "postgresql":  # two first runs must not both create tables
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock("
+                                     "hashtext(current_schema() || :key))"),
+                             {"key": _PG_MIGRATE_KEY})
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
 
