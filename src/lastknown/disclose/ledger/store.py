@@ -183,6 +183,10 @@ class Ledger:
                                              "hashtext(current_schema() || :key))"),
                                      {"key": _PG_LOCK_KEY})
                     yield LedgerWriter(conn, _head(conn))
+                if conn.dialect.name == "sqlite":  # committed: fold the WAL into the file, so
+                    raw = conn.connection.dbapi_connection  # a copy of it alone is complete
+                    if raw is not None:
+                        raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sa.exc.SQLAlchemyError as exc:
             raise self._fail("append", exc) from exc
 
