@@ -246,6 +246,9 @@ def test_two_batches_racing_over_the_official_cap_commit_one(
         assert "at commit the disclosure policy refuses it" in loser
         assert "Traceback" not in loser
         assert [(work / f"resp-{n}").is_dir() for n in "ab"].count(True) == 1
+        journal = work / ("data/lastknown" if schema else ".") / "publishing"
+        assert journal.is_dir() and list(journal.iterdir()) == []  # the loser cleaned up too
+        assert not list(work.glob(".resp-*.staging")) and list((work / "tmp").iterdir()) == []
         connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
         ledger = open_ledger(PG_URL if schema else work / url, connect_args=connect_args)
         try:
