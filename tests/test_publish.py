@@ -223,11 +223,43 @@ def test_a_package_still_being_written_is_finished_before_commit_or_cancelled(
         publish(**kwargs, checkpoint=fail)
     at = STEPS.index(step)
     expected = ([] if step == "start" else  # not staged yet
-                ["cancel"] if step == "staged" else  # stopped while still being written
-                ["finish", "cancel"] if at < COMMITTED_FROM else  # rolled back after finishing
+                ["finish", "cancel"] if at < COMMITTED_FROM else  # finished, then rolled back
                 ["finish"])  # failed after the commit: the package is complete
     assert [p.events for p in pendings] == ([] if step == "start" else [expected])
     assert assert_consistent(ledger, out) == (STEPS.index(step) >= COMMITTED_FROM)
+
+
+def test_the_spreadsheet_finishes_before_the_ledger_write_lock_is_taken(tmp_path: Path) -> None:
+    import sqlite3
+
+    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    out, pendings, probes = tmp_path / "response", [], []
+    kwargs = _pending_kwargs(ledger, out, pendings)
+    stage = kwargs["write_package"]
+
+    def probe_then_stage(folder: Path, summary: dict[str, object]) -> FakePending:
+        pending = stage(folder, summary)  # type: ignore[operator]
+        finish = pending.finish_summary
+
+        def finish_while_probing() -> dict[str, object]:
+            other = sqlite3.connect(tmp_path / "ledger.sqlite", timeout=0.2,
+                                    isolation_level=None)
+            try:  # another writer gets the lock at once: publish does not hold it yet
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                probes.append("unlocked")
+            except sqlite3.OperationalError:
+                probes.append("locked")
+            finally:
+                other.close()
+            return finish()
+
+        pending.finish_summary = finish_while_probing  # type: ignore[method-assign]
+        return pending
+
+    publish(**{**kwargs, "write_package": probe_then_stage})
+    assert probes == ["unlocked"]
+    assert assert_consistent(ledger, out)
 
 
 def test_a_failed_pending_package_records_nothing(tmp_path: Path) -> None:

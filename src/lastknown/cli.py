@@ -152,6 +152,35 @@ def process(request: Path, master: Path, batch_path: Path, out: Path, engine: st
 
 
 @cli.command()
+@click.option("--ledger", default=None,
+              help="Ledger: a SQLite path or SQLAlchemy URL [default: the deployment's].")
+@click.option("--journal", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Publish journal folder [default: the deployment's, in its archive].")
+@click.option("--out", "outs", multiple=True, type=click.Path(path_type=Path),
+              help="Also settle the staging folder of this response folder (repeatable).")
+@_friendly_errors
+def recover(ledger: str | None, journal: Path | None, outs: tuple[Path, ...]) -> None:
+    """Finish or undo every interrupted `process`: deliver committed packages, remove the rest.
+
+    Example:
+
+        lastknown recover --ledger ledger.sqlite
+    """
+    from lastknown.disclose.journal import journal_dir
+    from lastknown.disclose.ledger import open_ledger
+    from lastknown.disclose.publish import recover_interrupted
+
+    deployment = _deployment(ledger)
+    done = recover_interrupted(open_ledger(deployment.ledger),
+                               journal or journal_dir(deployment.ledger,
+                                                      archive=deployment.archive), outs=outs)
+    for item in done:
+        click.echo(item.describe())
+    if not done:
+        click.echo("Nothing to recover.")
+
+
+@cli.command()
 @click.option("--result", "result_dir", type=click.Path(exists=True, file_okay=False,
               path_type=Path), required=True, help="A response package folder.")
 @click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -12,7 +12,6 @@ a recorded disclosure unpublished.
 from __future__ import annotations
 
 import getpass
-import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -66,8 +65,15 @@ class ProcessResult:
     rows_unmatched: int
     rows_rejected: int
     summary: dict[str, Any] = field(default_factory=dict)
+    #: True when this run only delivered a package an interrupted run had committed.
+    recovered: bool = False
 
     def describe(self) -> str:
+        if self.recovered:
+            return (f"Recovered an interrupted run: the response package of batch "
+                    f"{self.summary.get('batch_id', '?')}, committed to the ledger before the "
+                    f"interruption, is now at {self.out}. Ledger head "
+                    f"{self.summary.get('ledger_head', '?')}")
         return (
             f"Response package written to {self.out}: {self.rows_total:,} rows — "
             f"{self.rows_matched:,} matched, {self.rows_unmatched:,} unmatched, "
@@ -131,7 +137,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     from lastknown.disclose.ledger.verify import quick_verify
     from lastknown.disclose.package import BACKGROUND_XLSX_ROWS, stage_package
     from lastknown.disclose.policy import check_policy, load_policy, refuse_uncertified
-    from lastknown.disclose.publish import publish
+    from lastknown.disclose.publish import publish, publish_run
     from lastknown.match.config import load_match_config
     from lastknown.match.learn import ESTIMATES_FOLDER, EstimateStore
     from lastknown.match.run import Learning, match_requests
@@ -143,9 +149,6 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     deployment = resolve_deployment(opts)
     opts = replace(opts, deployment=deployment)  # later stages read opts.deployment
     anchors = opts.anchors or deployment.anchors
-    if out.exists():
-        raise InputError(f"output folder {out} already exists: choose a new --out folder "
-                         "(a response package is never overwritten)")
     today = opts.today or date.today()
     received = datetime.now(UTC)
     stages = Stages(STAGES, show=opts.progress)
@@ -158,9 +161,18 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
             # ANCHOR CHECK: never write to a ledger whose tail or anchors fail (exit 5)
             quick_verify(ledger, anchors)
             refuse_uncertified(batch, ledger=ledger, user=opts.operator)  # before any row
-        with tempfile.TemporaryDirectory(prefix="lastknown-") as tmp, make_engine(
+        with publish_run(ledger, _journal(opts), batch_id=batch.batch_id,
+                         final_dir=out) as run, make_engine(
             opts.engine, threads=opts.threads, memory_limit=opts.memory_limit
         ) as engine:
+            # an interrupted run of this batch was settled first; its package, if committed,
+            # is delivered now and this run stops there
+            if run.previous is not None and run.previous.publication is not None:
+                return _recovered_result(run.previous.final_dir,
+                                         run.previous.publication.summary)
+            if out.exists():
+                raise InputError(f"output folder {out} already exists: choose a new --out "
+                                 "folder (a response package is never overwritten)")
             with stages.stage("intake"):
                 intake = read_request(engine, request, encoding=opts.encoding, sheet=opts.sheet)
             with stages.stage("policy"):
@@ -168,7 +180,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                                         ledger=ledger, match_config=match_config,
                                         user=opts.operator)
             with stages.stage("master"):
-                index = _prepare_index(engine, master, Path(tmp), opts.progress)
+                index = _prepare_index(engine, master, run.scratch, opts.progress)
             with stages.stage("validate"):
                 validation = validate_request(
                     engine, batch, master_years=(index.year_min, index.year_max), today=today
@@ -230,3 +242,22 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
         rows_rejected=int(final["rows_rejected"]),
         summary=final,
     )
+
+
+
+def _journal(opts: ProcessOptions) -> Path:
+    """The publish journal: in the deployment's archive."""
+    from lastknown.disclose.journal import journal_dir
+
+    deployment = resolve_deployment(opts)
+    return journal_dir(deployment.ledger, archive=deployment.archive)
+
+
+def _recovered_result(out: Path, summary: dict[str, Any]) -> ProcessResult:
+    def count(key: str) -> int:
+        return int(summary.get(key, 0) or 0)
+
+    return ProcessResult(out=out, rows_total=count("rows_total"),
+                         rows_matched=count("rows_matched"),
+                         rows_unmatched=count("rows_unmatched"),
+                         rows_rejected=count("rows_rejected"), summary=summary, recovered=True)

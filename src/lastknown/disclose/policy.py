@@ -244,14 +244,17 @@ def _overrides(batch: BatchLike, errors: ErrorCollector, *, changed: Mapping[str
 def official_rows_in_period(ledger: Ledger, *, agency: str, official: str,
                             since: datetime) -> int:
     """Rows in batches the official certified for the agency since ``since`` (from the ledger)."""
+    with ledger.connect() as conn:
+        return _official_rows(conn, agency=agency, official=official, since=since)
+
+
+def _official_rows(conn: sa.Connection, *, agency: str, official: str, since: datetime) -> int:
     from lastknown.disclose.ledger.models import batches
 
     query = sa.select(batches.c.agency, batches.c.requesting_official,
                       sa.func.sum(batches.c.rows_total)).where(
         batches.c.received_at >= since).group_by(batches.c.agency, batches.c.requesting_official)
-    with ledger.connect() as conn:
-        rows = conn.execute(query).all()
-    return sum(int(total or 0) for a, o, total in rows
+    return sum(int(total or 0) for a, o, total in conn.execute(query).all()
                if agency_key(a) == agency_key(agency) and agency_key(o) == agency_key(official))
 
 
@@ -337,3 +340,44 @@ def check_policy(policy: Policy, batch: BatchLike, *, row_count: int, ledger: Le
         statutes_allowed=tuple(allowed), policy_source=policy.source,
         policy_sha256=policy.source_sha256, settings=settings_record(policy, match_config),
     )
+
+
+def recheck_in_transaction(conn: sa.Connection, decision: PolicyDecision, batch: BatchLike, *,
+                           now: datetime | None = None) -> None:
+    """Re-check the ledger-dependent rules inside the ledger's write transaction.
+
+    :func:`check_policy` runs early (before matching) and says what to do; this is the
+    authoritative check, run by :func:`lastknown.disclose.publish.publish` on the
+    write-locked connection just before the batch is recorded, so no other batch can
+    commit between the check and the commit. It re-checks that the decision is this
+    batch's, that the batch id is not in the ledger (compared case-insensitively) and
+    that the official's rows in the period plus this batch stay within the caps the
+    decision carries (overrides included). Raises :class:`PolicyError` (exit 3).
+    """
+    from lastknown.disclose.ledger.store import batch_recorded_in
+
+    now = now or datetime.now(UTC)
+    errors = ErrorCollector()
+    if decision.batch_id.strip().lower() != batch.batch_id.strip().lower():
+        errors.add(f"the policy decision is for batch {decision.batch_id!r}, not "
+                   f"{batch.batch_id!r}; run the batch again")
+    if batch_recorded_in(conn, batch.batch_id):
+        errors.add(f"batch_id {batch.batch_id!r} was recorded in the ledger by another run "
+                   "meanwhile: a batch is answered once; give a new request a new batch_id")
+    row_count = decision.row_count
+    if row_count > decision.caps["max_rows_per_batch"]:
+        errors.add(f"the batch has {row_count:,} rows, over max_rows_per_batch = "
+                   f"{decision.caps['max_rows_per_batch']:,}")
+    used = _official_rows(conn, agency=batch.requesting_agency,
+                          official=batch.requesting_official,
+                          since=now - timedelta(days=decision.period_days))
+    cap = decision.caps["max_rows_per_official_per_period"]
+    if used + row_count > cap:
+        errors.add(f"the certifying official now has {used:,} rows in the last "
+                   f"{decision.period_days} days (other batches committed meanwhile); with this "
+                   f"batch's {row_count:,} that is over max_rows_per_official_per_period = "
+                   f"{cap:,}; to run it anyway add [overrides] "
+                   f"max_rows_per_official_per_period = {used + row_count}, reason = \"...\", "
+                   "approved_by = \"...\" (recorded in the ledger)")
+    errors.raise_if_any(PolicyError, f"batch {batch.batch_id} waits: at commit the disclosure "
+                                     "policy refuses it; nothing was disclosed")

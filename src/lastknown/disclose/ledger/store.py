@@ -1,11 +1,16 @@
 """Open a ledger (SQLite path or SQLAlchemy URL), migrate it, and append to it.
 
 Appending happens only inside :meth:`Ledger.transaction`: it takes the ledger's
-write lock (``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock on
-PostgreSQL, which needs no privilege beyond INSERT and SELECT, see :mod:`.grants`),
-so entries get consecutive ``seq`` numbers and each one chains to the true head.
-Nothing is visible to anyone until the transaction commits; an exception (or a
-killed process) leaves the ledger exactly as it was.
+write lock (``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock,
+``pg_advisory_xact_lock``, on PostgreSQL, which needs no privilege beyond INSERT and
+SELECT, see :mod:`.grants`), so entries get consecutive ``seq``
+numbers and each one chains to the true head. Nothing is visible to anyone until
+the transaction commits; an exception (or a killed process) leaves the ledger
+exactly as it was.
+
+Reads never take the write lock: :meth:`Ledger.connect` starts a plain (deferred)
+transaction, and a SQLite ledger runs in WAL mode, so a reader sees the last
+committed state at once while a writer holds its transaction open.
 """
 
 from __future__ import annotations
@@ -38,10 +43,14 @@ if TYPE_CHECKING:
     from lastknown.disclose.ledger.verify import VerifyReport
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-#: Writers of one ledger (one schema) take turns; LOCK TABLE would need UPDATE rights.
-_PG_WRITE_LOCK = ("SELECT pg_advisory_xact_lock(hashtext(current_schema() || "
-                  "'.ledger_entries'))")
 _CHUNK_ROWS = 5_000
+#: Execution option marking a connection whose transactions take the write lock.
+_WRITE_OPTION = "lastknown_write"
+#: Names the PostgreSQL advisory lock (per schema) that serialises ledger writers (LOCK
+#: TABLE would need UPDATE rights, which the application role does not have).
+_PG_LOCK_KEY = ".lastknown_ledger_write"
+#: ... and the one that serialises migrations (kept apart: readers open ledgers too).
+_PG_MIGRATE_KEY = ".lastknown_ledger_migrate"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +80,11 @@ class LedgerWriter:
     def __init__(self, conn: sa.Connection, head: EntryRef) -> None:
         self._conn = conn
         self.head = head
+
+    @property
+    def conn(self) -> sa.Connection:
+        """The open, write-locked connection (for checks that must see the committed state)."""
+        return self._conn
 
     def add(self, kind: EntryKind, values: Mapping[str, Any]) -> EntryRef:
         """Append one record (values keyed by its typed table's columns)."""
@@ -154,12 +168,25 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[LedgerWriter]:
-        """Append entries atomically: committed when the block ends without an error."""
+        """Append entries atomically: committed when the block ends without an error.
+
+        The block holds the ledger's write lock from its first line to the commit, so
+        whatever it reads through :attr:`LedgerWriter.conn` (caps, batch ids) cannot
+        change before the commit; keep slow work (a spreadsheet) outside it.
+        """
         try:
-            with self.engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql(_PG_WRITE_LOCK)
-                yield LedgerWriter(conn, _head(conn))
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_WRITE_OPTION: True})
+                with conn.begin():
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock("
+                                             "hashtext(current_schema() || :key))"),
+                                     {"key": _PG_LOCK_KEY})
+                    yield LedgerWriter(conn, _head(conn))
+                if conn.dialect.name == "sqlite":  # committed: fold the WAL into the file, so
+                    raw = conn.connection.dbapi_connection  # a copy of it alone is complete
+                    if raw is not None:
+                        raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sa.exc.SQLAlchemyError as exc:
             raise self._fail("append", exc) from exc
 
@@ -189,10 +216,8 @@ class Ledger:
         >>> ledger.batch_recorded("2026-0142")
         False
         """
-        key = batch_key(batch_id)
-        with self.connect() as conn:  # one row per batch: a scan is cheap and exact
-            ids = conn.execute(sa.select(models.batches.c.batch_id)).scalars()
-            return any(batch_key(str(found)) == key for found in ids)
+        with self.connect() as conn:
+            return batch_recorded_in(conn, batch_id)
 
     def verify(self, *, anchors: Mapping[int, str] | Iterable[Anchor] | None = None,
                record: bool = True) -> VerifyReport:
@@ -225,6 +250,14 @@ def batch_key(batch_id: str) -> str:
     return batch_id.strip().casefold()
 
 
+def batch_recorded_in(conn: sa.Connection, batch_id: str) -> bool:
+    """True when the ledger seen by ``conn`` holds this batch id (compared by
+    :func:`batch_key`; one row per batch, so a scan is cheap and exact)."""
+    key = batch_key(batch_id)
+    ids = conn.execute(sa.select(models.batches.c.batch_id)).scalars()
+    return any(batch_key(str(found)) == key for found in ids)
+
+
 def _head(conn: sa.Connection) -> EntryRef:
     row = conn.execute(sa.select(models.entries.c.seq, models.entries.c.hash)
                        .order_by(models.entries.c.seq.desc()).limit(1)).first()
@@ -243,11 +276,13 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA journal_mode = WAL")  # readers never wait for the writer
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        write = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
 
@@ -256,9 +291,15 @@ def migrate(engine: sa.Engine) -> None:
     """Bring the ledger's schema to the newest Alembic revision (no ini file needed)."""
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+    with engine.connect() as conn:
+        conn.execution_options(**{_WRITE_OPTION: True})
+        with conn.begin():
+            if conn.dialect.name == "postgresql":  # two first runs must not both create tables
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock("
+                                     "hashtext(current_schema() || :key))"),
+                             {"key": _PG_MIGRATE_KEY})
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
 
 
 def open_ledger(url_or_path: str | Path, *, create: bool = False,
