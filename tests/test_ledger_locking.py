@@ -67,9 +67,14 @@ def test_the_official_cap_is_rechecked_at_commit(backend: str, tmp_path: Path) -
     with ledger_at(backend, tmp_path) as ledger:
         runs = []
         for batch_id in ("B-1", "B-2"):  # both pass the early check: nothing committed yet
-            batch, engine = FakeBatch(batch_id=batch_id), engine_with_results(**SEVEN_ROWS)
+            approved = {"overrides": {"reason": "cap under test", "approved_by": "Counsel",
+                                      "policy": {"max_rows_per_official_per_period": 12}}}
+            batch = FakeBatch(batch_id=batch_id)
+            engine = engine_with_results(**SEVEN_ROWS)
             kwargs = publish_kwargs(ledger, engine, batch, tmp_path / batch_id)
-            runs.append({**kwargs, "policy_decision": decision_for(ledger, batch, 7, policy)})
+            decision = decision_for(ledger, FakeBatch(batch_id=batch_id, extra=approved), 7,
+                                    policy)
+            runs.append({**kwargs, "policy_decision": decision})
         publish(**runs[0])
         with pytest.raises(PolicyError, match="now has 7 rows .* over "
                                               "max_rows_per_official_per_period = 12"):

@@ -66,7 +66,9 @@ main()
 def run_cli(args: list[str], *, cwd: Path, env: dict[str, str] | None = None,
             driver: bool = False) -> subprocess.CompletedProcess[str]:
     """``lastknown ARGS`` in a subprocess (through DRIVER when ``driver``), TMPDIR private."""
-    full_env = {**os.environ, "PYTHONPATH": str(SRC), "TMPDIR": str(cwd / "tmp"),
+    config = {"LASTKNOWN_CONFIG": str(cwd / "lastknown.toml")} if (
+        cwd / "lastknown.toml").exists() else {}
+    full_env = {**os.environ, "PYTHONPATH": str(SRC), "TMPDIR": str(cwd / "tmp"), **config,
                 **(env or {})}
     (cwd / "tmp").mkdir(exist_ok=True)
     command = ([sys.executable, "-c", DRIVER] if driver
@@ -86,8 +88,10 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def workspace(synthetic: Path, tmp_path: Path) -> Path:
-    """A private copy of the synthetic files, ready for `process`."""
+    """A private copy of the synthetic files, ready for `process`, and a deployment whose
+    archive (publish journal, internal records, learned estimates) is that folder."""
     shutil.copytree(synthetic, tmp_path / "w")
+    (tmp_path / "w" / "lastknown.toml").write_text('archive = "."\nanchors = "anchors.jsonl"\n')
     return tmp_path / "w"
 
 
@@ -187,7 +191,7 @@ def test_the_same_batch_from_another_folder_is_refused(synthetic: Path, tmp_path
 
 
 def test_a_live_run_of_the_same_batch_is_refused_and_left_alone(tmp_path: Path) -> None:
-    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    ledger = open_ledger(tmp_path / "ledger.sqlite", create=True)
     journal = tmp_path / "publishing"
     with publish_run(ledger, journal, batch_id="B-7", final_dir=tmp_path / "r1") as run:
         assert run.scratch.is_dir() and run.previous is None
@@ -225,13 +229,16 @@ def test_two_batches_racing_over_the_official_cap_commit_one(
     schema, url = _pg_schema() if backend == "postgres" else ("", "ledger.sqlite")
     (work / "policy.toml").write_text("max_rows_per_official_per_period = 12\n")
     text = (work / "batch.toml").read_text()
+    approval = ('\n[overrides]\nreason = "cap under test"\napproved_by = "Counsel"\n'
+                '[overrides.policy]\nmax_rows_per_official_per_period = 12\n')
     for name in ("a", "b"):
         (work / f"batch-{name}.toml").write_text(
-            text.replace(batch_id_of(work), f"CAP-{name.upper()}"))
+            text.replace(batch_id_of(work), f"CAP-{name.upper()}") + approval)
     env = {"LK_BARRIER_DIR": str(work / "barrier"), "LK_BARRIER_N": "2",
            "XDG_DATA_HOME": str(work / "data"), "XDG_CONFIG_HOME": str(work / "config")}
     (work / "barrier").mkdir()
-    full_env = {**os.environ, "PYTHONPATH": str(SRC), "TMPDIR": str(work / "tmp"), **env}
+    full_env = {**os.environ, "PYTHONPATH": str(SRC), "TMPDIR": str(work / "tmp"),
+                "LASTKNOWN_CONFIG": str(work / "lastknown.toml"), **env}
     (work / "tmp").mkdir()
     racers = [subprocess.Popen(
         [sys.executable, "-c", DRIVER, "process", "request.csv", "--master", "master",
@@ -246,7 +253,7 @@ def test_two_batches_racing_over_the_official_cap_commit_one(
         assert "at commit the disclosure policy refuses it" in loser
         assert "Traceback" not in loser
         assert [(work / f"resp-{n}").is_dir() for n in "ab"].count(True) == 1
-        journal = work / ("data/lastknown" if schema else ".") / "publishing"
+        journal = work / "publishing"  # the deployment's archive is the workspace
         assert journal.is_dir() and list(journal.iterdir()) == []  # the loser cleaned up too
         assert not list(work.glob(".resp-*.staging")) and list((work / "tmp").iterdir()) == []
         connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
