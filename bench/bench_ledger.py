@@ -44,14 +44,14 @@ def disclosures(rows: int, batch_id: str) -> Iterator[dict[str, Any]]:
 def scratch_ledger(url: str | None, tmp: str) -> Iterator[Ledger]:
     """A new ledger: a SQLite file in ``tmp``, or a fresh PostgreSQL schema at ``url``."""
     if url is None or not url.startswith("postgresql"):
-        yield open_ledger(url or str(Path(tmp) / "ledger.sqlite"))
+        yield open_ledger(url or str(Path(tmp) / "ledger.sqlite"), create=True)
         return
     schema = f"lk_bench_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(url)
     with admin.begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
     try:
-        yield open_ledger(url, connect_args={"options": f"-csearch_path={schema}"})
+        yield open_ledger(url, create=True, connect_args={"options": f"-csearch_path={schema}"})
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))

@@ -20,6 +20,11 @@ def run(*args: str | Path) -> Result:
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
+def using(ledger: Path) -> str:
+    """The line every command that uses the ledger prints first on stderr."""
+    return f"Ledger: {ledger} [from --ledger]\n"
+
+
 @pytest.fixture(scope="module")
 def answered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One small population, indexed, its request processed into a package and a ledger."""
@@ -30,13 +35,18 @@ def answered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     indexed = run("master", "index", "--master", data / "master", "--out", index,
                   "--threads", 2, "--memory-limit", "2GB")
     assert indexed.exit_code == 0, indexed.output
-    processed = run("process", data / "request.csv", "--master", index,
-                    "--batch", data / "batch.toml", "--out", out, "--ledger", ledger,
-                    "--today", TODAY)
+    # a deployment of its own, so no other test's learned estimates are pooled into it
+    config = root / "lastknown.toml"
+    config.write_text('archive = "archive"\nanchors = "anchors.jsonl"\n')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LASTKNOWN_CONFIG", str(config))
+        processed = run("process", data / "request.csv", "--master", index,
+                        "--batch", data / "batch.toml", "--out", out, "--ledger", ledger,
+                        "--today", TODAY)
     assert processed.exit_code == 0, processed.output
     return {"root": root, "data": data, "index": index, "out": out, "ledger": ledger,
             "synth": Path(synth.output), "indexed": Path(indexed.output),
-            "processed": Path(processed.output)}
+            "processed": Path(processed.stdout), "processed_err": Path(processed.stderr)}
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -51,6 +61,7 @@ def test_synth_index_and_process_say_what_they_made(answered: dict[str, Path]) -
     pairs = model["lastknown"]["training"]["label_pairs"]
     assert str(answered["indexed"]).endswith(
         f")\nModel: m from {pairs:,} pairs of returns by one TIN\n")
+    assert str(answered["processed_err"]) == using(answered["ledger"])
     said = str(answered["processed"])
     summary = json.loads((answered["out"] / "summary.json").read_text(encoding="utf-8"))
     assert said == (
@@ -118,8 +129,9 @@ def test_an_existing_out_folder_is_refused_with_how_to_fix(answered: dict[str, P
                  "--batch", data / "batch.toml", "--out", out, "--ledger", answered["ledger"])
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert result.stderr == (f"Error: output folder {out} already exists: choose a new --out "
-                             "folder (a response package is never overwritten)\n")
+    assert result.stderr == using(answered["ledger"]) + (
+        f"Error: output folder {out} already exists: choose a new --out folder (a response "
+        "package is never overwritten)\n")
 
 
 def test_a_batch_is_answered_once(answered: dict[str, Path]) -> None:
@@ -129,7 +141,7 @@ def test_a_batch_is_answered_once(answered: dict[str, Path]) -> None:
                  "--batch", data / "batch.toml", "--out", again, "--ledger", answered["ledger"],
                  "--today", TODAY)
     assert result.exit_code == 3
-    assert result.stderr == (
+    assert result.stderr == using(answered["ledger"]) + (
         "Error: batch 2026-S0003 waits: the disclosure policy refuses it:\n"
         "  - batch_id '2026-S0003' is already in the ledger: a batch is answered once; "
         "give a new request a new batch_id\n")
@@ -142,8 +154,8 @@ def test_a_bad_memory_limit_is_a_config_error(answered: dict[str, Path]) -> None
                  "--batch", data / "batch.toml", "--out", answered["root"] / "x",
                  "--ledger", answered["root"] / "other.sqlite", "--memory-limit", "lots")
     assert result.exit_code == 2
-    assert result.stderr.startswith("Error: engine limits threads=None memory_limit='lots' "
-                                     "were refused (")
+    assert result.stderr.startswith(using(answered["root"] / "other.sqlite") + (
+        "Error: engine limits threads=None memory_limit='lots' were refused ("))
     assert result.stderr.endswith("give --threads a positive number and --memory-limit a size "
                                   "such as 6GB or 800MB\n")
 
@@ -155,10 +167,16 @@ def test_an_uncertified_batch_stops_before_any_row_is_read(answered: dict[str, P
                      .replace("certified = true", "certified = false"), encoding="utf-8")
     result = run("process", data / "request.csv", "--master", answered["index"],
                  "--batch", batch, "--out", root / "u", "--ledger", root / "u.sqlite")
-    assert result.exit_code == 2
-    assert result.stderr.startswith("Error: ")
-    assert str(batch) in result.stderr and "certif" in result.stderr
+    assert result.exit_code == 3
+    assert result.stderr == using(root / "u.sqlite") + (
+        "Error: batch 2026-S0003 is not certified (certified = false): no row can be answered, "
+        "and the refusal is recorded in the ledger; once the certification is signed, set "
+        "certified = true and give the batch a new batch_id\n")
     assert not (root / "u").exists()
+    raw = sqlite3.connect(root / "u.sqlite")
+    refusals = raw.execute("SELECT event_type, success, object FROM ledger_audit_events").fetchall()
+    raw.close()
+    assert refusals == [("batch_rejected", 0, "batch 2026-S0003")]
 
 
 def test_a_tampered_ledger_fails_verify_naming_the_entry(answered: dict[str, Path],
@@ -175,7 +193,7 @@ def test_a_tampered_ledger_fails_verify_naming_the_entry(answered: dict[str, Pat
     raw.close()
     result = run("ledger", "verify", "--ledger", copy)
     assert result.exit_code == 5
-    assert result.stderr.startswith("Error: ")
+    assert result.stderr.startswith(using(copy) + "Error: ")
     assert f"#{seq}" in result.stderr
 
 
@@ -204,6 +222,11 @@ def test_a_large_package_has_its_spreadsheet_written_beside_the_ledger(
     monkeypatch.setattr(package, "BACKGROUND_XLSX_ROWS", 1)
     monkeypatch.setattr(package, "start_xlsx_job", spy)
     data, out = answered["data"], answered["root"] / "response-child"
+    # a deployment of its own: the first run's learned estimates would otherwise be pooled
+    # into this one and move its probabilities (match/learn.py)
+    config = answered["root"] / "child.toml"
+    config.write_text('archive = "archive-child"\nanchors = "anchors-child.jsonl"\n')
+    monkeypatch.setenv("LASTKNOWN_CONFIG", str(config))
     result = run("process", data / "request.csv", "--master", answered["index"],
                  "--batch", data / "batch.toml", "--out", out,
                  "--ledger", answered["root"] / "child.sqlite", "--today", TODAY)

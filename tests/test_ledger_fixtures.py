@@ -48,7 +48,7 @@ def pg_problem() -> str | None:
 def ledger_at(backend: str, tmp_path: Path) -> Iterator[Ledger]:
     """A fresh, migrated ledger on ``backend``; PostgreSQL gets its own schema."""
     if backend == "sqlite":
-        ledger = open_ledger(tmp_path / "ledger.sqlite")
+        ledger = open_ledger(tmp_path / "ledger.sqlite", create=True)
         try:
             yield ledger
         finally:
@@ -61,7 +61,7 @@ def ledger_at(backend: str, tmp_path: Path) -> Iterator[Ledger]:
     admin = sa.create_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    ledger = open_ledger(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    ledger = open_ledger(PG_URL, create=True, connect_args={"options": f"-csearch_path={schema}"})
     try:
         yield ledger
     finally:

@@ -36,6 +36,10 @@ from test_ledger_fixtures import (  # noqa: E402
 OTHER = "Agency B"
 POLICY = Policy(statutes_by_agency={AGENCY: ("8 U.S.C. 1253(a)(1)",),
                                     OTHER: ("8 U.S.C. 1253(a)(1)",)})
+#: A non-default policy runs only with the batch's approval of its exact values.
+APPROVED = {"overrides": {"reason": "Second agency under test", "approved_by": "Chief Counsel",
+                          "policy": {"statutes_by_agency": {
+                              AGENCY: ["8 U.S.C. 1253(a)(1)"], OTHER: ["8 U.S.C. 1253(a)(1)"]}}}}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -44,10 +48,11 @@ def test_reports_match_the_disclosures_made(backend: str, tmp_path: Path) -> Non
     shared = synthetic_tin(1)
     with ledger_at(backend, tmp_path) as ledger:
         runs = [  # (batch, matched TINs, unmatched, rejected reason codes)
-            (FakeBatch(batch_id="A1"), [shared, synthetic_tin(2)], 1, ("INVALID_ZIP",)),
-            (FakeBatch(batch_id="A2"), [shared, synthetic_tin(3), synthetic_tin(4)], 0,
-             ("INVALID_ZIP;MISSING_NAME",)),
-            (FakeBatch(batch_id="B1", requesting_agency=OTHER), [shared], 2, ()),
+            (FakeBatch(batch_id="A1", extra=APPROVED), [shared, synthetic_tin(2)], 1,
+             ("INVALID_ZIP",)),
+            (FakeBatch(batch_id="A2", extra=APPROVED),
+             [shared, synthetic_tin(3), synthetic_tin(4)], 0, ("INVALID_ZIP;MISSING_NAME",)),
+            (FakeBatch(batch_id="B1", requesting_agency=OTHER, extra=APPROVED), [shared], 2, ()),
         ]
         for batch, tins, unmatched, rejected in runs:
             engine = engine_with_results(matched=tins, unmatched=unmatched, rejected=rejected)

@@ -137,7 +137,7 @@ def test_typo_in_given_name(engine: DuckDBEngine, asked: str, filed: str) -> Non
 
 
 @pytest.mark.parametrize(("asked", "filed"), [
-    ("Hakeem", "Hakim"), ("Youssef", "Yusuf"), ("Natalya", "Natalia"), ("Yelena", "Elena"),
+    ("Hakeem", "Hakim"), ("Youssef", "Yusuf"), ("Nataliya", "Natalia"), ("Yevgenia", "Evgenia"),
 ])
 def test_respelled_given_name_is_phonetic(engine: DuckDBEngine, asked: str, filed: str) -> None:
     assert _given(engine, asked, filed) == "phonetic"
@@ -162,18 +162,20 @@ def test_nicknames_never_join_the_sexes(engine: DuckDBEngine, asked: str, filed:
 
 @pytest.mark.parametrize(("asked", "filed"), [
     ("Lynda", "Linda"), ("Katherine", "Catherine"), ("Stephen", "Steven"), ("Sylvia", "Silvia"),
+    ("Elizabet", "Elizabeth"), ("Mohammad", "Mohammed"),
 ])
-def test_two_established_spellings_are_two_names(engine: DuckDBEngine, asked: str,
-                                                 filed: str) -> None:
-    # one phonetic key, but each spelling is common in the US: names people keep
+def test_a_known_spelling_is_its_own_name(engine: DuckDBEngine, asked: str,
+                                          filed: str) -> None:
+    # one phonetic key, but the request's spelling is itself a given name: another person
+    # as far as the name can tell (a batch of such near misses must disclose none)
     assert _given(engine, asked, filed) == "other name"
 
 
 @pytest.mark.parametrize(("asked", "filed"), [
-    ("Mohammad", "Mohammed"), ("Natalya", "Natalia"), ("Ayesha", "Aisha"),
+    ("Mohamad", "Mohammed"), ("Muhamad", "Mohammad"), ("Aysha", "Aisha"),
 ])
-def test_rare_census_respellings_stay_phonetic(engine: DuckDBEngine, asked: str,
-                                               filed: str) -> None:
+def test_unknown_respellings_of_known_names_are_phonetic(engine: DuckDBEngine, asked: str,
+                                                         filed: str) -> None:
     assert _given(engine, asked, filed) == "phonetic"
 
 

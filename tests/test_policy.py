@@ -20,7 +20,7 @@ from lastknown.disclose.policy import (  # noqa: E402
     load_policy,
 )
 from lastknown.disclose.publish import publish  # noqa: E402
-from lastknown.errors import BatchError, ConfigError, PolicyError  # noqa: E402
+from lastknown.errors import ConfigError, PolicyError  # noqa: E402
 from test_ledger_fixtures import (  # noqa: E402
     BACKENDS,
     FakeBatch,
@@ -32,6 +32,12 @@ from test_ledger_fixtures import (  # noqa: E402
 
 OVERRIDE = {"overrides": {"max_rows_per_batch": 50, "reason": "Task force caseload review",
                           "approved_by": "Chief Counsel"}}
+
+
+def approving(**policy_settings: object) -> dict[str, object]:
+    """A batch's approval of non-default policy settings (every one needs it)."""
+    return {"overrides": {"reason": "Office policy under test", "approved_by": "Chief Counsel",
+                          "policy": policy_settings}}
 
 
 def _events(ledger: Ledger, event_type: str) -> list[sa.Row[object]]:
@@ -76,13 +82,15 @@ def test_over_the_batch_cap_the_batch_waits_and_the_refusal_is_audited(
     policy = Policy(max_rows_per_batch=10)
     with ledger_at(backend, tmp_path) as ledger:
         with pytest.raises(PolicyError) as caught:
-            check_policy(policy, FakeBatch(), row_count=11, ledger=ledger)
+            check_policy(policy, FakeBatch(extra=approving(max_rows_per_batch=10)), row_count=11,
+                         ledger=ledger)
         message = str(caught.value)
         assert "max_rows_per_batch = 10" in message and "11 rows" in message
         assert "[overrides] max_rows_per_batch = 11" in message
         (event,) = _events(ledger, "batch_rejected")
         assert event.success is False and event.object == "batch B-1"
-        assert check_policy(policy, FakeBatch(), row_count=10, ledger=ledger).caps[
+        assert check_policy(policy, FakeBatch(extra=approving(max_rows_per_batch=10)),
+                            row_count=10, ledger=ledger).caps[
             "max_rows_per_batch"] == 10
 
 
@@ -90,7 +98,8 @@ def test_over_the_batch_cap_the_batch_waits_and_the_refusal_is_audited(
 def test_an_override_lets_the_batch_run_and_is_recorded_in_the_batch(
         backend: str, tmp_path: Path) -> None:
     with ledger_at(backend, tmp_path) as ledger:
-        batch = FakeBatch(extra=OVERRIDE)
+        batch = FakeBatch(extra={"overrides": {**OVERRIDE["overrides"],
+                                               "policy": {"max_rows_per_batch": 2}}})
         decision = check_policy(Policy(max_rows_per_batch=2), batch, row_count=9, ledger=ledger)
         assert decision.overrides == {"max_rows_per_batch": 50}
         engine = engine_with_results(matched=[synthetic_tin(i) for i in range(4)], unmatched=5)
@@ -103,6 +112,8 @@ def test_an_override_lets_the_batch_run_and_is_recorded_in_the_batch(
         assert recorded["overrides"] == {"max_rows_per_batch": 50}
         assert recorded["override_approved_by"] == "Chief Counsel"
         assert recorded["caps"]["max_rows_per_batch"] == 50
+        assert recorded["settings"]["changed"] == {"policy": {"max_rows_per_batch": 2}}
+        assert recorded["settings"]["in_force"]["match"]["match_threshold"] == 0.99
         assert ledger.verify(record=False).ok
 
 
@@ -125,12 +136,14 @@ def test_the_official_cap_counts_earlier_batches_in_the_period(backend: str,
     with ledger_at(backend, tmp_path) as ledger:
         engine = engine_with_results(matched=[synthetic_tin(i) for i in range(3)], unmatched=4)
         publish(**publish_kwargs(ledger, engine, FakeBatch(), tmp_path / "r1"))  # 7 rows
-        later = FakeBatch(batch_id="B-2")
+        approval = approving(max_rows_per_official_per_period=12)
+        later = FakeBatch(batch_id="B-2", extra=approval)
         with pytest.raises(PolicyError, match="already has 7 rows"):
             check_policy(policy, later, row_count=6, ledger=ledger)
         assert check_policy(policy, later, row_count=5,
                             ledger=ledger).official_rows_in_period == 7
-        other_official = FakeBatch(batch_id="B-3", requesting_official="Someone Else")
+        other_official = FakeBatch(batch_id="B-3", requesting_official="Someone Else",
+                                   extra=approval)
         assert check_policy(policy, other_official, row_count=12,
                             ledger=ledger).official_rows_in_period == 0
         future = datetime(2100, 1, 1, tzinfo=UTC)  # the period has passed
@@ -156,6 +169,12 @@ def test_a_batch_is_answered_once_and_must_be_certified(tmp_path: Path) -> None:
         publish(**publish_kwargs(ledger, engine, FakeBatch(), tmp_path / "r1"))
         with pytest.raises(PolicyError, match="already in the ledger"):
             check_policy(Policy(), FakeBatch(), row_count=1, ledger=ledger)
-        with pytest.raises(BatchError, match="not certified"):
+        with pytest.raises(PolicyError, match="'b-1' is already in the ledger"):
+            check_policy(Policy(), FakeBatch(batch_id="b-1"), row_count=1, ledger=ledger)
+        with pytest.raises(PolicyError, match="not certified"):
             check_policy(Policy(), FakeBatch(batch_id="B-9", certified=False), row_count=1,
                          ledger=ledger)
+        refusals = [e for e in _events(ledger, "batch_rejected") if e.object == "batch B-9"]
+        assert [e.detail for e in refusals] == [
+            "not certified (certified = false); agency U.S. Immigration and Customs "
+            "Enforcement; official Dana Example"]

@@ -112,7 +112,7 @@ def test_a_failure_at_any_step_leaves_ledger_and_package_consistent(
 
 def test_a_failing_package_writer_records_nothing(tmp_path: Path) -> None:
     engine = engine_with_results(matched=MATCHED)
-    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    ledger = open_ledger(tmp_path / "ledger.sqlite", create=True)
     kwargs = publish_kwargs(ledger, engine, FakeBatch(), tmp_path / "response")
 
     def broken(folder: Path, summary: dict[str, object]) -> dict[str, object]:
@@ -137,7 +137,7 @@ def die(name):
     if name == {step!r}:
         os._exit(17)
 
-ledger = open_ledger(Path({ledger!r}))
+ledger = open_ledger(Path({ledger!r}), create=True)
 engine = engine_with_results(matched=[synthetic_tin(i) for i in range(7)])
 publish(**publish_kwargs(ledger, engine, FakeBatch(), Path({out!r})), checkpoint=die)
 """
@@ -152,7 +152,7 @@ def test_a_process_killed_at_any_step_is_recovered_consistently(step: str,
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 17, done.stderr[-2000:]
-    ledger = open_ledger(ledger_path)
+    ledger = open_ledger(ledger_path, create=True)
     was_committed = STEPS.index(step) >= COMMITTED_FROM
     assert staging_dir_for(out).exists() == (step != "start")  # killed: nothing cleaned up
     assert assert_consistent(ledger, out) == was_committed
@@ -164,7 +164,7 @@ def test_a_process_killed_at_any_step_is_recovered_consistently(step: str,
 
 def test_publishing_again_after_a_crash_finishes_the_committed_package(tmp_path: Path) -> None:
     engine = engine_with_results(matched=MATCHED)
-    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    ledger = open_ledger(tmp_path / "ledger.sqlite", create=True)
     out = tmp_path / "response"
     kwargs = publish_kwargs(ledger, engine, FakeBatch(), out)
 
@@ -211,7 +211,7 @@ def _pending_kwargs(ledger: Ledger, out: Path, pendings: list[FakePending],
 @pytest.mark.parametrize("step", STEPS)
 def test_a_package_still_being_written_is_finished_before_commit_or_cancelled(
         step: str, tmp_path: Path) -> None:
-    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    ledger = open_ledger(tmp_path / "ledger.sqlite", create=True)
     out, pendings = tmp_path / "response", []
     kwargs = _pending_kwargs(ledger, out, pendings)
 
@@ -223,15 +223,47 @@ def test_a_package_still_being_written_is_finished_before_commit_or_cancelled(
         publish(**kwargs, checkpoint=fail)
     at = STEPS.index(step)
     expected = ([] if step == "start" else  # not staged yet
-                ["cancel"] if step == "staged" else  # stopped while still being written
-                ["finish", "cancel"] if at < COMMITTED_FROM else  # rolled back after finishing
+                ["finish", "cancel"] if at < COMMITTED_FROM else  # finished, then rolled back
                 ["finish"])  # failed after the commit: the package is complete
     assert [p.events for p in pendings] == ([] if step == "start" else [expected])
     assert assert_consistent(ledger, out) == (STEPS.index(step) >= COMMITTED_FROM)
 
 
-def test_a_failed_pending_package_records_nothing(tmp_path: Path) -> None:
+def test_the_spreadsheet_finishes_before_the_ledger_write_lock_is_taken(tmp_path: Path) -> None:
+    import sqlite3
+
     ledger = open_ledger(tmp_path / "ledger.sqlite")
+    out, pendings, probes = tmp_path / "response", [], []
+    kwargs = _pending_kwargs(ledger, out, pendings)
+    stage = kwargs["write_package"]
+
+    def probe_then_stage(folder: Path, summary: dict[str, object]) -> FakePending:
+        pending = stage(folder, summary)  # type: ignore[operator]
+        finish = pending.finish_summary
+
+        def finish_while_probing() -> dict[str, object]:
+            other = sqlite3.connect(tmp_path / "ledger.sqlite", timeout=0.2,
+                                    isolation_level=None)
+            try:  # another writer gets the lock at once: publish does not hold it yet
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                probes.append("unlocked")
+            except sqlite3.OperationalError:
+                probes.append("locked")
+            finally:
+                other.close()
+            return finish()
+
+        pending.finish_summary = finish_while_probing  # type: ignore[method-assign]
+        return pending
+
+    publish(**{**kwargs, "write_package": probe_then_stage})
+    assert probes == ["unlocked"]
+    assert assert_consistent(ledger, out)
+
+
+def test_a_failed_pending_package_records_nothing(tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path / "ledger.sqlite", create=True)
     out, pendings = tmp_path / "response", []
     kwargs = _pending_kwargs(ledger, out, pendings, fails=True)
     head = ledger.head()
@@ -243,7 +275,7 @@ def test_a_failed_pending_package_records_nothing(tmp_path: Path) -> None:
 
 
 def test_a_pending_package_is_published_with_the_ledger_head(tmp_path: Path) -> None:
-    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    ledger = open_ledger(tmp_path / "ledger.sqlite", create=True)
     out, pendings = tmp_path / "response", []
     done = publish(**_pending_kwargs(ledger, out, pendings))
     assert pendings[0].events == ["finish"]

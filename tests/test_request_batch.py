@@ -72,7 +72,36 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         assert f"`{key}`" in message
 
 
-@pytest.mark.parametrize("certified", [False, "true", None])
+def test_an_uncertified_batch_loads_for_the_policy_gate_to_refuse(tmp_path: Path) -> None:
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps({**GOOD, "certified": False}), encoding="utf-8")
+    assert load_batch(path).certified is False  # refused and recorded by refuse_uncertified
+
+
+def test_unknown_keys_are_errors_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps({**GOOD, "max_rows_per_batch": 50000, "Reason": "x"}),
+                    encoding="utf-8")
+    with pytest.raises(BatchError) as info:
+        load_batch(path)
+    known = ("batch_id, requesting_agency, requesting_official, official_title, reason, "
+             "authorised_statutes, certified, certification, certifying_officers, overrides")
+    hint = ("(caps and settings to override go in the [overrides] table, with reason and "
+            "approved_by)")
+    assert str(info.value) == (
+        f"batch file {path} cannot be used:\n"
+        f"  - `max_rows_per_batch` is not a batch key; known keys: {known} {hint}\n"
+        f"  - `Reason` is not a batch key; known keys: {known} {hint}")
+
+
+def test_statutes_keep_their_spelling_and_compare_in_one_form(tmp_path: Path) -> None:
+    path = tmp_path / "batch.toml"
+    path.write_text(TOML, encoding="utf-8")
+    assert load_batch(path).statute_spelling == {"8 U.S.C. 1253(A)(1)": "8 U.S.C. 1253(a)(1)",
+                                                 "8 U.S.C. 1231": "8 USC 1231"}
+
+
+@pytest.mark.parametrize("certified", ["true", None])
 def test_uncertified_batch_is_rejected(tmp_path: Path, certified: object) -> None:
     bad = dict(GOOD)
     if certified is None:

@@ -66,7 +66,7 @@ def test_good_row_is_valid_and_normalised(engine: DuckDBEngine) -> None:
     assert (result.valid_count, result.rejected_count) == (1, 0)
     row = engine.fetchall("SELECT state, zip, tin, statute, tax_years, removal_order_date "
                           "FROM request_valid")[0]
-    assert row == ("IL", "627011234", "123456789", "8 U.S.C. 1253(A)(1)", [2019, 2022],
+    assert row == ("IL", "627011234", "123456789", "8 U.S.C. 1253(a)(1)", [2019, 2022],
                    date(2024, 3, 5))
 
 

@@ -12,12 +12,15 @@ from collections.abc import Callable
 from datetime import date
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from lastknown import __version__
 from lastknown.errors import LastknownError
+
+if TYPE_CHECKING:
+    from lastknown.config import Deployment
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,10 +53,35 @@ def _engine_limits(func: F) -> F:
     return func
 
 
+def _deployment(ledger: str | None) -> Deployment:
+    """The deployment of this run (``--config-file``, ``--ledger`` overriding), said on stderr."""
+    from lastknown.config import load_deployment
+
+    ctx = click.get_current_context()
+    config_file = (ctx.find_root().obj or {}).get("config_file")
+    deployment = load_deployment(config_file)
+    if ledger:
+        deployment = deployment.with_ledger(ledger)
+    click.echo(deployment.describe(), err=True)
+    return deployment
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lastknown")
-def cli() -> None:
-    """lastknown: answer bulk last-known-address requests precisely, minimally, accountably."""
+@click.option("--config-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Deployment config (lastknown.toml: ledger, archive, anchors) "
+                   "[default: $LASTKNOWN_CONFIG, then lastknown.toml in the user config dir].")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None) -> None:
+    """lastknown: answer bulk last-known-address requests precisely, minimally, accountably.
+
+    Commands that use the ledger print which one on stderr.
+
+    Example:
+
+        lastknown --config-file /etc/lastknown/lastknown.toml ledger verify
+    """
+    ctx.ensure_object(dict)["config_file"] = config_file
 
 
 @cli.command()
@@ -90,7 +118,8 @@ def synth(persons: int, requests: int, seed: int, out: Path) -> None:
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
               show_default=True, help="Execution engine.")
 @click.option("--ledger", default=None,
-              help="Ledger: a SQLite path or SQLAlchemy URL [default: .lastknown/ledger.sqlite].")
+              help="Ledger: a SQLite path or SQLAlchemy URL [default: the deployment's, "
+                   "see --config-file].")
 @click.option("--encoding", default=None, help="Request CSV encoding (detected if omitted).")
 @click.option("--sheet", default=None, help="XLSX sheet name (first sheet if omitted).")
 @click.option("--config", "match_config", type=click.Path(exists=True, dir_okay=False,
@@ -112,13 +141,43 @@ def process(request: Path, master: Path, batch_path: Path, out: Path, engine: st
     """
     from lastknown.pipeline import ProcessOptions, process_request
 
-    options = ProcessOptions(engine=engine, ledger=ledger, encoding=encoding, sheet=sheet,
+    options = ProcessOptions(engine=engine, deployment=_deployment(ledger), encoding=encoding,
+                             sheet=sheet,
                              match_config=match_config, policy=policy, today=_date(today),
                              progress=sys.stderr.isatty(), threads=threads,
                              memory_limit=memory_limit)
     result = process_request(request, master=master, batch_path=batch_path, out=out,
                              options=options)
     click.echo(result.describe())
+
+
+@cli.command()
+@click.option("--ledger", default=None,
+              help="Ledger: a SQLite path or SQLAlchemy URL [default: the deployment's].")
+@click.option("--journal", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Publish journal folder [default: the deployment's, in its archive].")
+@click.option("--out", "outs", multiple=True, type=click.Path(path_type=Path),
+              help="Also settle the staging folder of this response folder (repeatable).")
+@_friendly_errors
+def recover(ledger: str | None, journal: Path | None, outs: tuple[Path, ...]) -> None:
+    """Finish or undo every interrupted `process`: deliver committed packages, remove the rest.
+
+    Example:
+
+        lastknown recover --ledger ledger.sqlite
+    """
+    from lastknown.disclose.journal import journal_dir
+    from lastknown.disclose.ledger import open_ledger
+    from lastknown.disclose.publish import recover_interrupted
+
+    deployment = _deployment(ledger)
+    done = recover_interrupted(open_ledger(deployment.ledger),
+                               journal or journal_dir(deployment.ledger,
+                                                      archive=deployment.archive), outs=outs)
+    for item in done:
+        click.echo(item.describe())
+    if not done:
+        click.echo("Nothing to recover.")
 
 
 @cli.command()
@@ -213,23 +272,49 @@ def ledger() -> None:
 
 _LEDGER_OPTION = click.option(
     "--ledger", "ledger_url", default=None,
-    help="A SQLite path or SQLAlchemy URL [default: .lastknown/ledger.sqlite].")
+    help="A SQLite path or SQLAlchemy URL [default: the deployment's, see --config-file]; "
+         "never created here.")
 
 
 @ledger.command("verify")
 @_LEDGER_OPTION
+@click.option("--anchor", "anchor_files", multiple=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The deployment's anchor file, or a delivered receipt.json/summary.json "
+                   "(repeatable): each ledger head in it must still be in the chain.")
 @_friendly_errors
-def ledger_verify(ledger_url: str | None) -> None:
-    """Recompute the hash chain; exit non-zero naming the first bad entry.
+def ledger_verify(ledger_url: str | None, anchor_files: tuple[Path, ...]) -> None:
+    """Recompute the hash chain and check anchors; exit 5 naming the first bad entry.
 
     Example:
 
-        lastknown ledger verify --ledger postgresql+psycopg://lk@db/ledger
+        lastknown ledger verify --anchor anchors.jsonl --anchor response/receipt.json
     """
     from lastknown.disclose.ledger import open_ledger
+    from lastknown.disclose.ledger.verify import verify_anchored
 
-    result = open_ledger(ledger_url).verify()
+    result = verify_anchored(open_ledger(_deployment(ledger_url).ledger), list(anchor_files))
     click.echo(str(result))
+
+
+@ledger.command("grant")
+@_LEDGER_OPTION
+@click.option("--role", required=True,
+              help="The PostgreSQL role the application connects as (must exist).")
+@_friendly_errors
+def ledger_grant(ledger_url: str | None, role: str) -> None:
+    """Leave a PostgreSQL role only SELECT and INSERT on the ledger (run as the owner).
+
+    Example:
+
+        lastknown ledger grant --ledger postgresql+psycopg://owner@db/ledger --role lk_app
+    """
+    from lastknown.disclose.ledger import open_ledger
+    from lastknown.disclose.ledger.grants import grant_append_only
+
+    statements = grant_append_only(open_ledger(_deployment(ledger_url).ledger), role)
+    click.echo(f"Role {role} may now only SELECT and INSERT ledger rows "
+               f"({len(statements)} statements run).")
 
 
 @ledger.command("report")
@@ -248,7 +333,7 @@ def ledger_report(ledger_url: str | None, year: int, csv_path: Path | None) -> N
     from lastknown.disclose.ledger import open_ledger
     from lastknown.disclose.ledger.reports import render_report, report, write_report_csv
 
-    rows = report(open_ledger(ledger_url), year=year)
+    rows = report(open_ledger(_deployment(ledger_url).ledger), year=year)
     if csv_path is not None:
         write_report_csv(rows, csv_path)
     click.echo(render_report(rows))
@@ -268,7 +353,8 @@ def ledger_taxpayer(ledger_url: str | None, tin: str) -> None:
     from lastknown.disclose.ledger import open_ledger
     from lastknown.disclose.ledger.reports import render_taxpayer, taxpayer_disclosures
 
-    click.echo(render_taxpayer(taxpayer_disclosures(open_ledger(ledger_url), tin)))
+    ledger = open_ledger(_deployment(ledger_url).ledger)
+    click.echo(render_taxpayer(taxpayer_disclosures(ledger, tin)))
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lastknown.errors import ConfigError
@@ -55,6 +55,16 @@ class Deployment:
     source: str
     #: The file read, if any.
     path: Path | None = None
+
+    def with_ledger(self, ledger: str | Path) -> Deployment:
+        """The same deployment with an explicit ``--ledger`` override (named as the source).
+
+        >>> d = Deployment(ledger="/a.sqlite", archive=Path("/ar"), anchors=Path("/an"),
+        ...                source="default")
+        >>> d.with_ledger("/tmp/l.sqlite").describe()
+        'Ledger: /tmp/l.sqlite [from --ledger]'
+        """
+        return replace(self, ledger=str(ledger), source="--ledger", path=None)
 
     def describe(self) -> str:
         """One line saying which ledger is used and why (printed by commands that use it)."""

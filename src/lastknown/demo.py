@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from lastknown.config import Deployment
 from lastknown.evaluate import evaluate, format_report
 from lastknown.pipeline import ProcessOptions, process_request
 from lastknown.synth import generate
@@ -22,7 +23,11 @@ def run_demo(*, persons: int = 20_000, requests: int = 2_000, seed: int = 2026,
         data = root / "synth"
         generate(persons=persons, requests=requests, seed=seed, out=data, progress=progress)
         response = root / "response"
-        options = ProcessOptions(ledger=str(root / "ledger.sqlite"), progress=progress)
+        # the demo's disclosures are synthetic: they stay in its own folder, never in the
+        # deployment's ledger or archive
+        demo_deployment = Deployment(ledger=str(root / "ledger.sqlite"), archive=root / "archive",
+                                     anchors=root / "anchors.jsonl", source="demo")
+        options = ProcessOptions(deployment=demo_deployment, progress=progress)
         result = process_request(data / "request.csv", master=data / "master",
                                  batch_path=data / "batch.toml", out=response, options=options)
         metrics = evaluate(response, data / "truth.csv")

@@ -12,13 +12,13 @@ a recorded disclosure unpublished.
 from __future__ import annotations
 
 import getpass
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from lastknown import __version__
+from lastknown.config import Deployment, load_deployment
 from lastknown.engines import make_engine
 from lastknown.engines.base import Engine
 from lastknown.errors import InputError
@@ -32,6 +32,9 @@ class ProcessOptions:
     """How to run `process`; every field has a sensible default."""
 
     engine: str = "duckdb"
+    #: Where the ledger, the archive and the anchors live (``load_deployment()`` if None).
+    deployment: Deployment | None = None
+    #: An explicit ledger (path or URL) that overrides the deployment's.
     ledger: str | None = None
     encoding: str | None = None
     sheet: str | None = None
@@ -42,6 +45,14 @@ class ProcessOptions:
     progress: bool = False
     threads: int | None = None
     memory_limit: str | None = None
+    #: An anchor file that overrides the deployment's (``Deployment.anchors``): checked
+    #: before writing, appended after the commit.
+    anchors: Path | None = None
+    #: Learn the requester's error rates from the batch (``match/learn.py``).
+    learn: bool = True
+    #: Folder of the per-agency learned estimates, pooled across batches; None: the
+    #: deployment's ``<archive>/estimates``.
+    estimates: Path | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,8 +65,15 @@ class ProcessResult:
     rows_unmatched: int
     rows_rejected: int
     summary: dict[str, Any] = field(default_factory=dict)
+    #: True when this run only delivered a package an interrupted run had committed.
+    recovered: bool = False
 
     def describe(self) -> str:
+        if self.recovered:
+            return (f"Recovered an interrupted run: the response package of batch "
+                    f"{self.summary.get('batch_id', '?')}, committed to the ledger before the "
+                    f"interruption, is now at {self.out}. Ledger head "
+                    f"{self.summary.get('ledger_head', '?')}")
         return (
             f"Response package written to {self.out}: {self.rows_total:,} rows — "
             f"{self.rows_matched:,} matched, {self.rows_unmatched:,} unmatched, "
@@ -95,6 +113,18 @@ def _prepare_index(engine: Engine, master: Path, workdir: Path, progress: bool) 
     return build_index(engine, master_table="master", out=workdir / "index", progress=progress)
 
 
+def resolve_deployment(options: ProcessOptions) -> Deployment:
+    """The deployment a run uses: the options' (or the configured one), ``ledger`` overriding.
+
+    >>> d = Deployment(ledger="/srv/l.sqlite", archive=Path("/srv/a"), anchors=Path("/srv/n"),
+    ...                source="default")
+    >>> resolve_deployment(ProcessOptions(deployment=d, ledger="/tmp/x.sqlite")).ledger
+    '/tmp/x.sqlite'
+    """
+    deployment = options.deployment or load_deployment()
+    return deployment.with_ledger(options.ledger) if options.ledger else deployment
+
+
 def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     options: ProcessOptions | None = None) -> ProcessResult:
     """Answer one request file end to end and return what went where.
@@ -104,19 +134,21 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     ... # doctest: +SKIP
     """
     from lastknown.disclose.ledger import open_ledger
+    from lastknown.disclose.ledger.verify import quick_verify
     from lastknown.disclose.package import BACKGROUND_XLSX_ROWS, stage_package
-    from lastknown.disclose.policy import check_policy, load_policy
-    from lastknown.disclose.publish import publish
+    from lastknown.disclose.policy import check_policy, load_policy, refuse_uncertified
+    from lastknown.disclose.publish import publish, publish_run
     from lastknown.match.config import load_match_config
-    from lastknown.match.run import match_requests
+    from lastknown.match.learn import ESTIMATES_FOLDER, EstimateStore
+    from lastknown.match.run import Learning, match_requests
     from lastknown.request.batch import load_batch
     from lastknown.request.intake import read_request
     from lastknown.request.validate import validate_request
 
     opts = options or ProcessOptions()
-    if out.exists():
-        raise InputError(f"output folder {out} already exists: choose a new --out folder "
-                         "(a response package is never overwritten)")
+    deployment = resolve_deployment(opts)
+    opts = replace(opts, deployment=deployment)  # later stages read opts.deployment
+    anchors = opts.anchors or deployment.anchors
     today = opts.today or date.today()
     received = datetime.now(UTC)
     stages = Stages(STAGES, show=opts.progress)
@@ -125,24 +157,42 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
             batch = load_batch(batch_path)
             policy = load_policy(opts.policy)
             match_config = load_match_config(opts.match_config)
-            ledger = open_ledger(opts.ledger)
-        with tempfile.TemporaryDirectory(prefix="lastknown-") as tmp, make_engine(
+            ledger = open_ledger(deployment.ledger, create=True)
+            # ANCHOR CHECK: never write to a ledger whose tail or anchors fail (exit 5)
+            quick_verify(ledger, anchors)
+            refuse_uncertified(batch, ledger=ledger, user=opts.operator)  # before any row
+        with publish_run(ledger, _journal(opts), batch_id=batch.batch_id,
+                         final_dir=out) as run, make_engine(
             opts.engine, threads=opts.threads, memory_limit=opts.memory_limit
         ) as engine:
+            # an interrupted run of this batch was settled first; its package, if committed,
+            # is delivered now and this run stops there
+            if run.previous is not None and run.previous.publication is not None:
+                return _recovered_result(run.previous.final_dir,
+                                         run.previous.publication.summary)
+            if out.exists():
+                raise InputError(f"output folder {out} already exists: choose a new --out "
+                                 "folder (a response package is never overwritten)")
             with stages.stage("intake"):
                 intake = read_request(engine, request, encoding=opts.encoding, sheet=opts.sheet)
             with stages.stage("policy"):
                 decision = check_policy(policy, batch, row_count=intake.row_count,
-                                        ledger=ledger)
+                                        ledger=ledger, match_config=match_config,
+                                        user=opts.operator)
             with stages.stage("master"):
-                index = _prepare_index(engine, master, Path(tmp), opts.progress)
+                index = _prepare_index(engine, master, run.scratch, opts.progress)
             with stages.stage("validate"):
                 validation = validate_request(
                     engine, batch, master_years=(index.year_min, index.year_max), today=today
                 )
             with stages.stage("match"):
+                store = EstimateStore(opts.estimates or deployment.archive / ESTIMATES_FOLDER)
+                learning = None
+                if opts.learn:
+                    pooled = store.load(batch.requesting_agency)
+                    learning = Learning(batch_id=batch.batch_id, pooled=pooled)
                 matching = match_requests(engine, index=index, config=match_config,
-                                          progress=opts.progress)
+                                          progress=opts.progress, learning=learning)
             summary: dict[str, Any] = {
                 "lastknown_version": __version__,
                 "batch_id": batch.batch_id,
@@ -152,6 +202,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 "received_at": received.isoformat(timespec="seconds"),
                 "engine": opts.engine,
                 "model_id": matching.model_id,
+                "estimates": matching.estimates,
                 "thresholds": matching.thresholds,
                 "warnings": list(matching.warnings),
                 "match_timings_seconds": dict(matching.timings),
@@ -175,7 +226,11 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     policy_decision=decision,
                     operator=opts.operator or getpass.getuser(),
                     received_at=received,
+                    anchors=anchors,
                 )
+            if learning is not None and matching.learned is not None:
+                store.save(batch.requesting_agency,
+                           learning.pooled.add(matching.learned.batch_counts))
     finally:
         stages.close()
     final = published.summary
@@ -187,3 +242,22 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
         rows_rejected=int(final["rows_rejected"]),
         summary=final,
     )
+
+
+
+def _journal(opts: ProcessOptions) -> Path:
+    """The publish journal: in the deployment's archive."""
+    from lastknown.disclose.journal import journal_dir
+
+    deployment = resolve_deployment(opts)
+    return journal_dir(deployment.ledger, archive=deployment.archive)
+
+
+def _recovered_result(out: Path, summary: dict[str, Any]) -> ProcessResult:
+    def count(key: str) -> int:
+        return int(summary.get(key, 0) or 0)
+
+    return ProcessResult(out=out, rows_total=count("rows_total"),
+                         rows_matched=count("rows_matched"),
+                         rows_unmatched=count("rows_unmatched"),
+                         rows_rejected=count("rows_rejected"), summary=summary, recovered=True)

@@ -2,8 +2,11 @@
 
 The policy is a TOML file with documented defaults (below). Caps can be raised
 for one batch only by an explicit ``[overrides]`` table in that batch's file,
-with a reason and an approver; the decision — defaults, overrides, counts, the
-policy file's SHA-256 — is recorded in the batch's ledger record.
+with a reason and an approver; any non-default policy or matching setting needs
+the same approval (:mod:`lastknown.disclose.settings`). The decision — defaults,
+overrides, counts, every setting in force, the policy file's SHA-256 — is recorded
+in the batch's ledger record. A batch not certified is refused, and the refusal
+recorded, before any row is read (:func:`refuse_uncertified`).
 
 What is disclosed is *not* a setting: :data:`DISCLOSED_FIELDS` is fixed here.
 
@@ -40,7 +43,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 
-from lastknown.errors import BatchError, ConfigError, ErrorCollector, PolicyError
+from lastknown.disclose.settings import (
+    SECTIONS,
+    approved_settings,
+    changed_settings,
+    check_settings,
+    settings_record,
+)
+from lastknown.errors import ConfigError, ErrorCollector, PolicyError
+from lastknown.match.config import MatchConfig
 
 if TYPE_CHECKING:
     from lastknown.disclose.ledger import Ledger
@@ -180,6 +191,8 @@ class PolicyDecision:
     policy_source: str
     policy_sha256: str
     disclosed_fields: tuple[str, ...] = DISCLOSED_FIELDS
+    #: Every policy and matching setting in force and the non-default ones (approved).
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def as_summary(self) -> dict[str, Any]:
         """The decision as JSON-ready data (for summary.json and the batch record)."""
@@ -194,20 +207,22 @@ class PolicyDecision:
             "statutes_allowed": list(self.statutes_allowed),
             "policy_source": self.policy_source, "policy_sha256": self.policy_sha256,
             "disclosed_fields": list(self.disclosed_fields),
+            "settings": self.settings,
         }
 
 
-def _overrides(batch: BatchLike, errors: ErrorCollector) -> tuple[dict[str, int],
-                                                                  str | None, str | None]:
+def _overrides(batch: BatchLike, errors: ErrorCollector, *, changed: Mapping[str, Any]
+               ) -> tuple[dict[str, int], str | None, str | None]:
     table = batch.extra.get("overrides", {})
     if not isinstance(table, dict):
         errors.add("batch `overrides` must be a table: [overrides] max_rows_per_batch = ...")
-        return {}, None, None
-    reason = table.get("reason", batch.extra.get("override_reason"))
-    approver = table.get("approved_by", batch.extra.get("override_approved_by"))
+        table = {}
+    check_settings(changed, approved_settings(table, errors), errors)
+    reason = table.get("reason")
+    approver = table.get("approved_by")
     caps: dict[str, int] = {}
     for key, value in table.items():
-        if key in ("reason", "approved_by"):
+        if key in ("reason", "approved_by", *SECTIONS):
             continue
         if key not in OVERRIDABLE_CAPS:
             errors.add(f"batch override `{key}` is not allowed; only "
@@ -216,9 +231,10 @@ def _overrides(batch: BatchLike, errors: ErrorCollector) -> tuple[dict[str, int]
             errors.add(f"batch override `{key}` must be a whole number above 0")
         else:
             caps[key] = value
-    if caps and not (isinstance(reason, str) and reason.strip()):
+    needs_approval = bool(caps or changed or any(k in table for k in SECTIONS))
+    if needs_approval and not (isinstance(reason, str) and reason.strip()):
         errors.add('a batch override needs a reason: add reason = "..." under [overrides]')
-    if caps and not (isinstance(approver, str) and approver.strip()):
+    if needs_approval and not (isinstance(approver, str) and approver.strip()):
         errors.add('a batch override needs an approver: add approved_by = "name, title" '
                    "under [overrides]")
     return (caps, reason.strip() if isinstance(reason, str) else None,
@@ -228,32 +244,56 @@ def _overrides(batch: BatchLike, errors: ErrorCollector) -> tuple[dict[str, int]
 def official_rows_in_period(ledger: Ledger, *, agency: str, official: str,
                             since: datetime) -> int:
     """Rows in batches the official certified for the agency since ``since`` (from the ledger)."""
+    with ledger.connect() as conn:
+        return _official_rows(conn, agency=agency, official=official, since=since)
+
+
+def _official_rows(conn: sa.Connection, *, agency: str, official: str, since: datetime) -> int:
     from lastknown.disclose.ledger.models import batches
 
     query = sa.select(batches.c.agency, batches.c.requesting_official,
                       sa.func.sum(batches.c.rows_total)).where(
         batches.c.received_at >= since).group_by(batches.c.agency, batches.c.requesting_official)
-    with ledger.connect() as conn:
-        rows = conn.execute(query).all()
-    return sum(int(total or 0) for a, o, total in rows
+    return sum(int(total or 0) for a, o, total in conn.execute(query).all()
                if agency_key(a) == agency_key(agency) and agency_key(o) == agency_key(official))
 
 
+def refuse_uncertified(batch: BatchLike, *, ledger: Ledger, user: str | None = None) -> None:
+    """Record the refusal of a batch that is not certified and raise PolicyError (exit 3).
+
+    The law requires the certification before any row may be answered, so ``process``
+    calls this before reading the request.
+
+    >>> from lastknown.disclose.ledger import open_ledger
+    >>> refuse_uncertified(batch, ledger=open_ledger("sqlite:///:memory:"))  # doctest: +SKIP
+    """
+    if batch.certified:
+        return
+    ledger.audit(event_type="batch_rejected", success=False, obj=f"batch {batch.batch_id}",
+                 detail=f"not certified (certified = false); agency {batch.requesting_agency}; "
+                        f"official {batch.requesting_official}", user=user)
+    raise PolicyError(f"batch {batch.batch_id} is not certified (certified = false): no row "
+                      "can be answered, and the refusal is recorded in the ledger; once the "
+                      "certification is signed, set certified = true and give the batch a new "
+                      "batch_id")
+
+
 def check_policy(policy: Policy, batch: BatchLike, *, row_count: int, ledger: Ledger,
-                 now: datetime | None = None, user: str | None = None) -> PolicyDecision:
+                 now: datetime | None = None, user: str | None = None,
+                 match_config: MatchConfig | None = None) -> PolicyDecision:
     """Let a batch through, or record its refusal and raise PolicyError saying how to proceed.
+
+    ``match_config`` is the matching configuration the run will use: any non-default
+    setting of it, or of ``policy``, must be approved in the batch's ``[overrides]``.
 
     >>> from lastknown.disclose.ledger import open_ledger
     >>> decision = check_policy(load_policy(None), batch, row_count=500,
-    ...                         ledger=open_ledger(None))  # doctest: +SKIP
+    ...                         ledger=open_ledger("ledger.sqlite"))  # doctest: +SKIP
     """
     now = now or datetime.now(UTC)
+    match_config = match_config or MatchConfig()
     errors = ErrorCollector()
-    if not batch.certified:
-        ledger.audit(event_type="batch_rejected", success=False, obj=f"batch {batch.batch_id}",
-                     detail="not certified", user=user)
-        raise BatchError(f"batch {batch.batch_id} is not certified: no row can be answered; "
-                         "set certified = true once the certification is signed")
+    refuse_uncertified(batch, ledger=ledger, user=user)
     if ledger.batch_recorded(batch.batch_id):
         errors.add(f"batch_id {batch.batch_id!r} is already in the ledger: a batch is answered "
                    "once; give a new request a new batch_id")
@@ -268,7 +308,8 @@ def check_policy(policy: Policy, batch: BatchLike, *, row_count: int, ledger: Le
             if statute_key(statute) not in allowed_keys:
                 errors.add(f"statute {statute!r} is not allowed for {batch.requesting_agency} by "
                            f"the policy ({policy.source}); allowed: {', '.join(allowed)}")
-    overrides, reason, approver = _overrides(batch, errors)
+    overrides, reason, approver = _overrides(
+        batch, errors, changed=changed_settings(policy, match_config))
     caps = {name: overrides.get(name, int(getattr(policy, name))) for name in OVERRIDABLE_CAPS}
     if row_count > caps["max_rows_per_batch"]:
         errors.add(f"the batch has {row_count:,} rows, over max_rows_per_batch = "
@@ -297,5 +338,46 @@ def check_policy(policy: Policy, batch: BatchLike, *, row_count: int, ledger: Le
         overrides=overrides, override_reason=reason, override_approved_by=approver,
         period_days=policy.period_days, recent_disclosure_days=policy.recent_disclosure_days,
         statutes_allowed=tuple(allowed), policy_source=policy.source,
-        policy_sha256=policy.source_sha256,
+        policy_sha256=policy.source_sha256, settings=settings_record(policy, match_config),
     )
+
+
+def recheck_in_transaction(conn: sa.Connection, decision: PolicyDecision, batch: BatchLike, *,
+                           now: datetime | None = None) -> None:
+    """Re-check the ledger-dependent rules inside the ledger's write transaction.
+
+    :func:`check_policy` runs early (before matching) and says what to do; this is the
+    authoritative check, run by :func:`lastknown.disclose.publish.publish` on the
+    write-locked connection just before the batch is recorded, so no other batch can
+    commit between the check and the commit. It re-checks that the decision is this
+    batch's, that the batch id is not in the ledger (compared case-insensitively) and
+    that the official's rows in the period plus this batch stay within the caps the
+    decision carries (overrides included). Raises :class:`PolicyError` (exit 3).
+    """
+    from lastknown.disclose.ledger.store import batch_recorded_in
+
+    now = now or datetime.now(UTC)
+    errors = ErrorCollector()
+    if decision.batch_id.strip().lower() != batch.batch_id.strip().lower():
+        errors.add(f"the policy decision is for batch {decision.batch_id!r}, not "
+                   f"{batch.batch_id!r}; run the batch again")
+    if batch_recorded_in(conn, batch.batch_id):
+        errors.add(f"batch_id {batch.batch_id!r} was recorded in the ledger by another run "
+                   "meanwhile: a batch is answered once; give a new request a new batch_id")
+    row_count = decision.row_count
+    if row_count > decision.caps["max_rows_per_batch"]:
+        errors.add(f"the batch has {row_count:,} rows, over max_rows_per_batch = "
+                   f"{decision.caps['max_rows_per_batch']:,}")
+    used = _official_rows(conn, agency=batch.requesting_agency,
+                          official=batch.requesting_official,
+                          since=now - timedelta(days=decision.period_days))
+    cap = decision.caps["max_rows_per_official_per_period"]
+    if used + row_count > cap:
+        errors.add(f"the certifying official now has {used:,} rows in the last "
+                   f"{decision.period_days} days (other batches committed meanwhile); with this "
+                   f"batch's {row_count:,} that is over max_rows_per_official_per_period = "
+                   f"{cap:,}; to run it anyway add [overrides] "
+                   f"max_rows_per_official_per_period = {used + row_count}, reason = \"...\", "
+                   "approved_by = \"...\" (recorded in the ledger)")
+    errors.raise_if_any(PolicyError, f"batch {batch.batch_id} waits: at commit the disclosure "
+                                     "policy refuses it; nothing was disclosed")

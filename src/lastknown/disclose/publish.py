@@ -3,12 +3,16 @@
 The protocol (each step is a checkpoint a test can kill the process at):
 
 1. ``start``      — a left-over staging folder of this package is recovered first;
-2. ``staged``     — the package is written into a staging folder next to ``final_dir``
-   (a large matched.xlsx may still be being written by a child process, see
-   :mod:`lastknown.disclose.xlsx_job`);
-3. ``recorded``   — in ONE ledger transaction: the batch record, one entry per
-   disclosure, then (the spreadsheet finished) a ``disclosure_recorded`` audit event;
-   the chain's new head is known before commit (hashes are deterministic), so
+2. ``staged``     — the package is written, complete, into a staging folder next to
+   ``final_dir`` (a large matched.xlsx is written by a child process, see
+   :mod:`lastknown.disclose.xlsx_job`, which has finished by now: the ledger's write
+   lock is never held while waiting for it);
+3. ``recorded``   — in ONE ledger transaction, under the ledger's write lock: the
+   policy's ledger-dependent rules re-checked
+   (:func:`lastknown.disclose.policy.recheck_in_transaction` — batch id not yet
+   recorded, the official's cap), the batch record, one entry per disclosure, a
+   ``disclosure_recorded`` audit event; the chain's new head is known before commit
+   (hashes are deterministic), so
 4. ``summarised`` — ``summary.json`` in staging gets ``ledger_head``/``ledger_seq``
    and is fsynced, still before the commit;
 5. ``committed``  — the transaction commits;
@@ -17,7 +21,8 @@ The protocol (each step is a checkpoint a test can kill the process at):
 A crash before 5 leaves no ledger entries and no published package (the staging
 folder is discarded by :func:`recover`); a crash after 5 leaves the entries and a
 complete staging folder whose head hash is in the ledger, which :func:`recover`
-(run by the next ``publish`` of the same ``final_dir``) renames into place.
+renames into place. `process` finds interrupted runs through the publish journal
+(:mod:`lastknown.disclose.journal`); :func:`recover_interrupted` settles every one.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +40,15 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from lastknown.disclose.journal import (
+    HeldRecord,
+    RunRecord,
+    ledger_identity,
+    lock_record,
+    record_path,
+    record_paths,
+    remove_scratch,
+)
 from lastknown.disclose.ledger import EntryRef, Ledger
 from lastknown.disclose.ledger.chain import canonical_json
 from lastknown.disclose.ledger.store import default_origin
@@ -42,9 +57,10 @@ from lastknown.disclose.policy import (
     LEGAL_AUTHORITY,
     BatchLike,
     PolicyDecision,
+    recheck_in_transaction,
 )
 from lastknown.engines.base import Engine
-from lastknown.errors import LedgerError, PipelineError
+from lastknown.errors import LastknownError, LedgerError, PipelineError, PolicyError
 
 STEPS = ("start", "staged", "recorded", "summarised", "committed", "published")
 _STREAM_ROWS = 20_000
@@ -120,6 +136,24 @@ def _write_summary(staging: Path, summary: dict[str, Any]) -> None:
     _fsync_dir(staging)
 
 
+def _ledger_place(folder: Path) -> tuple[dict[str, Any], int, str] | None:
+    """A package folder's summary and the ledger entry (seq, hash) it names, if it names one."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        return summary, int(summary["ledger_seq"]), str(summary["ledger_head"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _published(ledger: Ledger, final_dir: Path) -> Publication | None:
+    """The package already at ``final_dir`` when the ledger holds the head it names."""
+    found = _ledger_place(final_dir) if final_dir.is_dir() else None
+    if found is None or ledger.entry_hash(found[1]) != found[2]:
+        return None
+    return Publication(final_dir=final_dir, summary=found[0],
+                       head=EntryRef(seq=found[1], hash=found[2]), recovered=True)
+
+
 def recover(*, ledger: Ledger, final_dir: Path) -> Publication | None:
     """Finish or discard a staging folder left by a crash; return the publication if finished.
 
@@ -128,12 +162,11 @@ def recover(*, ledger: Ledger, final_dir: Path) -> Publication | None:
     staging = staging_dir_for(final_dir)
     if not staging.is_dir():
         return None
-    try:
-        summary = json.loads((staging / "summary.json").read_text(encoding="utf-8"))
-        seq, head = int(summary["ledger_seq"]), str(summary["ledger_head"])
-    except (OSError, ValueError, KeyError, TypeError):
+    found = _ledger_place(staging)
+    if found is None:
         shutil.rmtree(staging)  # never got to the ledger transaction's summary: not committed
         return None
+    summary, seq, head = found
     if ledger.entry_hash(seq) != head:
         shutil.rmtree(staging)  # the transaction did not commit: nothing was disclosed
         return None
@@ -144,6 +177,160 @@ def recover(*, ledger: Ledger, final_dir: Path) -> Publication | None:
     _fsync_dir(final_dir.parent)
     return Publication(final_dir=final_dir, summary=summary, head=EntryRef(seq=seq, hash=head),
                        recovered=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recovery:
+    """What settling one interrupted run did.
+
+    ``outcome``: ``delivered`` (a committed package renamed into place), ``removed`` (an
+    uncommitted package deleted), ``cleaned`` (nothing staged; scratch removed),
+    ``in progress`` (a live run holds it: left alone) or ``other ledger`` (recorded
+    against another ledger: left for ``recover`` with that ledger).
+    """
+
+    batch_id: str
+    final_dir: Path
+    outcome: str
+    publication: Publication | None = None
+
+    def describe(self) -> str:
+        """One line for the operator (batch id and folder only: never a name or TIN)."""
+        what = {"delivered": "committed package delivered to {d}",
+                "removed": "uncommitted package removed (nothing was disclosed); {d} not created",
+                "cleaned": "working files removed ({d})",
+                "in progress": "still running in another process ({d}): left alone",
+                "other ledger": "recorded against another ledger ({d}): run `lastknown "
+                                "recover` with that --ledger"}[self.outcome]
+        return f"batch {self.batch_id}: " + what.format(d=self.final_dir)
+
+
+def _settle(ledger: Ledger, held: HeldRecord, identity: str) -> Recovery | None:
+    """Finish or undo the dead run whose record ``held`` is; release the record if settled."""
+    found = held.found
+    if found is None:  # empty or cut short: the run died before creating anything
+        held.release()
+        return None
+    final = Path(found.final_dir)
+    if found.ledger != identity:
+        held.release(remove=False)
+        return Recovery(batch_id=found.batch_id, final_dir=final, outcome="other ledger")
+    staged = staging_dir_for(final).is_dir()
+    try:
+        publication = recover(ledger=ledger, final_dir=final)
+    except BaseException:
+        held.release(remove=False)  # kept: a rerun settles it once the cause is fixed
+        raise
+    remove_scratch(found)
+    held.release()
+    if publication is None and not staged:  # killed after the rename: delivered already
+        publication = _published(ledger, final)
+    outcome = "delivered" if publication else "removed" if staged else "cleaned"
+    return Recovery(batch_id=found.batch_id, final_dir=final, outcome=outcome,
+                    publication=publication)
+
+
+def recover_interrupted(ledger: Ledger, journal: Path, *,
+                        outs: Sequence[Path] = ()) -> list[Recovery]:
+    """Settle every interrupted publish of this ledger: deliver what committed, remove the rest.
+
+    Reads the publish journal (:mod:`lastknown.disclose.journal`); ``outs`` are response
+    folders whose staging folders should be settled too (e.g. from before the journal).
+    A run still alive is left alone. Raises :class:`LedgerError` when a committed package
+    cannot be delivered because its folder exists (the record is kept for a rerun).
+
+    >>> recover_interrupted(open_ledger("ledger.sqlite"), Path("publishing"))  # doctest: +SKIP
+    [Recovery(batch_id='B-7', final_dir=PosixPath('response'), outcome='delivered', ...)]
+    """
+    identity, done = ledger_identity(ledger), []
+    for path in record_paths(journal):
+        held = lock_record(path)
+        if held is None:
+            found = RunRecord.parse(path.read_text(encoding="utf-8", errors="replace"))
+            if found is not None:
+                done.append(Recovery(batch_id=found.batch_id,
+                                     final_dir=Path(found.final_dir), outcome="in progress"))
+            continue
+        settled = _settle(ledger, held, identity)
+        if settled is not None:
+            done.append(settled)
+    for out in outs:
+        if staging_dir_for(out).is_dir():
+            publication = recover(ledger=ledger, final_dir=out)
+            batch_id = str(publication.summary.get("batch_id", "?")) if publication else "?"
+            done.append(Recovery(batch_id=batch_id, final_dir=out,
+                                 outcome="delivered" if publication else "removed",
+                                 publication=publication))
+    return done
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishRun:
+    """A run of one batch, registered in the journal (see :func:`publish_run`)."""
+
+    #: The run's private working folder (removed when the run ends or is recovered).
+    scratch: Path
+    #: What settling an interrupted earlier run of the same batch did, if there was one.
+    previous: Recovery | None = None
+
+
+@contextmanager
+def publish_run(ledger: Ledger, journal: Path, *, batch_id: str,
+                final_dir: Path) -> Iterator[PublishRun]:
+    """Register a run of ``batch_id`` in the journal for its whole length.
+
+    First settles an interrupted run of the same batch (so a committed package is
+    delivered before anything else happens); refuses (:class:`PolicyError`, exit 3) when
+    another live process is answering the same batch id. On leaving, the scratch folder
+    and the record are removed; a package left in staging by an error is settled like an
+    interrupted run's.
+
+    >>> with publish_run(ledger, Path("publishing"), batch_id="B-7",
+    ...                  final_dir=Path("response")) as run:  # doctest: +SKIP
+    ...     build_index(..., out=run.scratch / "index")
+    """
+    path = record_path(journal, batch_id)
+    previous = None
+    for _attempt in range(2):
+        held = lock_record(path)
+        if held is None:
+            raise PolicyError(f"batch {batch_id} is being answered by another run right now "
+                              f"(journal record {path}); a batch is answered once — wait for "
+                              "that run to finish")
+        if held.found is None:
+            break
+        previous = _settle(ledger, held, ledger_identity(ledger))  # releases the record
+        if previous is not None and previous.outcome == "other ledger":
+            raise LedgerError(f"batch {batch_id} has an interrupted run recorded against "
+                              f"another ledger (journal record {path}); run `lastknown "
+                              "recover` with that --ledger first")
+    else:
+        raise PolicyError(f"batch {batch_id} is being answered by another run right now")
+    final = final_dir.absolute()
+    scratch = journal / f"{path.stem}.scratch"
+    record = RunRecord(batch_id=batch_id, final_dir=str(final),
+                       staging=str(staging_dir_for(final)), scratch=str(scratch),
+                       ledger=ledger_identity(ledger), started_at=datetime.now(UTC).isoformat(),
+                       pid=os.getpid())
+    try:
+        held.write(record)
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(mode=0o700)
+    except BaseException:
+        remove_scratch(record)
+        held.release()
+        raise
+    try:
+        yield PublishRun(scratch=scratch, previous=previous)
+    finally:
+        remove_scratch(record)
+        if staging_dir_for(final).is_dir():  # an error left it: settle as if interrupted
+            try:
+                recover(ledger=ledger, final_dir=final)
+            except LastknownError:
+                held.release(remove=False)  # `lastknown recover` finishes it later
+                raise
+        held.release()
 
 
 def _stream(engine: Engine, sql: str) -> Iterator[list[dict[str, Any]]]:
@@ -235,7 +422,8 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
             write_package: Callable[[Path, dict[str, Any]], dict[str, Any] | PendingPackage],
             intake: IntakeLike, validation: ValidationLike, policy_decision: PolicyDecision,
             operator: str, received_at: datetime, origin: str | None = None,
-            checkpoint: Callable[[str], None] | None = None) -> Publication:
+            checkpoint: Callable[[str], None] | None = None,
+            anchors: Path | None = None) -> Publication:
     """Write the package, record batch + disclosures in the ledger, then publish by rename.
 
     ``write_package(staging, summary)`` returns the package's summary, or a
@@ -243,6 +431,7 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
     disclosures are added, before the commit) and cancelled on any error.
     ``checkpoint(step)`` is called after each step in :data:`STEPS` (tests inject
     failures there). Returns the publication; its summary carries ``ledger_head``.
+    ``anchors`` is the deployment's anchor file: the committed head is appended to it.
 
     >>> publish(ledger=ledger, batch=batch, engine=engine, final_dir=Path("response"),
     ...         summary={}, write_package=lambda d, s: write_package(engine, d, summary=s),
@@ -276,32 +465,43 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
         staged = write_package(staging, summary)
         if isinstance(staged, dict):
             package_summary = dict(staged)
-        else:
-            package_summary, pending = {}, staged
+        else:  # the spreadsheet child finishes BEFORE the ledger's write lock is taken
+            pending = staged
+            package_summary = dict(pending.finish_summary())
         step("staged")
         record = _batch_record(batch=batch, engine=engine, summary=summary, intake=intake,
                                validation=validation, decision=policy_decision,
                                counts=(disclosed, unmatched), times=(received_at, now),
                                operator=operator, origin=origin, package=final_dir.name)
-        with ledger.transaction() as tx:
-            batch_entry = tx.add("batch", record)
-            written = tx.add_many("disclosure", _disclosure_records(
-                engine, batch_id=batch.batch_id, agency=agency, at=now))
-            if written != disclosed:
-                raise PipelineError(f"match_result changed while publishing: {disclosed} matches "
-                                    f"counted, {written} recorded; nothing was committed")
-            if pending is not None:  # the spreadsheet, written meanwhile by a child process
-                package_summary = dict(pending.finish_summary())
-            tx.audit(event_type="disclosure_recorded", success=True,
-                     obj=f"batch {batch.batch_id}", detail=f"{written} disclosures to {agency}",
-                     user=operator, origin=origin, at=now)
-            step("recorded")
-            head = tx.head
-            package_summary.update({"ledger_head": head.hash, "ledger_seq": head.seq,
-                                    "ledger_batch_entry": batch_entry.seq})
-            summary_written = True
-            _write_summary(staging, package_summary)
-            step("summarised")
+        try:
+            with ledger.transaction() as tx:
+                recheck_in_transaction(tx.conn, policy_decision, batch, now=now)
+                batch_entry = tx.add("batch", record)
+                written = tx.add_many("disclosure", _disclosure_records(
+                    engine, batch_id=batch.batch_id, agency=agency, at=now))
+                if written != disclosed:
+                    raise PipelineError(f"match_result changed while publishing: {disclosed} "
+                                        f"matches counted, {written} recorded; nothing was "
+                                        "committed")
+                tx.audit(event_type="disclosure_recorded", success=True,
+                         obj=f"batch {batch.batch_id}",
+                         detail=f"{written} disclosures to {agency}",
+                         user=operator, origin=origin, at=now)
+                step("recorded")
+                head = tx.head
+                package_summary.update({"ledger_head": head.hash, "ledger_seq": head.seq,
+                                        "ledger_batch_entry": batch_entry.seq})
+                summary_written = True
+                _write_summary(staging, package_summary)
+                step("summarised")
+        except PolicyError as exc:  # rolled back; the refusal itself is recorded
+            ledger.audit(event_type="batch_rejected", success=False,
+                         obj=f"batch {batch.batch_id}",
+                         detail="at commit: " + "; ".join(
+                             line.strip().removeprefix("- ")
+                             for line in str(exc).splitlines()[1:]),
+                         user=operator, origin=origin)
+            raise
     except BaseException:
         if pending is not None:
             pending.cancel()
@@ -309,6 +509,10 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
             shutil.rmtree(staging, ignore_errors=True)
         raise  # otherwise recover() decides from the ledger, on the next run
     step("committed")
+    if anchors is not None:  # ANCHOR: the committed head, kept outside the database
+        from lastknown.disclose.ledger.anchors import append_anchor
+
+        append_anchor(anchors, ledger, head)
     os.rename(staging, final_dir)
     _fsync_dir(final_dir.parent)
     step("published")

@@ -12,7 +12,9 @@ waits for the child before the summary is written and the ledger commits, so a
 failed child leaves nothing committed; :meth:`XlsxJob.cancel` stops it on any error.
 
 The Parquet copy (names and addresses, the rows that leave the system anyway; never
-a TIN) lives in a private temporary folder that is removed when the job ends.
+a TIN) lives in a private hidden folder inside the package's staging folder, removed
+when the job ends; if the process is killed, recovery removes it with the staging
+folder (a committed package never holds it: the job ends before the commit).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def start_xlsx_job(engine: Engine, sql: str, path: Path, *, columns: tuple[str, 
                    sheet_stem: str, max_rows: int, expected_rows: int,
                    created: datetime | None = None) -> XlsxJob:
     """Copy the rows of ``sql`` out of the engine and start writing ``path`` in a child."""
-    workdir = Path(tempfile.mkdtemp(prefix="lastknown-xlsx-"))
+    workdir = Path(tempfile.mkdtemp(prefix=".lastknown-xlsx-", dir=path.parent))
     try:
         rows = workdir / "rows.parquet"
         engine.copy_to_parquet(sql, rows)

@@ -43,7 +43,7 @@ from lastknown.normalize.phonetic import PHONETIC_COLUMNS, name_keys_sql, regist
 log = logging.getLogger("lastknown.match")
 
 INDEX_SCHEMA = "lkidx"
-INDEX_VERSION = 1
+INDEX_VERSION = 3
 MANIFEST = "index.json"
 DATABASE = "index.duckdb"
 MODEL = "model.json"

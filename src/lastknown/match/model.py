@@ -33,13 +33,18 @@ from lastknown.errors import ConfigError, PipelineError
 #: Columns every scored record carries (request side and master side alike).
 COMPARE_COLUMNS: tuple[str, ...] = (
     "first_n", "first_initial", "first_groups", "first_ph", "first_sex", "first_known",
-    "first_common", "middle_n", "middle_initial", "surname_tokens", "surname_n", "surname_ph",
-    "suffix_n", "house_number", "predir", "street_name", "unit_n", "zip5", "city_n", "state_n",
+    "middle_n", "middle_initial", "surname_tokens", "surname_n", "surname_ph", "suffix_n",
+    "house_number", "predir", "street_name", "street_line", "unit_n", "zip5", "city_n",
+    "state_n",
 )
 #: Comparisons that describe the name; their weights form the "name weight".
 NAME_COMPARISONS: tuple[str, ...] = ("first_name", "surname", "middle_name", "suffix")
 ADDRESS_COMPARISONS: tuple[str, ...] = ("house_number", "street_name", "unit", "zip5", "city")
 
+#: Highest m learning from requests may give a request-side level: a requester may be
+#: taken to write a true match this way (a nickname, a misspelt street …) for at most one
+#: row in four (``match/learn.py``).
+REQUEST_LEVEL_MAX = 0.25
 #: (comparison, level label) → (prior m, lower bound, upper bound) for the levels that
 #: describe how a *requester* writes a true match. The master cannot show them (a
 #: taxpayer writes their own name the same way every year), so training floors m at the
@@ -48,23 +53,25 @@ ADDRESS_COMPARISONS: tuple[str, ...] = ("house_number", "street_name", "unit", "
 #: seed 1 (12,000 true pairs, observed rates rounded down — docs/MATCHING.md); the
 #: phonetic and typo levels start at 0.01 (typos and respellings are among a requester's
 #: commoner errors, but no synth rate is trusted for them). The bounds are what learning
-#: from requests (``match/learn.py``) may move m within; candidate pruning treats a level
-#: as evidence when its *upper bound* exceeds u, so learning never needs a pruned pair.
-#: Labels are stable: other modules and saved estimates refer to them.
+#: from requests (``match/learn.py``) may move m within: a quarter of the prior up to
+#: :data:`REQUEST_LEVEL_MAX`. Candidate pruning treats a level as evidence when its
+#: *upper bound* exceeds u, so learning never needs a pruned pair. Labels are stable:
+#: other modules and saved estimates refer to them.
 REQUEST_LEVELS: dict[tuple[str, str], tuple[float, float, float]] = {
-    ("first_name", "nickname"): (0.04, 0.005, 0.2),   # observed 0.043 (MIKE for MIGUEL)
-    ("first_name", "phonetic"): (0.01, 0.001, 0.1),   # another romanisation
-    ("first_name", "typo"): (0.01, 0.001, 0.1),       # one or two keying errors
-    ("first_name", "other name"): (0.001, 1e-6, 0.01),  # never evidence: NOT_EVIDENCE_FOR
-    ("first_name", "initial"): (0.005, 0.001, 0.05),
-    ("surname", "shared token"): (0.08, 0.01, 0.3),   # observed 0.093: one of two surnames
-    ("surname", "phonetic"): (0.01, 0.001, 0.1),
-    ("surname", "similar"): (0.01, 0.001, 0.1),
-    ("middle_name", "initial"): (0.15, 0.02, 0.5),    # observed 0.196
-    ("suffix", "one missing"): (0.01, 0.001, 0.2),
-    ("street_name", "similar"): (0.02, 0.002, 0.2),   # observed 0.021: one-letter typos
-    ("city", "similar"): (0.01, 0.001, 0.1),
-    ("unit", "one missing"): (0.01, 0.001, 0.3),
+    ("first_name", "nickname"): (0.04, 0.01, REQUEST_LEVEL_MAX),  # observed 0.043: MIKE/MIGUEL
+    ("first_name", "phonetic"): (0.01, 0.0025, REQUEST_LEVEL_MAX),  # another romanisation
+    ("first_name", "typo"): (0.01, 0.0025, REQUEST_LEVEL_MAX),  # one or two keying errors
+    ("first_name", "other name"): (0.001, 0.00025, 0.001),  # never evidence: NOT_EVIDENCE_FOR
+    ("first_name", "initial"): (0.005, 0.00125, REQUEST_LEVEL_MAX),
+    ("surname", "shared token"): (0.08, 0.02, REQUEST_LEVEL_MAX),  # observed 0.093
+    ("surname", "phonetic"): (0.01, 0.0025, REQUEST_LEVEL_MAX),
+    ("surname", "similar"): (0.01, 0.0025, REQUEST_LEVEL_MAX),
+    ("middle_name", "initial"): (0.15, 0.0375, REQUEST_LEVEL_MAX),  # observed 0.196
+    ("suffix", "one missing"): (0.01, 0.0025, REQUEST_LEVEL_MAX),
+    ("street_name", "similar"): (0.02, 0.005, REQUEST_LEVEL_MAX),  # observed 0.021
+    ("unit", "one missing"): (0.01, 0.0025, REQUEST_LEVEL_MAX),
+    ("zip5", "one digit"): (0.01, 0.0025, REQUEST_LEVEL_MAX),
+    ("city", "similar"): (0.01, 0.0025, REQUEST_LEVEL_MAX),
 }
 #: Levels that may never count *for* a match: their m is capped at their u (weight ≤ 0).
 #: A close but different given name whose spelling is itself a known given name was never
@@ -91,7 +98,7 @@ PRIOR_M: dict[str, dict[str, float]] = {
     "house_number": {"exact": 0.75, "different": 0.25},
     "street_name": {"exact": 0.73, "similar": 0.02, "different": 0.25},
     "unit": {"same": 0.24, "both none": 0.6, "one missing": 0.13, "different": 0.028},
-    "zip5": {"exact": 0.77, "different": 0.23},
+    "zip5": {"exact": 0.76, "one digit": 0.01, "different": 0.23},
     "city": {"exact": 0.91, "similar": 0.0099, "different": 0.081},
 }
 
@@ -159,11 +166,10 @@ def comparisons() -> list[dict[str, Any]]:
             # nickname lists also join names across sexes (LOUIS/LOUISE): never those
             _level("nickname", f'{SAME_SEX} AND (list_contains("first_groups_r", "first_n_l") '
                    'OR list_contains("first_groups_l", "first_n_r"))'),
-            # one key, but not two established US spellings (BRIAN/BRYAN: names people keep)
-            _level("phonetic", f'{SAME_SEX} AND NOT ("first_common_l" AND "first_common_r") '
-                   f"AND {FIRST_PHONETIC}"),
-            # a keying error, unless the request's spelling is itself a known given name
-            # (RONALD asked, RONDA files there: a different person → "other name")
+            # a respelling or a keying error, unless the request's spelling is itself a known
+            # given name (RONALD asked, RONDA files there; ELIZABET asked, ELIZABETH files:
+            # a different person → "other name")
+            _level("phonetic", f'{SAME_SEX} AND NOT "first_known_l" AND {FIRST_PHONETIC}'),
             _level("typo", f'{SAME_SEX} AND NOT "first_known_l" AND '
                    f"({FIRST_TYPO} OR {_first_jaro(0.92)})"),
             _level("other name", f"{FIRST_PHONETIC} OR {FIRST_TYPO} OR {_first_jaro(0.9)}"),
@@ -219,6 +225,9 @@ def comparisons() -> list[dict[str, Any]]:
         {"output_column_name": "zip5", "comparison_levels": [
             _level("null", _null("zip5"), null=True),
             _level("exact", '"zip5_l" = "zip5_r"'),
+            # one digit keyed wrong (never a transposition of two: that is another ZIP)
+            _level("one digit", 'length("zip5_l") = 5 AND length("zip5_r") = 5 AND '
+                   'hamming("zip5_l", "zip5_r") = 1'),
             _level("different", "ELSE"),
         ]},
         {"output_column_name": "city", "comparison_levels": [
@@ -374,7 +383,7 @@ SUFFIX_DIFFERENT = 0
 HOUSEHOLD_SMOOTHING = 0.5
 
 
-def _gammas(comp: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+def gammas(comp: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     """Splink's comparison vector value of each non-null level (best level highest)."""
     levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
     return [(len(levels) - 1 - i, lv) for i, lv in enumerate(levels)]
@@ -426,7 +435,7 @@ def household_section(model: dict[str, Any],
         name = comp["output_column_name"]
         if name not in NAME_COMPARISONS or name not in counts:
             continue
-        levels = _gammas(comp)
+        levels = gammas(comp)
         total = sum(counts[name].values()) + HOUSEHOLD_SMOOTHING * len(levels)
         weights[name] = {}
         for gamma, level in levels:

@@ -65,18 +65,11 @@ PHONETIC_RULES: tuple[tuple[str, str], ...] = (
 
 #: Share of a name's frequency that must be of one sex for the name to have that sex.
 SEX_SHARE = 0.9
-#: A given name given to at least this share (percent) of one sex in the Census is an
-#: *established* US spelling: two established spellings with one key (BRIAN/BRYAN,
-#: CATHERINE/KATHERINE, STEVEN/STEPHEN) are names people keep, not respellings of each
-#: other; a respelling across romanisations involves a rare spelling (MOHAMMED/MOHAMMAD,
-#: NATALIA/NATALYA, AISHA/AYESHA are all under it).
-COMMON_FREQ = 0.02
-#: Engine table ``(name VARCHAR, sex VARCHAR, common BOOLEAN)``: every Census given name;
+#: Engine table ``(name VARCHAR, sex VARCHAR)``: every Census given name;
 #: sex NULL when the name is given to both sexes or too rare to tell.
 GIVEN_NAME_TABLE = "match_given_name"
 #: Columns :func:`name_keys_sql` adds.
-PHONETIC_COLUMNS: tuple[str, ...] = ("first_ph", "first_sex", "first_known", "first_common",
-                                     "surname_ph")
+PHONETIC_COLUMNS: tuple[str, ...] = ("first_ph", "first_sex", "first_known", "surname_ph")
 
 
 def _rules(*, surname: bool) -> tuple[tuple[str, str], ...]:
@@ -108,13 +101,6 @@ def _census_rows() -> list[dict[str, str]]:
 
 
 @cache
-def common_given_names() -> frozenset[str]:
-    """Census given names with at least :data:`COMMON_FREQ` % of one sex."""
-    return frozenset(r["name"].strip().upper() for r in _census_rows()
-                     if float(r["freq"]) >= COMMON_FREQ)
-
-
-@cache
 def given_name_sexes() -> dict[str, str | None]:
     """Census given name → ``'M'``, ``'F'`` or None (both sexes, or too rare to tell).
 
@@ -141,12 +127,10 @@ def given_name_sexes() -> dict[str, str | None]:
 def register_given_names(engine: Engine) -> str:
     """Load :data:`GIVEN_NAME_TABLE` into ``engine``; return its name."""
     sexes = sorted(given_name_sexes().items())
-    common = common_given_names()
-    data = pa.table({"name": [n for n, _ in sexes], "sex": [s for _, s in sexes],
-                     "common": [n in common for n, _ in sexes]})
+    data = pa.table({"name": [n for n, _ in sexes], "sex": [s for _, s in sexes]})
     engine.register_arrow(f"{GIVEN_NAME_TABLE}_arrow", data)
     engine.execute(f"CREATE OR REPLACE TABLE {GIVEN_NAME_TABLE} AS "
-                   f"SELECT name, sex, common FROM {GIVEN_NAME_TABLE}_arrow")
+                   f"SELECT name, sex FROM {GIVEN_NAME_TABLE}_arrow")
     return GIVEN_NAME_TABLE
 
 
@@ -168,7 +152,7 @@ def name_keys_sql(source: str) -> str:
            FROM (SELECT surname_n, any_value(surname_tokens) AS surname_tokens
                  FROM s GROUP BY surname_n))
     SELECT s.*, fk.first_ph, g.sex AS first_sex, g.name IS NOT NULL AS first_known,
-           coalesce(g.common, false) AS first_common, sk.surname_ph
+           sk.surname_ph
     FROM s
     LEFT JOIN fk ON fk.first_n = s.first_n
     LEFT JOIN sk ON sk.surname_n IS NOT DISTINCT FROM s.surname_n

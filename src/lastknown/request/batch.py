@@ -1,8 +1,10 @@
 """Batch metadata: who asks, under which statutes, with which certification.
 
 A batch file is TOML or JSON (see DESIGN.md). Every problem with it is reported
-at once; a batch that is not certified is rejected as a whole, because the law
-requires the certification before any row may be answered.
+at once, and a key the file format does not know is one of them (a cap written
+outside ``[overrides]`` must not be silently ignored). A batch with
+``certified = false`` loads, so that the policy gate can refuse it *and record the
+refusal in the ledger* (:func:`lastknown.disclose.policy.refuse_uncertified`).
 
 >>> normalise_statute("8 usc § 1253 (a) (1)")
 '8 U.S.C. 1253(A)(1)'
@@ -23,7 +25,10 @@ from lastknown.normalize.placeholders import STATUTE_RULES, apply_rules
 _TEXT_KEYS = (
     "batch_id", "requesting_agency", "requesting_official", "official_title", "reason",
 )
-_KNOWN_KEYS = (*_TEXT_KEYS, "authorised_statutes", "certified", "certification")
+#: Every key a batch file may carry; ``extra`` holds the optional ones that are present.
+_OPTIONAL_KEYS = ("certifying_officers", "overrides")
+_KNOWN_KEYS = (*_TEXT_KEYS, "authorised_statutes", "certified", "certification",
+               *_OPTIONAL_KEYS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +49,18 @@ class Batch:
     def authorised_statutes_normalised(self) -> tuple[str, ...]:
         """The authorised statutes in the form rows are compared in."""
         return tuple(sorted({normalise_statute(s) for s in self.authorised_statutes}))
+
+    @property
+    def statute_spelling(self) -> dict[str, str]:
+        """Each authorised statute's comparison form -> its spelling in the batch file.
+
+        Statutes keep their legal spelling (``1253(a)(1)``, not ``1253(A)(1)``) wherever
+        they are stored or shown; only comparisons use :func:`normalise_statute`.
+        """
+        spelling: dict[str, str] = {}
+        for statute in self.authorised_statutes:
+            spelling.setdefault(normalise_statute(statute), statute)
+        return spelling
 
 
 def normalise_statute(text: str) -> str:
@@ -82,6 +99,11 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _check(data: dict[str, Any], errors: ErrorCollector) -> None:
+    for key in data:
+        if key not in _KNOWN_KEYS:
+            errors.add(f"`{key}` is not a batch key; known keys: {', '.join(_KNOWN_KEYS)} "
+                       "(caps and settings to override go in the [overrides] table, with "
+                       "reason and approved_by)")
     for key in _TEXT_KEYS:
         value = data.get(key)
         if value is None:
@@ -104,9 +126,11 @@ def _check(data: dict[str, Any], errors: ErrorCollector) -> None:
                    "answered; add certified = true once the certification is signed")
     elif not isinstance(certified, bool):
         errors.add("`certified` must be true or false (without quotes)")
-    elif not certified:
-        errors.add("`certified` is false: the batch is not certified, so no row can be "
-                   "answered; obtain the certification and set certified = true")
+    officers = data.get("certifying_officers")
+    if officers is not None and (not isinstance(officers, list) or not all(
+            isinstance(o, str) and o.strip() for o in officers)):
+        errors.add('`certifying_officers` must be a list of names in quotes, e.g. '
+                   '["Officer A", "Officer B"]')
     certification = data.get("certification")
     if certification is None:
         errors.add("`certification` is missing: add the certification text the requesting "
@@ -128,7 +152,7 @@ def load_batch(path: Path) -> Batch:
         official_title=data["official_title"].strip(),
         reason=data["reason"].strip(),
         authorised_statutes=tuple(s.strip() for s in data["authorised_statutes"]),
-        certified=True,
+        certified=data["certified"],
         certification=data["certification"].strip(),
-        extra={k: v for k, v in data.items() if k not in _KNOWN_KEYS},
+        extra={k: v for k, v in data.items() if k in _OPTIONAL_KEYS},
     )

@@ -118,11 +118,15 @@ def helper_flags_sql() -> str:
     ])
 
 
-def row_checks(*, authorised: tuple[str, ...], today: date,
-               years: tuple[int, int]) -> list[Check]:
-    """Every check, in DESIGN order of their reason codes."""
+def row_checks(*, authorised: tuple[str, ...], today: date, years: tuple[int, int],
+               shown: tuple[str, ...] | None = None) -> list[Check]:
+    """Every check, in DESIGN order of their reason codes.
+
+    ``authorised`` are the statutes in comparison form; ``shown`` their spelling in the
+    batch file, used in messages (statutes keep their legal spelling).
+    """
     auth = "(" + ", ".join(_text(s) for s in authorised) + ")"
-    auth_list = "; ".join(authorised)
+    auth_list = "; ".join(shown or authorised)
     zip_ok = r"(regexp_matches(zip_t, '^\d{5}(-?\d{4})?$') AND left(zip_t, 5) <> '00000')"
     tin_ok = r"(regexp_matches(tin_d, '^\d{9}$') AND tin_d <> '000000000')"
     today_sql = f"DATE '{today.isoformat()}'"

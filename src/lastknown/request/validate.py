@@ -75,10 +75,19 @@ def _lookups(engine: Engine, raw: str, *, years: tuple[int, int]) -> None:
         "END AS tax_problem, CAST(tax_years AS INTEGER[]) AS tax_years FROM y")
 
 
+def _statute_as_given_sql(batch: Batch) -> str:
+    """A valid row's statute in the batch's own (legal) spelling, e.g. ``1253(a)(1)``."""
+    def lit(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+    whens = " ".join(f"WHEN {lit(key)} THEN {lit(given)}"
+                     for key, given in batch.statute_spelling.items())
+    return f"CASE statute_n {whens} ELSE statute END"
+
+
 def _checked(engine: Engine, raw: str, batch: Batch, *, today: date,
              years: tuple[int, int]) -> None:
     checks = row_checks(authorised=batch.authorised_statutes_normalised, today=today,
-                        years=years)
+                        years=years, shown=batch.authorised_statutes)
     engine.execute(
         f"CREATE OR REPLACE TEMP TABLE {_CHECKED} AS "
         "WITH r AS (SELECT raw.*, "
@@ -137,7 +146,7 @@ def validate_request(engine: Engine, batch: Batch, *, master_years: tuple[int, i
             f"CASE WHEN {optional_placeholder_sql('unit_c')} THEN NULL ELSE unit END AS unit, "
             "city, state_u AS state, regexp_replace(zip_t, '-', '', 'g') AS zip, "
             "order_date AS removal_order_date, removal_order_case_number, "
-            "statute_n AS statute, tax_years, "
+            f"{_statute_as_given_sql(batch)} AS statute, tax_years, "
             "CASE WHEN tin IS NOT NULL THEN tin_d END AS tin "
             f"FROM {_CHECKED} WHERE reason_codes = ''")
         _check_partition(engine, raw_table)

@@ -10,12 +10,12 @@ See docs/LEDGER.md for how the chain works and how to verify it.
 
 from lastknown.disclose.ledger.chain import GENESIS_HASH
 from lastknown.disclose.ledger.store import (
-    DEFAULT_LEDGER,
     EntryRef,
     Ledger,
     LedgerWriter,
+    batch_key,
     open_ledger,
 )
 
-__all__ = ["DEFAULT_LEDGER", "GENESIS_HASH", "EntryRef", "Ledger", "LedgerWriter",
+__all__ = ["GENESIS_HASH", "EntryRef", "Ledger", "LedgerWriter", "batch_key",
            "open_ledger"]

@@ -162,7 +162,7 @@ def taxpayer_disclosures(ledger: Ledger, tin: str, *,
                          record: bool = True) -> list[TaxpayerDisclosure]:
     """Every disclosure of one TIN, oldest first (for the tax agency's own staff).
 
-    >>> taxpayer_disclosures(open_ledger(None), "123456789")  # doctest: +SKIP
+    >>> taxpayer_disclosures(open_ledger("ledger.sqlite"), "123456789")  # doctest: +SKIP
     """
     digits = re.sub(r"[\s-]", "", tin)
     if not re.fullmatch(r"\d{9}", digits):

@@ -1,10 +1,16 @@
 """Open a ledger (SQLite path or SQLAlchemy URL), migrate it, and append to it.
 
 Appending happens only inside :meth:`Ledger.transaction`: it takes the ledger's
-write lock (``BEGIN IMMEDIATE`` on SQLite, ``LOCK TABLE ... EXCLUSIVE`` on
-PostgreSQL), so entries get consecutive ``seq`` numbers and each one chains to
-the true head. Nothing is visible to anyone until the transaction commits; an
-exception (or a killed process) leaves the ledger exactly as it was.
+write lock (``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock,
+``pg_advisory_xact_lock``, on PostgreSQL, which needs no privilege beyond INSERT and
+SELECT, see :mod:`.grants`), so entries get consecutive ``seq``
+numbers and each one chains to the true head. Nothing is visible to anyone until
+the transaction commits; an exception (or a killed process) leaves the ledger
+exactly as it was.
+
+Reads never take the write lock: :meth:`Ledger.connect` starts a plain (deferred)
+transaction, and a SQLite ledger runs in WAL mode, so a reader sees the last
+committed state at once while a writer holds its transaction open.
 """
 
 from __future__ import annotations
@@ -33,13 +39,18 @@ from lastknown.disclose.ledger.chain import (
 from lastknown.errors import LedgerError
 
 if TYPE_CHECKING:
+    from lastknown.disclose.ledger.anchors import Anchor
     from lastknown.disclose.ledger.verify import VerifyReport
-
-DEFAULT_LEDGER = Path(".lastknown") / "ledger.sqlite"
-"""Where the ledger lives when no ``--ledger`` is given (under the working directory)."""
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _CHUNK_ROWS = 5_000
+#: Execution option marking a connection whose transactions take the write lock.
+_WRITE_OPTION = "lastknown_write"
+#: Names the PostgreSQL advisory lock (per schema) that serialises ledger writers (LOCK
+#: TABLE would need UPDATE rights, which the application role does not have).
+_PG_LOCK_KEY = ".lastknown_ledger_write"
+#: ... and the one that serialises migrations (kept apart: readers open ledgers too).
+_PG_MIGRATE_KEY = ".lastknown_ledger_migrate"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +80,11 @@ class LedgerWriter:
     def __init__(self, conn: sa.Connection, head: EntryRef) -> None:
         self._conn = conn
         self.head = head
+
+    @property
+    def conn(self) -> sa.Connection:
+        """The open, write-locked connection (for checks that must see the committed state)."""
+        return self._conn
 
     def add(self, kind: EntryKind, values: Mapping[str, Any]) -> EntryRef:
         """Append one record (values keyed by its typed table's columns)."""
@@ -152,12 +168,25 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[LedgerWriter]:
-        """Append entries atomically: committed when the block ends without an error."""
+        """Append entries atomically: committed when the block ends without an error.
+
+        The block holds the ledger's write lock from its first line to the commit, so
+        whatever it reads through :attr:`LedgerWriter.conn` (caps, batch ids) cannot
+        change before the commit; keep slow work (a spreadsheet) outside it.
+        """
         try:
-            with self.engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql("LOCK TABLE ledger_entries IN EXCLUSIVE MODE")
-                yield LedgerWriter(conn, _head(conn))
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_WRITE_OPTION: True})
+                with conn.begin():
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock("
+                                             "hashtext(current_schema() || :key))"),
+                                     {"key": _PG_LOCK_KEY})
+                    yield LedgerWriter(conn, _head(conn))
+                if conn.dialect.name == "sqlite":  # committed: fold the WAL into the file, so
+                    raw = conn.connection.dbapi_connection  # a copy of it alone is complete
+                    if raw is not None:
+                        raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sa.exc.SQLAlchemyError as exc:
             raise self._fail("append", exc) from exc
 
@@ -181,18 +210,21 @@ class Ledger:
         return None if value is None else str(value)
 
     def batch_recorded(self, batch_id: str) -> bool:
-        """True when a batch with this id is in the ledger."""
-        with self.connect() as conn:
-            found = conn.execute(sa.select(models.batches.c.entry_seq)
-                                 .where(models.batches.c.batch_id == batch_id)).first()
-        return found is not None
+        """True when a batch with this id, compared by :func:`batch_key`, is in the ledger.
 
-    def verify(self, *, anchors: Mapping[int, str] | None = None,
+        >>> ledger = open_ledger("sqlite:///:memory:")
+        >>> ledger.batch_recorded("2026-0142")
+        False
+        """
+        with self.connect() as conn:
+            return batch_recorded_in(conn, batch_id)
+
+    def verify(self, *, anchors: Mapping[int, str] | Iterable[Anchor] | None = None,
                record: bool = True) -> VerifyReport:
         """Recompute the chain; raise LedgerTamperedError naming the first bad entry.
 
-        ``anchors`` maps seq -> hash known from outside (e.g. ``ledger_seq`` and
-        ``ledger_head`` of delivered ``summary.json`` files). See
+        ``anchors`` are heads known from outside (:mod:`.anchors`: the anchor file,
+        delivered receipts), as :class:`~.anchors.Anchor` s or ``{seq: hash}``. See
         :func:`lastknown.disclose.ledger.verify.verify_ledger`.
 
         >>> open_ledger("sqlite:///:memory:").verify(record=False).entries
@@ -205,6 +237,25 @@ class Ledger:
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
+
+
+def batch_key(batch_id: str) -> str:
+    """The form batch ids are compared in: ``AbC`` and `` abc `` are one batch.
+
+    Batch ids are stored as given; only comparisons use this key.
+
+    >>> batch_key(" 2026-AbC ") == batch_key("2026-abc")
+    True
+    """
+    return batch_id.strip().casefold()
+
+
+def batch_recorded_in(conn: sa.Connection, batch_id: str) -> bool:
+    """True when the ledger seen by ``conn`` holds this batch id (compared by
+    :func:`batch_key`; one row per batch, so a scan is cheap and exact)."""
+    key = batch_key(batch_id)
+    ids = conn.execute(sa.select(models.batches.c.batch_id)).scalars()
+    return any(batch_key(str(found)) == key for found in ids)
 
 
 def _head(conn: sa.Connection) -> EntryRef:
@@ -225,11 +276,13 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA journal_mode = WAL")  # readers never wait for the writer
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        write = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
 
@@ -238,34 +291,44 @@ def migrate(engine: sa.Engine) -> None:
     """Bring the ledger's schema to the newest Alembic revision (no ini file needed)."""
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+    with engine.connect() as conn:
+        conn.execution_options(**{_WRITE_OPTION: True})
+        with conn.begin():
+            if conn.dialect.name == "postgresql":  # two first runs must not both create tables
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock("
+                                     "hashtext(current_schema() || :key))"),
+                             {"key": _PG_MIGRATE_KEY})
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
 
 
-def open_ledger(url_or_path: str | Path | None = None, *,
+def open_ledger(url_or_path: str | Path, *, create: bool = False,
                 connect_args: Mapping[str, Any] | None = None) -> Ledger:
-    """Open (creating and migrating if needed) the ledger at a SQLite path or SQLAlchemy URL.
+    """Open (and migrate) the ledger at a SQLite path or SQLAlchemy URL.
 
-    ``None`` means ``.lastknown/ledger.sqlite`` under the working directory.
+    Only a command that writes disclosures passes ``create=True``; without it a
+    missing SQLite file (or its folder), or a database without the ledger's tables, is a
+    :class:`LedgerError` and nothing is created. There is no default location: the
+    deployment configuration (:mod:`lastknown.config`) says where the ledger is.
 
     >>> ledger = open_ledger("postgresql+psycopg://lk@db.example/ledger")  # doctest: +SKIP
-    >>> ledger = open_ledger(Path("ledger.sqlite"))  # doctest: +SKIP
+    >>> ledger = open_ledger(Path("ledger.sqlite"), create=True)  # doctest: +SKIP
     """
-    target: str | Path = DEFAULT_LEDGER if url_or_path is None else url_or_path
+    target = url_or_path
     if isinstance(target, str) and "://" in target:
         try:
             url = sa.make_url(target)
         except sa.exc.ArgumentError as exc:
             raise LedgerError(f"--ledger {target!r} is not a database URL; give a SQLite file "
                               "path or e.g. postgresql+psycopg://user@host/db") from exc
+        if url.get_backend_name() == "sqlite":
+            if url.database in (None, "", ":memory:"):
+                create = True  # a new, private, in-memory ledger: nothing to find
+            else:
+                _sqlite_folder(Path(str(url.database)), create=create)
     else:
         path = Path(target).expanduser()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LedgerError(f"ledger folder {path.parent} cannot be created: "
-                              f"{exc.strerror}; choose another --ledger path") from exc
+        _sqlite_folder(path, create=create)
         url = sa.URL.create("sqlite", database=str(path))
     try:
         if url.get_backend_name() == "sqlite":
@@ -278,8 +341,30 @@ def open_ledger(url_or_path: str | Path | None = None, *,
                           f"database ({exc}); use a SQLite path or postgresql+psycopg://") from exc
     ledger = Ledger(engine)
     try:
+        if not create:
+            with engine.connect() as conn:
+                present = sa.inspect(conn).has_table("ledger_entries")
+            if not present:
+                engine.dispose()
+                raise LedgerError(f"no ledger at {ledger.display_url}: the database has no "
+                                  "ledger tables; check --ledger or the deployment config "
+                                  "(a ledger is created only by `lastknown process`)")
         migrate(engine)
     except sa.exc.SQLAlchemyError as exc:
         engine.dispose()
         raise ledger._fail("create or migrate its tables", exc) from exc
     return ledger
+
+
+def _sqlite_folder(path: Path, *, create: bool) -> None:
+    """Check (or, for a writer, create) the folder of a SQLite ledger file."""
+    if not create:
+        if not path.is_file():
+            raise LedgerError(f"no ledger at {path}; check --ledger or the deployment config "
+                              "(a ledger is created only by `lastknown process`)")
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LedgerError(f"ledger folder {path.parent} cannot be created: "
+                          f"{exc.strerror}; choose another --ledger path") from exc
