@@ -121,11 +121,16 @@ def request_level_upper(comparison: str, label: str) -> float | None:
 
 #: Given names not of opposite sexes (a name's sex is unknown unless clearly one).
 SAME_SEX = 'coalesce("first_sex_l" = "first_sex_r", true)'
-#: Equal phonetic keys. Keys one edit apart were tried (OLEKSANDR/ALEXANDER) and dropped:
-#: on synth seed 1 they joined 1.1 % of random same-sex pairs (DOROTHY/TERESA,
-#: DONALD/RONALD), eight times what equal keys join (0.13 %), so the level weighed < 0.
+#: Equal phonetic keys, and spellings not far apart (Jaro-Winkler ≥ 0.75): the key alone
+#: joined VONNA and WAYNE (W/V, vowels) in a false disclosure on synth seed 4; respellings
+#: across romanisations mostly keep ≥ 0.78 (YOUSSEF/YUSUF 0.81, JEONG/JUNG 0.81,
+#: PHILLIP/FILIP 0.79; YURIY/IURII, 0.73, is lost). Keys one edit apart were tried
+#: (OLEKSANDR/ALEXANDER) and dropped: on synth seed 1 they joined 1.1 % of random
+#: same-sex pairs (DOROTHY/TERESA, DONALD/RONALD), eight times what equal keys join
+#: (0.13 %), so the level weighed < 0.
 FIRST_PHONETIC = ('(length("first_n_l") > 1 AND length("first_n_r") > 1 AND '
-                  '"first_ph_l" = "first_ph_r")')
+                  '"first_ph_l" = "first_ph_r" AND '
+                  'jaro_winkler_similarity("first_n_l", "first_n_r") >= 0.75)')
 #: One keying error in 4+ letters, two in 7+ (transpositions count once).
 #: (The length test is implied by the edit distance; it only spares the engine the edit
 #: on most pairs.)
