@@ -33,6 +33,8 @@ class ProcessOptions:
 
     engine: str = "duckdb"
     ledger: str | None = None
+    #: The deployment's archive of internal records; None: the deployment's (lastknown.toml).
+    archive: Path | None = None
     encoding: str | None = None
     sheet: str | None = None
     match_config: Path | None = None
@@ -53,14 +55,30 @@ class ProcessResult:
     rows_matched: int
     rows_unmatched: int
     rows_rejected: int
+    #: The batch's internal record (outcome codes, candidates ...): never sent.
+    record: Path | None = None
     summary: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
+        head = self.summary.get("ledger_head") or {}
         return (
             f"Response package written to {self.out}: {self.rows_total:,} rows — "
             f"{self.rows_matched:,} matched, {self.rows_unmatched:,} unmatched, "
-            f"{self.rows_rejected:,} rejected. Ledger head {self.summary.get('ledger_head', '?')}"
+            f"{self.rows_rejected:,} rejected. Ledger head {head.get('hash', '?')}"
+            + (f"\nInternal record (not for the requester): {self.record}" if self.record else "")
         )
+
+
+def _archive(opts: ProcessOptions) -> Path:
+    """Where the internal record goes: the option, else the deployment's archive."""
+    if opts.archive is not None:
+        return opts.archive
+    deployment = getattr(opts, "deployment", None)  # ProcessOptions.deployment (cfg), if set
+    if deployment is not None:
+        return Path(deployment.archive)
+    from lastknown.config import load_deployment
+
+    return load_deployment(None).archive
 
 
 def is_index(path: Path) -> bool:
@@ -107,6 +125,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     from lastknown.disclose.package import BACKGROUND_XLSX_ROWS, stage_package
     from lastknown.disclose.policy import check_policy, load_policy
     from lastknown.disclose.publish import publish
+    from lastknown.disclose.record import record_dir_for
     from lastknown.match.config import load_match_config
     from lastknown.match.run import match_requests
     from lastknown.request.batch import load_batch
@@ -119,6 +138,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                          "(a response package is never overwritten)")
     today = opts.today or date.today()
     received = datetime.now(UTC)
+    archive = _archive(opts)
     stages = Stages(STAGES, show=opts.progress)
     try:
         with stages.stage("batch"):
@@ -175,6 +195,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     policy_decision=decision,
                     operator=opts.operator or getpass.getuser(),
                     received_at=received,
+                    archive=archive,
                 )
     finally:
         stages.close()
@@ -185,5 +206,6 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
         rows_matched=int(final["rows_matched"]),
         rows_unmatched=int(final["rows_unmatched"]),
         rows_rejected=int(final["rows_rejected"]),
+        record=record_dir_for(archive.resolve(), batch.batch_id),
         summary=final,
     )

@@ -5,25 +5,27 @@ The protocol (each step is a checkpoint a test can kill the process at):
 1. ``start``      — a left-over staging folder of this package is recovered first;
 2. ``staged``     — the package is written into a staging folder next to ``final_dir``
    (a large matched.xlsx may still be being written by a child process, see
-   :mod:`lastknown.disclose.xlsx_job`);
+   :mod:`lastknown.disclose.xlsx_job`), the internal record into its staging folder in
+   the archive (:mod:`lastknown.disclose.record`);
 3. ``recorded``   — in ONE ledger transaction: the batch record, one entry per
    disclosure, then (the spreadsheet finished) a ``disclosure_recorded`` audit event;
    the chain's new head is known before commit (hashes are deterministic), so
-4. ``summarised`` — ``summary.json`` in staging gets ``ledger_head``/``ledger_seq``
-   and is fsynced, still before the commit;
+4. ``summarised`` — the package's ``receipt.json`` and the record's ``record.json`` get
+   ``ledger_head`` (``{"sequence", "hash"}``) and are fsynced, still before the commit;
 5. ``committed``  — the transaction commits;
-6. ``published``  — staging is renamed to ``final_dir`` (atomic on one filesystem).
+6. ``published``  — the record is renamed into the archive, then staging to ``final_dir``
+   (each atomic on its filesystem).
 
 A crash before 5 leaves no ledger entries and no published package (the staging
-folder is discarded by :func:`recover`); a crash after 5 leaves the entries and a
-complete staging folder whose head hash is in the ledger, which :func:`recover`
-(run by the next ``publish`` of the same ``final_dir``) renames into place.
+folder and the staged record are discarded by :func:`recover`); a crash after 5 leaves the
+entries and a complete staging folder whose receipt's head is in the ledger, which
+:func:`recover` (run by the next ``publish`` of the same ``final_dir``) renames into place,
+record first.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -42,6 +44,15 @@ from lastknown.disclose.policy import (
     LEGAL_AUTHORITY,
     BatchLike,
     PolicyDecision,
+)
+from lastknown.disclose.receipt import receipt_head, summary_from_receipt
+from lastknown.disclose.record import (
+    begin_record,
+    deliver_record,
+    discard_record,
+    read_record,
+    seal,
+    write_record_tables,
 )
 from lastknown.engines.base import Engine
 from lastknown.errors import LedgerError, PipelineError
@@ -109,17 +120,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_summary(staging: Path, summary: dict[str, Any]) -> None:
-    tmp = staging / "summary.json.tmp"
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, staging / "summary.json")
-    _fsync_dir(staging)
-
-
 def recover(*, ledger: Ledger, final_dir: Path) -> Publication | None:
     """Finish or discard a staging folder left by a crash; return the publication if finished.
 
@@ -128,18 +128,17 @@ def recover(*, ledger: Ledger, final_dir: Path) -> Publication | None:
     staging = staging_dir_for(final_dir)
     if not staging.is_dir():
         return None
-    try:
-        summary = json.loads((staging / "summary.json").read_text(encoding="utf-8"))
-        seq, head = int(summary["ledger_seq"]), str(summary["ledger_head"])
-    except (OSError, ValueError, KeyError, TypeError):
-        shutil.rmtree(staging)  # never got to the ledger transaction's summary: not committed
+    anchored = receipt_head(staging)
+    if anchored is None or ledger.entry_hash(anchored[0]) != anchored[1]:
+        discard_record(staging)  # no receipt, or its head never committed: nothing disclosed
+        shutil.rmtree(staging)
         return None
-    if ledger.entry_hash(seq) != head:
-        shutil.rmtree(staging)  # the transaction did not commit: nothing was disclosed
-        return None
+    seq, head = anchored
     if final_dir.exists():
         raise LedgerError(f"{final_dir} exists and {staging} holds the committed package of "
                           f"ledger entry #{seq}; move {final_dir} away and run again to publish")
+    record = deliver_record(staging)
+    summary = read_record(record) if record is not None else summary_from_receipt(staging)
     os.rename(staging, final_dir)
     _fsync_dir(final_dir.parent)
     return Publication(final_dir=final_dir, summary=summary, head=EntryRef(seq=seq, hash=head),
@@ -234,13 +233,14 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
             summary: dict[str, Any],
             write_package: Callable[[Path, dict[str, Any]], dict[str, Any] | PendingPackage],
             intake: IntakeLike, validation: ValidationLike, policy_decision: PolicyDecision,
-            operator: str, received_at: datetime, origin: str | None = None,
+            operator: str, received_at: datetime, archive: Path, origin: str | None = None,
             checkpoint: Callable[[str], None] | None = None) -> Publication:
     """Write the package, record batch + disclosures in the ledger, then publish by rename.
 
     ``write_package(staging, summary)`` returns the package's summary, or a
     :class:`PendingPackage` that is finished inside the ledger transaction (after the
-    disclosures are added, before the commit) and cancelled on any error.
+    disclosures are added, before the commit) and cancelled on any error. The batch's
+    internal record goes to ``archive`` (:mod:`lastknown.disclose.record`).
     ``checkpoint(step)`` is called after each step in :data:`STEPS` (tests inject
     failures there). Returns the publication; its summary carries ``ledger_head``.
 
@@ -273,7 +273,9 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
     summary_written = False
     pending: PendingPackage | None = None
     try:
+        record_staging = begin_record(staging, archive=archive, batch_id=batch.batch_id)
         staged = write_package(staging, summary)
+        write_record_tables(engine, record_staging)
         if isinstance(staged, dict):
             package_summary = dict(staged)
         else:
@@ -297,18 +299,20 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
                      user=operator, origin=origin, at=now)
             step("recorded")
             head = tx.head
-            package_summary.update({"ledger_head": head.hash, "ledger_seq": head.seq,
+            package_summary.update({"ledger_head": {"sequence": head.seq, "hash": head.hash},
                                     "ledger_batch_entry": batch_entry.seq})
             summary_written = True
-            _write_summary(staging, package_summary)
+            package_summary = seal(staging, record_staging, package_summary)
             step("summarised")
     except BaseException:
         if pending is not None:
             pending.cancel()
         if not summary_written:  # the transaction cannot have committed: drop the staging
+            discard_record(staging)
             shutil.rmtree(staging, ignore_errors=True)
         raise  # otherwise recover() decides from the ledger, on the next run
     step("committed")
+    deliver_record(staging)
     os.rename(staging, final_dir)
     _fsync_dir(final_dir.parent)
     step("published")
