@@ -54,7 +54,7 @@ def assert_consistent(ledger: Ledger, out: Path, batch_id: str = "B-1") -> bool:
     recover(ledger=ledger, final_dir=out)
     assert not staging_dir_for(out).exists()
     archive = out.parent / "archive"
-    assert not list(archive.glob(".*")) if archive.exists() else True  # no record staging
+    assert not list(archive.glob(".*.staging"))  # no record left half-way
     record = record_dir_for(archive, batch_id)
     recorded = ledger.batch_recorded(batch_id)
     assert recorded == out.is_dir() == record.is_dir()
