@@ -80,6 +80,7 @@ def test_a_record_is_staged_sealed_and_delivered(engine: DuckDBEngine, tmp_path:
     package.mkdir()
     staging = begin_record(package, archive=archive, batch_id="Batch-7")
     assert (package / MARKER).is_file() and staging.is_dir()
+    assert staging.stat().st_mode & 0o077 == archive.stat().st_mode & 0o077 == 0  # owner only
     write_record_tables(engine, staging)
     head = {"sequence": 12, "hash": "ab" * 32}
     record = seal(package, staging, {"batch_id": "Batch-7", "rows_total": 9, "model_id": "m",

@@ -255,7 +255,7 @@ def write_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any],
     ``summary`` (the caller's facts: batch, model, timings ...) is merged with the
     counts computed here into :attr:`PackageCounts.summary` (the internal record's
     summary); it is not modified. receipt.json is written by publish, once the ledger
-    head is known (:func:`write_receipt`).
+    head is known (:func:`lastknown.disclose.receipt.write_receipt`).
     """
     return stage_package(engine, out_dir, summary=summary, raw_table=raw_table,
                          rejected_table=rejected_table, valid_table=valid_table,

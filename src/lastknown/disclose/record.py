@@ -90,8 +90,8 @@ def begin_record(package_staging: Path, *, archive: Path, batch_id: str) -> Path
         raise LedgerError(f"{staging} holds the internal record of an interrupted publish of "
                           f"batch {batch_id}; rerun it with the same --out folder to recover")
     write_json(package_staging / MARKER, {"staging": str(staging), "record": str(final)})
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging.mkdir()
+    final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds TINs: owner only
+    staging.mkdir(mode=0o700)
     return staging
 
 
