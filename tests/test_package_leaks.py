@@ -165,3 +165,7 @@ def test_the_receipt_holds_totals_head_and_digests_only(
     assert record["ledger_head"] == receipt["ledger_head"]
     assert record["receipt_sha256"] == sha256_file(result.out / "receipt.json")
     assert set(record["outcome_counts"]) == {"M", "N", "A", "U", "P"}
+    for kept in ("model_id", "match_settings", "policy", "timings_seconds",
+                 "expected_false_matches", "recently_disclosed", "files_sha256"):
+        assert kept in record, kept  # the former summary.json, now internal
+    assert record["files_sha256"] == receipt["files_sha256"]

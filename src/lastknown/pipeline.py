@@ -173,6 +173,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 "engine": opts.engine,
                 "model_id": matching.model_id,
                 "thresholds": matching.thresholds,
+                "match_settings": match_config.as_dict(),  # whole, for the internal record
                 "warnings": list(matching.warnings),
                 "match_timings_seconds": dict(matching.timings),
                 "policy": decision.as_summary(),
