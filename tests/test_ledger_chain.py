@@ -12,7 +12,9 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
 from lastknown.disclose.ledger import GENESIS_HASH, Ledger, open_ledger  # noqa: E402
+from lastknown.disclose.ledger.anchors import append_anchor  # noqa: E402
 from lastknown.disclose.ledger.chain import entry_hash  # noqa: E402
+from lastknown.disclose.ledger.verify import quick_verify, verify_anchored  # noqa: E402
 from lastknown.errors import LedgerError, LedgerTamperedError  # noqa: E402
 from test_ledger_fixtures import BACKENDS, ledger_at, synthetic_tin, tamper  # noqa: E402
 
@@ -109,7 +111,8 @@ def test_verify_names_the_first_bad_entry(backend: str, kind: str, tmp_path: Pat
         tamper(ledger, *statements)
         if bad is None:  # truncating the tail leaves a valid chain: only the anchor tells
             assert ledger.verify(record=False).entries == 6
-            with pytest.raises(LedgerTamperedError, match="#7 hash missing differs"):
+            with pytest.raises(LedgerTamperedError,
+                               match="#7 anchored in the anchors given is missing"):
                 ledger.verify(anchors=anchor, record=False)
         else:
             assert _first_bad(ledger) == bad
@@ -177,3 +180,93 @@ def test_default_ledger_is_under_the_working_directory(tmp_path: Path,
 def test_an_unusable_url_is_a_ledger_error() -> None:
     with pytest.raises(LedgerError, match="unsupported database|not a database URL"):
         open_ledger("nosuchdb+driver://x/y")
+
+
+# -- anchors kept outside the database (issue 12 item 4) --------------------------------
+
+
+def _anchored_batches(ledger: Ledger, anchors: Path, batches: int = 3, rows: int = 25) -> int:
+    """``batches`` transactions of ``rows`` disclosures + an audit event, each anchored."""
+    for b in range(batches):
+        with ledger.transaction() as tx:
+            tx.add_many("disclosure", (_disclosure(b * rows + i) for i in range(rows)))
+            tx.audit(event_type="disclosure_recorded", success=True, obj=f"batch {b}", at=T0)
+            head = tx.head
+        append_anchor(anchors, ledger, head)
+    return ledger.head().seq
+
+
+def _rehash_from(ledger: Ledger, seq_edited: int) -> list[str]:
+    """The attacker's statements: edit one entry and its typed row, recompute every hash."""
+    with ledger.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT seq, kind, payload FROM ledger_entries ORDER BY seq").all()
+    statements, prev = [], GENESIS_HASH
+    for seq, kind, payload in rows:
+        if seq == seq_edited:
+            payload = payload.replace('"recipient":"Agency A"', '"recipient":"Agency Z"')
+            statements.append("UPDATE ledger_disclosures SET recipient = 'Agency Z' "
+                              f"WHERE entry_seq = {seq}")
+        digest = entry_hash(prev, seq, kind, payload)
+        statements.append(f"UPDATE ledger_entries SET payload = '{payload}', "
+                          f"prev_hash = '{prev}', hash = '{digest}' WHERE seq = {seq}")
+        prev = digest
+    return statements
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_last_50_entries_cut_from_every_table_are_caught_by_the_anchor_file(
+        backend: str, tmp_path: Path) -> None:
+    anchors = tmp_path / "anchors.jsonl"
+    with ledger_at(backend, tmp_path) as ledger:
+        head = _anchored_batches(ledger, anchors)
+        assert head == 78
+        cut = head - 50
+        tamper(ledger, *(f"DELETE FROM {t} WHERE entry_seq > {cut}" for t in
+                         ("ledger_disclosures", "ledger_batches", "ledger_audit_events")),
+               f"DELETE FROM ledger_entries WHERE seq > {cut}")
+        assert ledger.verify(record=False).entries == cut  # the shortened chain is valid...
+        with pytest.raises(LedgerTamperedError,
+                           match=r"first bad entry #52: entry #52 anchored in anchors.jsonl "
+                                 r"line 2 is missing: the newest entries were cut off"):
+            verify_anchored(ledger, [anchors], record=False)  # ...but not what was anchored
+        with pytest.raises(LedgerTamperedError, match="fails the check before writing"):
+            quick_verify(ledger, anchors)
+        assert ledger.head().seq == cut
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_recomputed_chain_is_caught_by_the_anchor_file(backend: str, tmp_path: Path) -> None:
+    anchors = tmp_path / "anchors.jsonl"
+    with ledger_at(backend, tmp_path) as ledger:
+        _anchored_batches(ledger, anchors)
+        tamper(ledger, *_rehash_from(ledger, 3))
+        assert ledger.verify(record=False).entries == 78  # a self-consistent forgery
+        with pytest.raises(LedgerTamperedError,
+                           match=r"first bad entry #26: entry #26 hash [0-9a-f]{64} differs "
+                                 r"from the anchor [0-9a-f]{64} in anchors.jsonl line 1"):
+            verify_anchored(ledger, [anchors], record=False)
+        with pytest.raises(LedgerTamperedError, match="first bad entry #26"):
+            quick_verify(ledger, anchors)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_quick_verify_passes_a_clean_ledger_and_catches_a_tail_edit_or_a_gap(
+        backend: str, tmp_path: Path) -> None:
+    anchors = tmp_path / "anchors.jsonl"
+    with ledger_at(backend, tmp_path) as ledger:
+        _anchored_batches(ledger, anchors)
+        quick_verify(ledger, anchors)
+        quick_verify(ledger, None, tail=1)
+        tamper(ledger, "UPDATE ledger_disclosures SET recipient = 'Agency Z' "
+                       "WHERE entry_seq = 70")
+        with pytest.raises(LedgerTamperedError, match="first bad entry #70: ledger_disclosures "
+                                                      "row for entry #70 differs"):
+            quick_verify(ledger, None, tail=10)
+        quick_verify(ledger, None, tail=5)  # only the newest entries are rechecked...
+        tamper(ledger, "DELETE FROM ledger_disclosures WHERE entry_seq = 10",
+               "DELETE FROM ledger_entries WHERE seq = 10")
+        with pytest.raises(LedgerTamperedError, match=r"77 entries are numbered #1\.\.#78: 1 "
+                                                      "were deleted"):
+            quick_verify(ledger, None, tail=5)  # ...but a gap anywhere is counted
+        assert ledger.head().seq == 78

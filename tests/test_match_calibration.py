@@ -65,8 +65,9 @@ def _decide(residents: list[tuple[str, float, float]], odds: float) -> dict[str,
     cfg = MatchConfig(unseen_resident_odds=odds)
     comps = [*NAME_COMPARISONS, *ADDRESS_COMPARISONS]
     with DuckDBEngine() as engine:
-        addr = ("'1' AS house_number, 'MAIN' AS street_name, '78701' AS zip5, 'AUSTIN' AS "
-                "city_n, 'TX' AS state_n, NULL::VARCHAR AS unit_n, NULL::VARCHAR AS predir")
+        addr = ("'1' AS house_number, 'MAIN' AS street_name, 'MAIN' AS street_line, "
+                "'78701' AS zip5, 'AUSTIN' AS city_n, 'TX' AS state_n, "
+                "NULL::VARCHAR AS unit_n, NULL::VARCHAR AS predir")
         engine.execute(f"CREATE TABLE q AS SELECT 1 AS source_row, 'R1' AS request_row_id, "
                        f"[2023] AS tax_years, {addr}")
         engine.execute(f"CREATE TABLE r AS SELECT i AS record_id, {addr} FROM range(1, 10) t(i)")

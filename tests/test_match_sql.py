@@ -10,6 +10,7 @@ from lastknown.engines import DuckDBEngine
 from lastknown.engines.base import SqlStep
 from lastknown.match.candidates import names_can_agree_sql
 from lastknown.match.decide import address_confirmed_sql
+from lastknown.normalize.address import normalised_address_sql
 
 
 @pytest.fixture()
@@ -23,11 +24,62 @@ _ADDRESS = ("house_number VARCHAR, street_name VARCHAR, zip5 VARCHAR, city_n VAR
 
 
 def _confirms(engine: DuckDBEngine, q: tuple[str | None, ...], r: tuple[str | None, ...]) -> object:
-    engine.execute(f"CREATE OR REPLACE TABLE q ({_ADDRESS})")
-    engine.execute(f"CREATE OR REPLACE TABLE r ({_ADDRESS})")
-    engine.execute("INSERT INTO q VALUES (?, ?, ?, ?, ?, ?, ?)", list(q))
-    engine.execute("INSERT INTO r VALUES (?, ?, ?, ?, ?, ?, ?)", list(r))
+    """Confirmation on normalised columns given by hand (lines without a street type)."""
+    for name, row in (("q", q), ("r", r)):
+        engine.execute(f"CREATE OR REPLACE TABLE {name} ({_ADDRESS})")
+        engine.execute(f"INSERT INTO {name} VALUES (?, ?, ?, ?, ?, ?, ?)", list(row))
+        engine.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT *, "
+                       f"replace(street_name, ' ', '') AS street_line FROM {name}")
     return engine.fetchall(f"SELECT {address_confirmed_sql()} FROM q, r")[0][0]
+
+
+def _confirms_raw(engine: DuckDBEngine, q: tuple[str, ...], r: tuple[str, ...]) -> object:
+    """Confirmation of two raw (street, unit, city, state, zip) lines, normalised as usual."""
+    for name, row in (("q_raw", q), ("r_raw", r)):
+        engine.execute(f"CREATE OR REPLACE TABLE {name} (street VARCHAR, unit VARCHAR, "
+                       "city VARCHAR, state VARCHAR, zip VARCHAR)")
+        engine.execute(f"INSERT INTO {name} VALUES (?, ?, ?, ?, ?)", list(row))
+    engine.run_steps([
+        SqlStep(sql=normalised_address_sql("q_raw", keep=["street"]), output_table_name="q"),
+        SqlStep(sql=normalised_address_sql("r_raw", keep=["street"]), output_table_name="r")])
+    return engine.fetchall(f"SELECT {address_confirmed_sql()} FROM q, r")[0][0]
+
+
+_FILED = ("117 Parker Street", "", "Brighton", "MA", "02135")
+
+
+@pytest.mark.parametrize(("supplied", "expected"), [
+    (("117 parker tsreet", "", "Brighton", "MA", "02135"), True),   # type transposed
+    (("117 Parker Streeet", "", "Brighton", "MA", "02135"), True),  # type with a doubled letter
+    (("117 Par ker St", "", "Brighton", "MA", "02135"), True),      # a space in the name
+    (("117 Parker St", "", "brigthon", "MA", "02136"), True),       # city typo and a zip digit
+    (("117 Parker St", "", "Brighton", "MA", "02136"), True),       # one zip digit, city right
+    (("117 Parker St", "", "brigthon", "MA", ""), True),            # city typo, no zip
+    (("117 Parker Ave", "", "Brighton", "MA", "02135"), True),      # type wrong, name equal
+    (("117 Barker St", "", "Brighton", "MA", "02135"), True),       # one typo in 6 letters
+    (("117 Parks St", "", "Brighton", "MA", "02135"), False),       # another street
+    (("119 Parker St", "", "Brighton", "MA", "02135"), False),      # another house
+    (("117 Parker St", "", "Boston", "MA", "02118"), False),        # another place
+    (("117 Parker St", "", "brigthon", "MA", "02153"), False),      # zip two digits off
+    (("117 Parker St", "", "brigthon", "NH", "02136"), False),      # state differs
+])
+def test_confirmation_tolerates_keying_errors(engine: DuckDBEngine, supplied: tuple[str, ...],
+                                              expected: bool) -> None:
+    assert _confirms_raw(engine, supplied, _FILED) is expected
+
+
+@pytest.mark.parametrize(("supplied", "filed", "expected"), [
+    ("12 franc p lace", "12 Franc Place", True),       # a type split in two
+    ("12 hallen clise", "12 Hallen Close", True),      # a non-USPS type word with a typo
+    ("12 Main St", "12 Mail St", False),               # short names: one letter is a street
+    ("12 Mainstreet", "12 Main St", True),             # merged name and type
+    ("12 Oak Plaza", "12 Oak Place", True),            # types are never compared
+    ("12 Oakk Plaza", "12 Oak Place", False),          # a typo'd short name stays a typo
+])
+def test_street_line_rule(engine: DuckDBEngine, supplied: str, filed: str,
+                          expected: bool) -> None:
+    place = ("", "Austin", "TX", "78701")
+    assert _confirms_raw(engine, (supplied, *place), (filed, *place)) is expected
 
 
 _HOME = ("12", "MAPLE", "78701", "AUSTIN", "TX", None, None)

@@ -50,10 +50,17 @@ def test_suffix_field_is_canonicalised(written: str, canonical: str) -> None:
 
 
 def test_usps_abbreviations_directionals_and_embedded_unit() -> None:
-    house, predir, name, stype, unit, zip5, _city, state = _address(
+    house, predir, name, stype, unit, zip5, _city, state, line = _address(
         "1234 West Main Street Apt 4-B", zip_code="78701-1234")
-    assert (house, predir, name, stype, unit, zip5, state) == (
-        "1234", "W", "MAIN", "ST", "4B", "78701", "TX")
+    assert (house, predir, name, stype, unit, zip5, state, line) == (
+        "1234", "W", "MAIN", "ST", "4B", "78701", "TX", "MAINSTREET")
+
+
+def test_street_line_spells_the_type_out_and_keeps_unknown_types_in_the_name() -> None:
+    assert _address("117 Parker Tsreet")[2:4] == ("PARKER TSREET", None)
+    assert _address("117 Parker Tsreet")[-1] == "PARKERTSREET"
+    assert _address("12 Franc P Lace")[-1] == "FRANCPLACE"
+    assert _address("12 Franc Pl")[-1] == "FRANCPLACE"
 
 
 def test_same_address_written_two_ways_normalises_alike() -> None:
@@ -90,3 +97,15 @@ def test_bare_unit_after_the_street_type() -> None:
 def test_a_directional_street_name_is_not_a_predirectional() -> None:
     _h, predir, name, stype, *_ = _address("5 North Street")
     assert (predir, name, stype) == (None, "N", "ST")
+
+
+@pytest.mark.parametrize(("street", "zip_code", "house", "zip5"), [
+    ("1O74 W 350 N", "O2I35", "1074", "02135"),    # scanned O and I for 0 and 1
+    ("12B Main St", "02135-1234", "12", "02135"),  # a letter suffix stays a suffix
+    ("1 Oak St", "0213S", "1", "02135"),           # OAK is a street name, not digits
+    ("10 OIL Rd", "02135", "10", "02135"),
+])
+def test_letters_that_look_like_digits_in_numbers(street: str, zip_code: str, house: str,
+                                                  zip5: str) -> None:
+    got = _address(street, zip_code=zip_code)
+    assert (got[0], got[5]) == (house, zip5)

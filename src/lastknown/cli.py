@@ -224,18 +224,43 @@ _LEDGER_OPTION = click.option(
 
 @ledger.command("verify")
 @_LEDGER_OPTION
+@click.option("--anchor", "anchor_files", multiple=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The deployment's anchor file, or a delivered receipt.json/summary.json "
+                   "(repeatable): each ledger head in it must still be in the chain.")
 @_friendly_errors
-def ledger_verify(ledger_url: str | None) -> None:
-    """Recompute the hash chain; exit non-zero naming the first bad entry.
+def ledger_verify(ledger_url: str | None, anchor_files: tuple[Path, ...]) -> None:
+    """Recompute the hash chain and check anchors; exit 5 naming the first bad entry.
 
     Example:
 
-        lastknown ledger verify --ledger postgresql+psycopg://lk@db/ledger
+        lastknown ledger verify --anchor anchors.jsonl --anchor response/receipt.json
     """
     from lastknown.disclose.ledger import open_ledger
+    from lastknown.disclose.ledger.verify import verify_anchored
 
-    result = open_ledger(ledger_url).verify()
+    result = verify_anchored(open_ledger(ledger_url), list(anchor_files))
     click.echo(str(result))
+
+
+@ledger.command("grant")
+@_LEDGER_OPTION
+@click.option("--role", required=True,
+              help="The PostgreSQL role the application connects as (must exist).")
+@_friendly_errors
+def ledger_grant(ledger_url: str | None, role: str) -> None:
+    """Leave a PostgreSQL role only SELECT and INSERT on the ledger (run as the owner).
+
+    Example:
+
+        lastknown ledger grant --ledger postgresql+psycopg://owner@db/ledger --role lk_app
+    """
+    from lastknown.disclose.ledger import open_ledger
+    from lastknown.disclose.ledger.grants import grant_append_only
+
+    statements = grant_append_only(open_ledger(ledger_url), role)
+    click.echo(f"Role {role} may now only SELECT and INSERT ledger rows "
+               f"({len(statements)} statements run).")
 
 
 @ledger.command("report")

@@ -44,6 +44,14 @@ class ProcessOptions:
     progress: bool = False
     threads: int | None = None
     memory_limit: str | None = None
+    #: The deployment's anchor file (``Deployment.anchors``): checked before writing,
+    #: appended after the commit. None: only the ledger's tail is checked.
+    anchors: Path | None = None
+    #: Learn the requester's error rates from the batch (``match/learn.py``).
+    learn: bool = True
+    #: Folder of the per-agency learned estimates (pooled across batches); None keeps
+    #: what a batch teaches to that batch alone.
+    estimates: Path | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,12 +130,14 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     ... # doctest: +SKIP
     """
     from lastknown.disclose.ledger import open_ledger
+    from lastknown.disclose.ledger.verify import quick_verify
     from lastknown.disclose.package import BACKGROUND_XLSX_ROWS, stage_package
     from lastknown.disclose.policy import check_policy, load_policy
     from lastknown.disclose.publish import publish
     from lastknown.disclose.record import record_dir_for
     from lastknown.match.config import load_match_config
-    from lastknown.match.run import match_requests
+    from lastknown.match.learn import EstimateStore, LevelCounts
+    from lastknown.match.run import Learning, match_requests
     from lastknown.request.batch import load_batch
     from lastknown.request.intake import read_request
     from lastknown.request.validate import validate_request
@@ -146,6 +156,8 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
             policy = load_policy(opts.policy)
             match_config = load_match_config(opts.match_config)
             ledger = open_ledger(opts.ledger)
+            # ANCHOR CHECK: never write to a ledger whose tail or anchors fail (exit 5)
+            quick_verify(ledger, opts.anchors)
         with tempfile.TemporaryDirectory(prefix="lastknown-") as tmp, make_engine(
             opts.engine, threads=opts.threads, memory_limit=opts.memory_limit
         ) as engine:
@@ -161,8 +173,13 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     engine, batch, master_years=(index.year_min, index.year_max), today=today
                 )
             with stages.stage("match"):
+                store = EstimateStore(opts.estimates) if opts.estimates else None
+                learning = None
+                if opts.learn:
+                    pooled = store.load(batch.requesting_agency) if store else LevelCounts()
+                    learning = Learning(batch_id=batch.batch_id, pooled=pooled)
                 matching = match_requests(engine, index=index, config=match_config,
-                                          progress=opts.progress)
+                                          progress=opts.progress, learning=learning)
             summary: dict[str, Any] = {
                 "lastknown_version": __version__,
                 "batch_id": batch.batch_id,
@@ -172,6 +189,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 "received_at": received.isoformat(timespec="seconds"),
                 "engine": opts.engine,
                 "model_id": matching.model_id,
+                "estimates": matching.estimates,
                 "thresholds": matching.thresholds,
                 "match_settings": match_config.as_dict(),  # whole, for the internal record
                 "warnings": list(matching.warnings),
@@ -197,7 +215,11 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     operator=opts.operator or getpass.getuser(),
                     received_at=received,
                     archive=archive,
+                    anchors=opts.anchors,
                 )
+            if store is not None and learning is not None and matching.learned is not None:
+                store.save(batch.requesting_agency,
+                           learning.pooled.add(matching.learned.batch_counts))
     finally:
         stages.close()
     final = published.summary

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from lastknown.disclose.ledger import EntryRef, Ledger
+from lastknown.disclose.ledger.anchors import head_record
 from lastknown.disclose.ledger.chain import canonical_json
 from lastknown.disclose.ledger.store import default_origin
 from lastknown.disclose.policy import (
@@ -234,7 +235,8 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
             write_package: Callable[[Path, dict[str, Any]], dict[str, Any] | PendingPackage],
             intake: IntakeLike, validation: ValidationLike, policy_decision: PolicyDecision,
             operator: str, received_at: datetime, archive: Path, origin: str | None = None,
-            checkpoint: Callable[[str], None] | None = None) -> Publication:
+            checkpoint: Callable[[str], None] | None = None,
+            anchors: Path | None = None) -> Publication:
     """Write the package, record batch + disclosures in the ledger, then publish by rename.
 
     ``write_package(staging, summary)`` returns the package's summary, or a
@@ -243,6 +245,7 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
     internal record goes to ``archive`` (:mod:`lastknown.disclose.record`).
     ``checkpoint(step)`` is called after each step in :data:`STEPS` (tests inject
     failures there). Returns the publication; its summary carries ``ledger_head``.
+    ``anchors`` is the deployment's anchor file: the committed head is appended to it.
 
     >>> publish(ledger=ledger, batch=batch, engine=engine, final_dir=Path("response"),
     ...         summary={}, write_package=lambda d, s: write_package(engine, d, summary=s),
@@ -299,7 +302,7 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
                      user=operator, origin=origin, at=now)
             step("recorded")
             head = tx.head
-            package_summary.update({"ledger_head": {"sequence": head.seq, "hash": head.hash},
+            package_summary.update({"ledger_head": head_record(head),
                                     "ledger_batch_entry": batch_entry.seq})
             summary_written = True
             package_summary = seal(staging, record_staging, package_summary)
@@ -312,6 +315,10 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
             shutil.rmtree(staging, ignore_errors=True)
         raise  # otherwise recover() decides from the ledger, on the next run
     step("committed")
+    if anchors is not None:  # ANCHOR: the committed head, kept outside the database
+        from lastknown.disclose.ledger.anchors import append_anchor
+
+        append_anchor(anchors, ledger, head)
     deliver_record(staging)
     os.rename(staging, final_dir)
     _fsync_dir(final_dir.parent)

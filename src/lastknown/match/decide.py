@@ -30,26 +30,44 @@ from __future__ import annotations
 
 from lastknown.engines.base import SqlStep
 from lastknown.match.config import MatchConfig
+from lastknown.match.learn import delta_sql
 from lastknown.match.model import ADDRESS_COMPARISONS, NAME_COMPARISONS
 
 
 def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
     """TRUE when record ``r``'s address confirms request ``q``'s supplied address, else FALSE.
 
-    House number equal; street name equal after USPS standardisation (or one typo
-    in a name of 5+ letters, or equal once spaces are ignored); zip5 equal or city
-    and state equal; neither unit nor pre-directional contradicting (both present
-    and different). A line without a house number or street name never confirms, nor
-    one whose zip and city cannot be compared (never NULL: unknown is not confirmed).
+    * house number equal — always; a line without a house number or street name never
+      confirms;
+    * street: name equal after USPS standardisation, or equal once spaces are ignored, or
+      one typo in a name of 5+ letters; or, when one side's street type was not
+      recognised (misspelt or split: ``Parker Tsreet``, ``Franc P Lace``, ``Hallen
+      Clise``), the spelled-out lines (``street_line``: name + type word, no spaces) equal
+      or one edit apart for lines of 8+ letters;
+    * place: zip5 equal, or city and state equal, or — state equal, city equal or one
+      typo away, and the zip one digit off or missing (a keying error in each);
+    * neither unit nor pre-directional contradicting (both present and different).
+
+    Never NULL: unknown is not confirmed. The decision still needs the names to agree on
+    their own before anything is disclosed, so a typo'd street or zip confirms only with
+    an equal house number *and* agreeing names.
 
     Nested CASEs, so the engine runs the cheap equalities on every pair and the string
     edits only on the few pairs that reach them (most candidate pairs are neighbours);
     ``abs(length difference) <= 1`` is implied by one edit, so it only skips work.
     """
+    city_typo = (f"({q}.city_n = {r}.city_n OR (length({q}.city_n) >= 5 "
+                 f"AND abs(length({q}.city_n) - length({r}.city_n)) <= 1 "
+                 f"AND damerau_levenshtein({q}.city_n, {r}.city_n) <= 1))")
+    zip_digit = (f"({q}.zip5 IS NULL OR (length({q}.zip5) = 5 AND length({r}.zip5) = 5 "
+                 f"AND hamming({q}.zip5, {r}.zip5) <= 1))")
+    untyped = (f"({q}.street_line = replace({q}.street_name, ' ', '') "
+               f"OR {r}.street_line = replace({r}.street_name, ' ', ''))")
     return f"""(CASE
         WHEN {q}.house_number IS NOT NULL AND {q}.house_number = {r}.house_number
              AND {q}.street_name IS NOT NULL AND {r}.street_name IS NOT NULL
-             AND ({q}.zip5 = {r}.zip5 OR ({q}.city_n = {r}.city_n AND {q}.state_n = {r}.state_n))
+             AND ({q}.zip5 = {r}.zip5 OR ({q}.city_n = {r}.city_n AND {q}.state_n = {r}.state_n)
+                  OR ({q}.state_n = {r}.state_n AND {zip_digit} AND {city_typo}))
              AND NOT coalesce({q}.unit_n <> {r}.unit_n, false)
              AND NOT coalesce({q}.predir <> {r}.predir, false)
         THEN (CASE
@@ -57,28 +75,62 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
             WHEN replace({q}.street_name, ' ', '') = replace({r}.street_name, ' ', '') THEN true
             WHEN length({q}.street_name) >= 5
                  AND abs(length({q}.street_name) - length({r}.street_name)) <= 1
-            THEN damerau_levenshtein({q}.street_name, {r}.street_name) <= 1
+                 AND damerau_levenshtein({q}.street_name, {r}.street_name) <= 1 THEN true
+            WHEN {q}.street_line IS NULL OR {r}.street_line IS NULL THEN false
+            WHEN {q}.street_line = {r}.street_line THEN true
+            WHEN length({q}.street_line) >= 8
+                 AND abs(length({q}.street_line) - length({r}.street_line)) <= 1
+            THEN {untyped} AND damerau_levenshtein({q}.street_line, {r}.street_line) <= 1
             ELSE false END)
         ELSE false END)"""
 
 
-def decide_steps(*, config: MatchConfig, requests: str, records: str, returns: str,
-                 scored: str = "lk_scored") -> list[SqlStep]:
-    """From scored pairs to ``match_result`` and ``match_explanation``.
-
-    ``scored`` has one row per pair: source_row, record_id, tin, swapped, match_weight,
-    name_weight, mw_<comparison> …; ``requests`` is the normalised request table.
-    """
-    c = config
-    mw_cols = ", ".join(f"s.mw_{n}" for n in (*NAME_COMPARISONS, *ADDRESS_COMPARISONS))
-    return [
-        SqlStep(sql=f"""
-            SELECT s.*, {address_confirmed_sql()} AS address_confirmed,
-                   s.name_weight >= {c.min_name_weight} AND s.mw_first_name > 0
-                       AND s.mw_surname > 0 AS names_agree
+def confirm_steps(*, requests: str, records: str, scored: str = "lk_scored") -> list[SqlStep]:
+    """``lk_scored_addr``: every scored pair and whether its record confirms the address."""
+    return [SqlStep(sql=f"""
+            SELECT s.*, {address_confirmed_sql()} AS address_confirmed
             FROM {scored} AS s
             JOIN {requests} AS q ON q.source_row = s.source_row
             JOIN {records} AS r ON r.record_id = s.record_id
+        """, output_table_name="lk_scored_addr")]
+
+
+def decide_steps(*, config: MatchConfig, requests: str, records: str, returns: str,
+                 scored: str = "lk_scored",
+                 deltas: dict[str, dict[int, float]] | None = None) -> list[SqlStep]:
+    """From scored pairs to ``match_result`` and ``match_explanation``: the address
+    confirmation (:func:`confirm_steps`) then :func:`outcome_steps`."""
+    return [*confirm_steps(requests=requests, records=records, scored=scored),
+            *outcome_steps(config=config, requests=requests, returns=returns, deltas=deltas)]
+
+
+def outcome_steps(*, config: MatchConfig, requests: str, returns: str,
+                  deltas: dict[str, dict[int, float]] | None = None) -> list[SqlStep]:
+    """From ``lk_scored_addr`` to ``match_result`` and ``match_explanation``.
+
+    ``lk_scored_addr`` has one row per pair: source_row, record_id, tin, swapped,
+    match_weight, name_weight, mw_<comparison> …, household_weight, address_confirmed (and
+    ``gamma_<comparison>`` when ``deltas`` are given); ``requests`` is the normalised
+    request table. ``deltas`` (bits per comparison and level, from ``match/learn.py``)
+    re-weigh each pair by what the batch taught about the requester's errors.
+    """
+    c = config
+    mw_cols = ", ".join(f"s.mw_{n}" for n in (*NAME_COMPARISONS, *ADDRESS_COMPARISONS))
+    name_delta = " + ".join(delta_sql(deltas, n) for n in NAME_COMPARISONS)
+    all_delta = " + ".join(delta_sql(deltas, n) for n in (*NAME_COMPARISONS,
+                                                          *ADDRESS_COMPARISONS))
+    reweighed = ", ".join(f"mw_{n} + {delta_sql(deltas, n)} AS mw_{n}"
+                          for n in (*NAME_COMPARISONS, *ADDRESS_COMPARISONS))
+    return [
+        SqlStep(sql=f"""
+            SELECT *, name_weight >= {c.min_name_weight} AND mw_first_name > 0
+                      AND mw_surname > 0 AS names_agree
+            FROM (SELECT source_row, record_id, tin, swapped, address_confirmed,
+                         match_weight + {all_delta} AS match_weight,
+                         name_weight + {name_delta} AS name_weight,
+                         household_weight + {name_delta} AS household_weight,
+                         {reweighed}
+                  FROM lk_scored_addr)
         """, output_table_name="lk_scored_confirmed"),
         SqlStep(sql="""
             SELECT source_row, tin,

@@ -41,7 +41,7 @@ from lastknown.normalize.nicknames import first_groups_sql, register_nicknames
 log = logging.getLogger("lastknown.match")
 
 INDEX_SCHEMA = "lkidx"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 MANIFEST = "index.json"
 DATABASE = "index.duckdb"
 MODEL = "model.json"

@@ -32,7 +32,7 @@ from lastknown.errors import ConfigError, PipelineError
 COMPARE_COLUMNS: tuple[str, ...] = (
     "first_n", "first_initial", "first_groups", "middle_n", "middle_initial",
     "surname_tokens", "surname_n", "suffix_n", "house_number", "predir", "street_name",
-    "unit_n", "zip5", "city_n", "state_n",
+    "street_line", "unit_n", "zip5", "city_n", "state_n",
 )
 #: Comparisons that describe the name; their weights form the "name weight".
 NAME_COMPARISONS: tuple[str, ...] = ("first_name", "surname", "middle_name", "suffix")
@@ -53,6 +53,7 @@ M_FLOORS: dict[tuple[str, str], float] = {
     ("suffix", "one missing"): 0.01,
     ("street_name", "similar"): 0.02,   # observed 0.021: one-letter typos
     ("city", "similar"): 0.01,
+    ("zip5", "one digit"): 0.01,
 }
 #: Levels that may never count *for* a match: their m is capped at their u (weight ≤ 0).
 #: A close but different given name was never a requester's typo among seed 1's 12,000
@@ -132,6 +133,9 @@ def comparisons() -> list[dict[str, Any]]:
         {"output_column_name": "zip5", "comparison_levels": [
             _level("null", _null("zip5"), null=True),
             _level("exact", '"zip5_l" = "zip5_r"'),
+            # one digit keyed wrong (never a transposition of two: that is another ZIP)
+            _level("one digit", 'length("zip5_l") = 5 AND length("zip5_r") = 5 AND '
+                   'hamming("zip5_l", "zip5_r") = 1'),
             _level("different", "ELSE"),
         ]},
         {"output_column_name": "city", "comparison_levels": [
@@ -240,7 +244,7 @@ SUFFIX_DIFFERENT = 0
 HOUSEHOLD_SMOOTHING = 0.5
 
 
-def _gammas(comp: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+def gammas(comp: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     """Splink's comparison vector value of each non-null level (best level highest)."""
     levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
     return [(len(levels) - 1 - i, lv) for i, lv in enumerate(levels)]
@@ -292,7 +296,7 @@ def household_section(model: dict[str, Any],
         name = comp["output_column_name"]
         if name not in NAME_COMPARISONS or name not in counts:
             continue
-        levels = _gammas(comp)
+        levels = gammas(comp)
         total = sum(counts[name].values()) + HOUSEHOLD_SMOOTHING * len(levels)
         weights[name] = {}
         for gamma, level in levels:

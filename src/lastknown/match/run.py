@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lastknown.engines.base import Engine, SqlStep
 from lastknown.errors import PipelineError
 from lastknown.match.candidates import candidate_steps, names_can_agree_sql
 from lastknown.match.config import MatchConfig
-from lastknown.match.decide import decide_steps
+from lastknown.match.decide import confirm_steps, outcome_steps
 from lastknown.match.index import IndexInfo, normalised_people_sql
+from lastknown.match.learn import Learned, LevelCounts, learn
 from lastknown.match.model import load_model
 from lastknown.match.progress import chunk_progress
 from lastknown.match.score import pair_steps, score_pairs
@@ -39,6 +40,18 @@ class MatchSummary:
     timings: dict[str, float] = field(default_factory=dict)
     #: candidate pairs scored by Splink and pairs pruned before scoring
     pairs: dict[str, int] = field(default_factory=dict)
+    #: what the batch taught about the requester's errors (``match/learn.py``), if learning ran
+    learned: Learned | None = None
+    #: the learned estimates for the internal record and the ledger's batch record
+    estimates: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Learning:
+    """Learn the requester's errors from this batch, on top of what earlier ones taught."""
+
+    batch_id: str
+    pooled: LevelCounts = field(default_factory=LevelCounts)
 
 
 def request_steps(*, valid_table: str) -> list[SqlStep]:
@@ -51,11 +64,14 @@ def request_steps(*, valid_table: str) -> list[SqlStep]:
 
 def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
                    valid_table: str = "request_valid", progress: bool = False,
-                   prune: bool = True) -> MatchSummary:
+                   prune: bool = True, learning: Learning | None = None) -> MatchSummary:
     """Match every row of ``valid_table``; create ``match_result`` and ``match_explanation``.
 
     ``prune=False`` scores every blocked candidate (the pruning in ``candidates.py`` never
-    changes an outcome; tests compare both).
+    changes an outcome; tests compare both). With ``learning``, the requester's error
+    rates are estimated from this batch's pairs (pooled with ``learning.pooled``) and the
+    pairs re-weighed before the decision (``match/learn.py``); without it, the index's
+    model decides alone.
 
     >>> summary = match_requests(engine, index=info, config=MatchConfig())  # doctest: +SKIP
     >>> summary.outcome_counts["M"]  # doctest: +SKIP
@@ -72,7 +88,8 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
     engine.execute("CREATE OR REPLACE TABLE lk_scored (source_row BIGINT, record_id BIGINT, "
                    "tin VARCHAR, swapped BOOLEAN, match_weight DOUBLE, name_weight DOUBLE, "
                    + ", ".join(f"mw_{c} DOUBLE" for c in _comparison_names())
-                   + ", household_weight DOUBLE)")
+                   + ", household_weight DOUBLE, "
+                   + ", ".join(f"gamma_{c} INTEGER" for c in _comparison_names()) + ")")
     engine.execute("CREATE OR REPLACE TABLE lk_oversized (source_row BIGINT, rule VARCHAR)")
     engine.execute("CREATE OR REPLACE TABLE lk_capped (source_row BIGINT)")
     engine.execute("CREATE OR REPLACE TABLE lk_pruned (source_row BIGINT, pairs BIGINT)")
@@ -95,11 +112,22 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
     timings["candidate_search"] = round(search, 3)
     timings["scoring"] = round(score, 3)
     t2 = time.perf_counter()
-    engine.run_steps(decide_steps(config=config, requests="lk_requests",
-                                  records=index.table("idx_record"),
-                                  returns=index.table("idx_return")))
+    engine.run_steps(confirm_steps(requests="lk_requests", records=index.table("idx_record")))
+    learned = None
+    if learning is not None:
+        learned = learn(engine, model, table="lk_scored_addr", pooled=learning.pooled,
+                        batch_id=learning.batch_id)
+        timings["learning"] = round(time.perf_counter() - t2, 3)
+        log.info("learned the requester's error rates from %s pairs (%d earlier batches "
+                 "pooled): %s", learned.pairs, learned.batches_pooled, learned.estimates_id)
+    engine.run_steps(outcome_steps(config=config, requests="lk_requests",
+                                   returns=index.table("idx_return"),
+                                   deltas=learned.deltas if learned else None))
     timings["decision"] = round(time.perf_counter() - t2, 3)
-    return _summarise(engine, index=index, config=config, timings=timings, total=int(total))
+    summary = _summarise(engine, index=index, config=config, timings=timings, total=int(total))
+    if learned is None:
+        return summary
+    return replace(summary, learned=learned, estimates=learned.summary(model))
 
 
 def _match_chunk(engine: Engine, *, index: IndexInfo, config: MatchConfig, model: dict[str, Any],

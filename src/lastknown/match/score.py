@@ -105,8 +105,9 @@ def score_pairs(engine: Engine, *, model: dict[str, Any], prior: float, tf_table
     """Score ``lk_pair_left`` × ``lk_pair_right`` with Splink into table ``out``.
 
     ``out`` gets: unique_id, match_weight, name_weight and one ``mw_<comparison>``
-    column per comparison (bits), and ``household_weight`` (bits; see
-    :func:`~lastknown.match.model.household_weight_sql`).
+    column per comparison (bits), ``household_weight`` (bits; see
+    :func:`~lastknown.match.model.household_weight_sql`), and one ``gamma_<comparison>``
+    column per comparison (the level, -1 for null; read by ``match/learn.py``).
     """
     from splink import DuckDBAPI, Linker
 
@@ -133,10 +134,11 @@ def score_pairs(engine: Engine, *, model: dict[str, Any], prior: float, tf_table
     comps = [*NAME_COMPARISONS, *ADDRESS_COMPARISONS]
     weights = ", ".join(f"{_weight_sql(c)} AS mw_{c}" for c in comps)
     name_weight = " + ".join(_weight_sql(c) for c in NAME_COMPARISONS)
+    levels = ", ".join(f'"gamma_{c}" AS gamma_{c}' for c in comps)
     engine.execute(f"""
         CREATE OR REPLACE TABLE {out} AS
         SELECT unique_id_l AS unique_id, match_weight, {name_weight} AS name_weight, {weights},
-               {household_weight_sql(model)} AS household_weight
+               {household_weight_sql(model)} AS household_weight, {levels}
         FROM {physical}
     """)
     drop = linker.table_management.delete_tables_created_by_splink_from_db

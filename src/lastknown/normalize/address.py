@@ -20,7 +20,14 @@ Rules
   (``2528 S Sierra Pl 3D``); the unit is reduced to its identifier (``Apt 4-B`` → ``4B``);
 * the street *name* drops a leading/trailing directional and a trailing street
   type, so ``1234 West Main Street`` and ``1234 W Main`` share ``MAIN``;
-* zip → first five digits; city tokens ``ST``/``MT``/``FT`` → ``SAINT``/``MOUNT``/``FORT``.
+* zip → first five digits (letters that look like digits read as them: ``O`` → ``0``);
+  a leading house number of digits and O/I/L read the same way (``1O74`` → ``1074``);
+  city tokens ``ST``/``MT``/``FT`` → ``SAINT``/``MOUNT``/``FORT``;
+* ``street_line`` is the street name and the street type *spelled out*, without spaces
+  (``PARKERSTREET``): a requester's misspelt or split type (``Parker Tsreet``,
+  ``Franc P Lace``) is not recognised as a type, stays in the name, and still lies one
+  edit (or none) from the record's line — the confirmation rule uses it
+  (:func:`lastknown.match.decide.address_confirmed_sql`).
 
 >>> "ALY" in street_type_map_sql()
 True
@@ -38,7 +45,7 @@ from lastknown.normalize.names import sql_list
 #: The normalised address columns every table carries after :func:`normalised_address_sql`.
 ADDRESS_COLUMNS: tuple[str, ...] = (
     "house_number", "predir", "street_name", "street_type", "unit_n", "zip5", "city_n",
-    "state_n",
+    "state_n", "street_line",
 )
 
 _ORDINALS = {
@@ -61,6 +68,26 @@ def _map_literal(mapping: dict[str, str]) -> str:
 def street_type_map_sql() -> str:
     """USPS street types (all spellings → abbreviation) as a SQL MAP literal."""
     return _map_literal(dict(usps.STREET_TYPE_ABBREVIATIONS))
+
+
+@cache
+def street_type_words() -> dict[str, str]:
+    """USPS street-type abbreviation → one spelled-out word (``ST`` → ``STREET``).
+
+    Of the Pub 28 spellings of a type, the longest that is not a plural of another
+    (``LANE``, not ``LANES``).
+
+    >>> street_type_words()["PL"], street_type_words()["LN"], street_type_words()["PKWY"]
+    ('PLACE', 'LANE', 'PARKWAY')
+    """
+    spellings: dict[str, set[str]] = {}
+    for word, abbreviation in usps.STREET_TYPE_ABBREVIATIONS.items():
+        spellings.setdefault(abbreviation, set()).add(word)
+    words = {}
+    for abbreviation, names in spellings.items():
+        singular = [n for n in names if not (n.endswith("S") and n[:-1] in names)]
+        words[abbreviation] = max(singular or names, key=lambda n: (len(n), n))
+    return words
 
 
 @cache
@@ -103,6 +130,26 @@ def _directionals() -> list[str]:
     return sorted(set(usps.DIRECTIONAL_REPLACEMENTS.values()))
 
 
+#: Letters a scanner or a hurried typist puts for digits (``O`` for ``0``, ``l`` for ``1``).
+OCR_LETTERS, OCR_DIGITS = "OQDILZSB", "00011258"
+
+
+def ocr_digits_sql(expr: str) -> str:
+    """A ZIP code with letters read as the digits they resemble (``O2I35`` → ``02135``)."""
+    return f"translate(coalesce({expr}, ''), '{OCR_LETTERS}', '{OCR_DIGITS}')"
+
+
+def house_number_ocr_sql(expr: str) -> str:
+    """A leading house number with O/I/L read as digits, when it has two digits or more
+    and nothing but digits and those letters (``1O74 W 350 N`` → ``1074 W 350 N``);
+    ``12B``, ``N 5TH`` and ``1 OAK`` stay as written."""
+    head = f"regexp_extract({expr}, '^[0-9OIL]+')"
+    return (f"CASE WHEN regexp_matches({expr}, '^[0-9OIL]*[0-9][0-9OIL]*[0-9][0-9OIL]*( |$)') "
+            f"AND regexp_matches({head}, '[OIL]') "
+            f"THEN translate({head}, 'OIL', '011') || substr({expr}, length({head}) + 1) "
+            f"ELSE {expr} END")
+
+
 def clean_address_sql(expr: str) -> str:
     """Upper-case, accent-free; ``#`` spaced out as a token; other punctuation → space."""
     return (
@@ -138,12 +185,16 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
         _type AS street_type,
         coalesce({unit_identifier_sql('_unit_col')}, {unit_identifier_sql('_unit_in_street')})
             AS unit_n,
-        NULLIF(left(regexp_replace(coalesce(CAST({zip_code} AS VARCHAR), ''), '[^0-9]', '', 'g'),
-                    5), '') AS zip5,
+        NULLIF(left(regexp_replace({ocr_digits_sql(f"upper(CAST({zip_code} AS VARCHAR))")},
+                                   '[^0-9]', '', 'g'), 5), '') AS zip5,
         NULLIF(array_to_string(list_transform(
             string_split({clean_address_sql(city)}, ' '),
             lambda t: coalesce({city_map}[t], t)), ' '), '') AS city_n,
-        NULLIF(upper(trim(coalesce(CAST({state} AS VARCHAR), ''))), '') AS state_n
+        NULLIF(upper(trim(coalesce(CAST({state} AS VARCHAR), ''))), '') AS state_n,
+        NULLIF(array_to_string(list_filter(_core, lambda t, i:
+            NOT (i = 1 AND _has_predir)
+            AND NOT (i = len(_core) AND _type IS NOT NULL)), '')
+            || coalesce({_map_literal(street_type_words())}[_type], ''), '') AS street_line
     FROM (
         SELECT *,
             -- a leading directional is a pre-directional only if a name remains after it
@@ -181,7 +232,8 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
                                 ' '), lambda t: t <> '') AS _rest,
                             list_filter(string_split({clean_address_sql(unit)}, ' '),
                                         lambda t: t <> '') AS _unit_col
-                        FROM (SELECT *, {clean_address_sql(street)} AS _st FROM {source})
+                        FROM (SELECT *, {house_number_ocr_sql(clean_address_sql(street))} AS _st
+                              FROM {source})
                     )
                     )
                 )

@@ -1,10 +1,11 @@
 """Open a ledger (SQLite path or SQLAlchemy URL), migrate it, and append to it.
 
 Appending happens only inside :meth:`Ledger.transaction`: it takes the ledger's
-write lock (``BEGIN IMMEDIATE`` on SQLite, ``LOCK TABLE ... EXCLUSIVE`` on
-PostgreSQL), so entries get consecutive ``seq`` numbers and each one chains to
-the true head. Nothing is visible to anyone until the transaction commits; an
-exception (or a killed process) leaves the ledger exactly as it was.
+write lock (``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock on
+PostgreSQL, which needs no privilege beyond INSERT and SELECT, see :mod:`.grants`),
+so entries get consecutive ``seq`` numbers and each one chains to the true head.
+Nothing is visible to anyone until the transaction commits; an exception (or a
+killed process) leaves the ledger exactly as it was.
 """
 
 from __future__ import annotations
@@ -33,12 +34,16 @@ from lastknown.disclose.ledger.chain import (
 from lastknown.errors import LedgerError
 
 if TYPE_CHECKING:
+    from lastknown.disclose.ledger.anchors import Anchor
     from lastknown.disclose.ledger.verify import VerifyReport
 
 DEFAULT_LEDGER = Path(".lastknown") / "ledger.sqlite"
 """Where the ledger lives when no ``--ledger`` is given (under the working directory)."""
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: Writers of one ledger (one schema) take turns; LOCK TABLE would need UPDATE rights.
+_PG_WRITE_LOCK = ("SELECT pg_advisory_xact_lock(hashtext(current_schema() || "
+                  "'.ledger_entries'))")
 _CHUNK_ROWS = 5_000
 
 
@@ -156,7 +161,7 @@ class Ledger:
         try:
             with self.engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql("LOCK TABLE ledger_entries IN EXCLUSIVE MODE")
+                    conn.exec_driver_sql(_PG_WRITE_LOCK)
                 yield LedgerWriter(conn, _head(conn))
         except sa.exc.SQLAlchemyError as exc:
             raise self._fail("append", exc) from exc
@@ -187,12 +192,12 @@ class Ledger:
                                  .where(models.batches.c.batch_id == batch_id)).first()
         return found is not None
 
-    def verify(self, *, anchors: Mapping[int, str] | None = None,
+    def verify(self, *, anchors: Mapping[int, str] | Iterable[Anchor] | None = None,
                record: bool = True) -> VerifyReport:
         """Recompute the chain; raise LedgerTamperedError naming the first bad entry.
 
-        ``anchors`` maps seq -> hash known from outside (e.g. ``ledger_seq`` and
-        ``ledger_head`` of delivered ``summary.json`` files). See
+        ``anchors`` are heads known from outside (:mod:`.anchors`: the anchor file,
+        delivered receipts), as :class:`~.anchors.Anchor` s or ``{seq: hash}``. See
         :func:`lastknown.disclose.ledger.verify.verify_ledger`.
 
         >>> open_ledger("sqlite:///:memory:").verify(record=False).entries

@@ -7,19 +7,25 @@ What each check catches:
   inserted or reordered entry (``prev_hash`` mismatch);
 * typed tables: a batch, disclosure or audit row edited, added or removed so
   that it no longer says what its hashed entry says;
-* anchors: a chain recomputed from the point of an edit onward, caught by
-  comparing with head hashes delivered to recipients in ``summary.json``.
+* anchors (:mod:`.anchors`: the deployment's anchor file, delivered receipts): the
+  newest entries cut off (the anchored entry is gone) and a chain recomputed from
+  the point of an edit onward (the anchored position holds another hash).
+
+:func:`verify_ledger` does all of it; :func:`verify_anchored` reads anchor files
+first; :func:`quick_verify` is the cheap check ``process`` runs before it writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from lastknown.disclose.ledger import models
+from lastknown.disclose.ledger.anchors import Anchor, anchors_for, ledger_id, read_anchors
 from lastknown.disclose.ledger.chain import (
     COLUMNS_BY_KIND,
     GENESIS_HASH,
@@ -27,12 +33,15 @@ from lastknown.disclose.ledger.chain import (
     entry_hash,
     payload_of,
 )
-from lastknown.errors import LedgerError, LedgerTamperedError
+from lastknown.errors import InputError, LedgerError, LedgerTamperedError
 
 if TYPE_CHECKING:
     from lastknown.disclose.ledger.store import Ledger
 
 _STREAM_ROWS = 20_000
+QUICK_TAIL = 1_000
+"""How many of the newest entries :func:`quick_verify` rechains and rechecks."""
+_LOOKUP_CHUNK = 500
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,12 +95,13 @@ def _check_entry(row: sa.Row[Any], count: int, last_seq: int,
     return count + 1, seq, str(row.hash)
 
 
-def _check_typed(conn: sa.Connection, kind: EntryKind) -> None:
-    """Every typed row matches its entry's payload; every entry of the kind has its row."""
+def _check_typed(conn: sa.Connection, kind: EntryKind, since: int = 0) -> None:
+    """Every typed row (from entry ``since`` on) matches its entry's payload; every entry
+    of the kind has its row."""
     table, e = models.TYPED_TABLES[kind], models.entries
     query = (sa.select(table, e.c.payload.label("entry_payload"), e.c.kind.label("entry_kind"))
              .select_from(table.outerjoin(e, e.c.seq == table.c.entry_seq))
-             .order_by(table.c.entry_seq))
+             .where(table.c.entry_seq >= since).order_by(table.c.entry_seq))
     with conn.execution_options(yield_per=_STREAM_ROWS).execute(query) as result:
         for row in result:
             seq = int(row.entry_seq)
@@ -103,51 +113,151 @@ def _check_typed(conn: sa.Connection, kind: EntryKind) -> None:
                                      "hashed entry: the typed row was edited")
     orphan = conn.execute(
         sa.select(e.c.seq).select_from(e.outerjoin(table, table.c.entry_seq == e.c.seq))
-        .where(e.c.kind == kind, table.c.entry_seq.is_(None)).order_by(e.c.seq).limit(1)
+        .where(e.c.kind == kind, e.c.seq >= since, table.c.entry_seq.is_(None))
+        .order_by(e.c.seq).limit(1)
     ).scalar_one_or_none()
     if orphan is not None:
         raise _Tampered(int(orphan), f"entry #{orphan} ({kind}) has no row in {table.name}: "
                                      "the typed row was deleted")
 
 
-def _check_anchors(conn: sa.Connection, anchors: Mapping[int, str]) -> None:
-    for seq, expected in sorted(anchors.items()):
-        stored = conn.execute(sa.select(models.entries.c.hash)
-                              .where(models.entries.c.seq == seq)).scalar_one_or_none()
-        if stored != expected:
-            raise _Tampered(seq, f"entry #{seq} hash {stored or 'missing'} differs from the "
-                                 f"anchor {expected} held outside the ledger: the chain was "
-                                 "rewritten from this point or earlier")
+def _as_anchors(anchors: Mapping[int, str] | Iterable[Anchor] | None) -> list[Anchor]:
+    if anchors is None:
+        return []
+    if isinstance(anchors, Mapping):
+        return [Anchor(sequence=seq, hash=digest, source="the anchors given")
+                for seq, digest in anchors.items()]
+    return list(anchors)
 
 
-def verify_ledger(ledger: Ledger, *, anchors: Mapping[int, str] | None = None,
+def _check_anchors(conn: sa.Connection, anchors: Sequence[Anchor]) -> None:
+    """Each anchored position still holds the anchored hash; the lowest bad one is named."""
+    ordered = sorted(anchors, key=lambda a: (a.sequence, a.source))
+    seqs = sorted({a.sequence for a in ordered})
+    stored: dict[int, str] = {}
+    for start in range(0, len(seqs), _LOOKUP_CHUNK):
+        chunk = seqs[start:start + _LOOKUP_CHUNK]
+        query = sa.select(models.entries.c.seq, models.entries.c.hash).where(
+            models.entries.c.seq.in_(chunk))
+        stored.update((int(seq), str(digest)) for seq, digest in conn.execute(query))
+    for anchor in ordered:
+        found = stored.get(anchor.sequence)
+        if found is None:
+            raise _Tampered(anchor.sequence, (
+                f"entry #{anchor.sequence} anchored in {anchor.source} is missing: the newest "
+                "entries were cut off (the ledger ends before it)"))
+        if found != anchor.hash:
+            raise _Tampered(anchor.sequence, (
+                f"entry #{anchor.sequence} hash {found} differs from the anchor {anchor.hash} "
+                f"in {anchor.source}: the chain was rewritten from this point or earlier"))
+
+
+def verify_ledger(ledger: Ledger, *,
+                  anchors: Mapping[int, str] | Iterable[Anchor] | None = None,
                   record: bool = True) -> VerifyReport:
     """Verify everything; return a report, or raise LedgerTamperedError naming the first bad entry.
 
+    ``anchors`` are heads known from outside (:class:`Anchor` s, or ``{seq: hash}``).
     With ``record`` the outcome is appended as a ``ledger_verified`` audit event.
 
     >>> from lastknown.disclose.ledger import open_ledger
     >>> verify_ledger(open_ledger("sqlite:///:memory:"), record=False).head_seq
     0
     """
+    checked = _as_anchors(anchors)
     try:
         with ledger.connect() as conn:
             count, head_seq, head_hash = _walk_chain(conn)
             for kind in COLUMNS_BY_KIND:
                 _check_typed(conn, kind)
-            _check_anchors(conn, anchors or {})
+            _check_anchors(conn, checked)
     except _Tampered as bad:
         message = (f"ledger {ledger.display_url} does not verify: first bad entry #{bad.seq}: "
-                   f"{bad.problem}. Keep the database as it is and restore from a trusted "
-                   "copy; compare with the ledger_head values in delivered summary.json files")
+                   f"{bad.problem}. {_ADVICE}")
         if record:
             _record(ledger, success=False, detail=f"first bad entry #{bad.seq}")
         raise LedgerTamperedError(message) from None
     report = VerifyReport(ok=True, ledger=ledger.display_url, entries=count, head_seq=head_seq,
-                          head_hash=head_hash, anchors_checked=len(anchors or {}))
+                          head_hash=head_hash, anchors_checked=len(checked))
     if record:
         _record(ledger, success=True, detail=f"{count} entries, head #{head_seq} {head_hash}")
     return report
+
+
+_ADVICE = ("Keep the database as it is and restore from a trusted copy; compare with the "
+           "deployment's anchor file and the ledger_head of delivered receipt.json files")
+
+
+def verify_anchored(ledger: Ledger, anchor_files: Sequence[Path], *,
+                    record: bool = True) -> VerifyReport:
+    """:func:`verify_ledger` with the anchors read from anchor files or receipts.
+
+    Anchor-file lines of another ledger (another :func:`~.anchors.ledger_id`) are left
+    out; a file none of whose anchors apply is an :class:`InputError` (exit 2), so a
+    wrong file is never mistaken for a passed check.
+
+    >>> verify_anchored(open_ledger(url), [Path("anchors.jsonl")])  # doctest: +SKIP
+    """
+    chosen: list[Anchor] = []
+    for path in anchor_files:
+        kept, skipped = anchors_for(ledger, read_anchors(path))
+        if not kept:
+            which = f"{skipped} anchor(s), all for another ledger" if skipped else "no anchors"
+            raise InputError(f"anchor file {path} holds {which} (this ledger is "
+                             f"{ledger.display_url}, id {ledger_id(ledger)}); give the anchor "
+                             "file or receipt.json of this ledger's deployment")
+        chosen.extend(kept)
+    return verify_ledger(ledger, anchors=chosen, record=record)
+
+
+def quick_verify(ledger: Ledger, anchors_path: Path | None, *, tail: int = QUICK_TAIL) -> None:
+    """The check before writing: no entry missing, the newest ``tail`` entries chained and
+    matching their typed rows, and every anchor of this ledger in ``anchors_path`` (if the
+    file exists) still in place. Raises :class:`LedgerTamperedError`; appends nothing.
+
+    >>> from lastknown.disclose.ledger import open_ledger
+    >>> quick_verify(open_ledger("sqlite:///:memory:"), None)
+    """
+    anchors: list[Anchor] = []
+    if anchors_path is not None and anchors_path.exists():
+        anchors, _ = anchors_for(ledger, read_anchors(anchors_path))
+    e = models.entries
+    try:
+        with ledger.connect() as conn:
+            count, first, last = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(e.c.seq), sa.func.max(e.c.seq))).one()
+            count, last = int(count), int(last or 0)
+            if count and (int(first) != 1 or last != count):
+                raise _Tampered(1 if int(first) != 1 else last, (
+                    f"{count:,} entries are numbered #{first}..#{last}: "
+                    f"{last - count:,} were deleted (`lastknown ledger "
+                    "verify` names where)"))
+            _check_tail(conn, max(1, last - tail + 1), last)
+            _check_anchors(conn, anchors)
+    except _Tampered as bad:
+        raise LedgerTamperedError(
+            f"ledger {ledger.display_url} fails the check before writing, so nothing was "
+            f"written to it: first bad entry #{bad.seq}: {bad.problem}. Run `lastknown ledger "
+            f"verify --anchor <anchor file>`. {_ADVICE}") from None
+
+
+def _check_tail(conn: sa.Connection, start: int, last: int) -> None:
+    """Entries ``start..last`` chain to each other and hash right; their typed rows match."""
+    if last < start:
+        return
+    query = (sa.select(models.entries).where(models.entries.c.seq >= start)
+             .order_by(models.entries.c.seq))
+    with conn.execution_options(yield_per=_STREAM_ROWS).execute(query) as result:
+        rows = iter(result)
+        row = next(rows)
+        if entry_hash(row.prev_hash, int(row.seq), row.kind, row.payload) != row.hash:
+            raise _Tampered(int(row.seq), f"entry #{row.seq} ({row.kind}) does not match its "
+                                          "hash: its content was edited")
+        count, last_seq, expected_prev = 1, int(row.seq), str(row.hash)
+        for row in rows:
+            count, last_seq, expected_prev = _check_entry(row, count, last_seq, expected_prev)
+    for kind in COLUMNS_BY_KIND:
+        _check_typed(conn, kind, since=start)
 
 
 def _record(ledger: Ledger, *, success: bool, detail: str) -> None:
