@@ -124,3 +124,32 @@ def test_a_missing_or_broken_record_is_an_input_error(tmp_path: Path) -> None:
     (tmp_path / RECORD_JSON).write_text("[1]")
     with pytest.raises(InputError, match="not a JSON object"):
         read_record(tmp_path)
+
+
+def test_recovery_after_the_record_was_delivered_but_not_the_package(tmp_path: Path) -> None:
+    """A crash between the record's rename and the package's: the package follows."""
+    from lastknown.disclose.ledger import open_ledger
+    from lastknown.disclose.publish import publish, recover, staging_dir_for
+    from test_ledger_fixtures import FakeBatch, engine_with_results, publish_kwargs
+
+    class Killed(Exception):
+        pass
+
+    def die(step: str) -> None:
+        if step == "committed":
+            raise Killed(step)
+
+    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    out = tmp_path / "response"
+    kwargs = publish_kwargs(ledger, engine_with_results(matched=["900000011"], unmatched=2),
+                            FakeBatch(), out)
+    with pytest.raises(Killed):
+        publish(**kwargs, checkpoint=die)
+    record = deliver_record(staging_dir_for(out))  # ... and the process died here
+    assert record is not None and record.is_dir() and not out.exists()
+    done = recover(ledger=ledger, final_dir=out)
+    assert done is not None and done.recovered and out.is_dir()
+    assert done.summary["rows_total"] == 3 and done.summary["rows_matched"] == 1
+    assert done.summary["ledger_head"] == read_record(record)["ledger_head"]
+    assert not staging_dir_for(out).exists() and not (out / MARKER).exists()
+    ledger.close()
