@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from lastknown.disclose.ledger import Ledger, open_ledger  # noqa: E402
 from lastknown.disclose.ledger.models import batches, disclosures  # noqa: E402
 from lastknown.disclose.publish import STEPS, publish, recover, staging_dir_for  # noqa: E402
+from lastknown.disclose.record import read_record, record_dir_for  # noqa: E402
 from lastknown.errors import PipelineError  # noqa: E402
 from test_ledger_fixtures import (  # noqa: E402
     BACKENDS,
@@ -40,15 +41,28 @@ def _disclosure_count(ledger: Ledger, batch_id: str) -> int:
                                 .where(disclosures.c.batch_id == batch_id)).scalar_one())
 
 
+def receipt_head(out: Path) -> dict[str, object]:
+    """The ledger head the package's receipt.json carries."""
+    head = json.loads((out / "receipt.json").read_text(encoding="utf-8"))["ledger_head"]
+    assert isinstance(head, dict)
+    return head
+
+
 def assert_consistent(ledger: Ledger, out: Path, batch_id: str = "B-1") -> bool:
-    """After recovery: the batch is in the ledger exactly when its package is published."""
+    """After recovery: the batch is in the ledger exactly when its package is published,
+    and its internal record is in the archive exactly then too (and never half-written)."""
     recover(ledger=ledger, final_dir=out)
     assert not staging_dir_for(out).exists()
+    archive = out.parent / "archive"
+    assert not list(archive.glob(".*.staging"))  # no record left half-way
+    record = record_dir_for(archive, batch_id)
     recorded = ledger.batch_recorded(batch_id)
-    assert recorded == out.is_dir()
+    assert recorded == out.is_dir() == record.is_dir()
     if recorded:
-        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-        assert ledger.entry_hash(summary["ledger_seq"]) == summary["ledger_head"]
+        head = receipt_head(out)
+        assert ledger.entry_hash(int(str(head["sequence"]))) == head["hash"]
+        assert read_record(record)["ledger_head"] == head
+        assert sorted(p.name for p in out.iterdir()) == ["matched.csv", "receipt.json"]
         with (out / "matched.csv").open(encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         assert len(rows) == _disclosure_count(ledger, batch_id)
@@ -67,8 +81,8 @@ def test_publish_records_every_disclosure_and_anchors_the_summary(backend: str,
         out = tmp_path / "response"
         done = publish(**publish_kwargs(ledger, engine, FakeBatch(), out))
         assert out.is_dir() and not done.recovered
-        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-        assert summary["ledger_head"] == ledger.head().hash == done.head.hash
+        assert receipt_head(out) == {"sequence": done.head.seq, "hash": ledger.head().hash}
+        assert done.head.hash == ledger.head().hash
         assert _disclosure_count(ledger, "B-1") == len(MATCHED)
         with ledger.connect() as conn:
             row = conn.execute(sa.select(batches)).one()
@@ -279,6 +293,5 @@ def test_a_pending_package_is_published_with_the_ledger_head(tmp_path: Path) -> 
     out, pendings = tmp_path / "response", []
     done = publish(**_pending_kwargs(ledger, out, pendings))
     assert pendings[0].events == ["finish"]
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert summary["ledger_head"] == done.head.hash == ledger.head().hash
+    assert receipt_head(out)["hash"] == done.head.hash == ledger.head().hash
     assert assert_consistent(ledger, out)

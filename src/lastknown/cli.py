@@ -185,9 +185,15 @@ def recover(ledger: str | None, journal: Path | None, outs: tuple[Path, ...]) ->
               path_type=Path), required=True, help="A response package folder.")
 @click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               required=True, help="truth.csv from `lastknown synth`.")
+@click.option("--record", "record_dir", type=click.Path(exists=True, file_okay=False,
+              path_type=Path), default=None,
+              help="The batch's internal record (default: found in the deployment's archive "
+                   "by the batch id in the package's receipt.json).")
 @_friendly_errors
-def evaluate(result_dir: Path, truth: Path) -> None:
+def evaluate(result_dir: Path, truth: Path, record_dir: Path | None) -> None:
     """Score a response package against synthetic truth; prints JSON.
+
+    The outcome codes of unanswered rows come from the batch's internal record.
 
     Example:
 
@@ -195,7 +201,8 @@ def evaluate(result_dir: Path, truth: Path) -> None:
     """
     from lastknown.evaluate import evaluate as run_evaluate
 
-    click.echo(json.dumps(run_evaluate(result_dir, truth), indent=2, sort_keys=True))
+    metrics = run_evaluate(result_dir, truth, record_dir=record_dir)
+    click.echo(json.dumps(metrics, indent=2, sort_keys=True))
 
 
 @cli.command()

@@ -30,7 +30,7 @@ def run_demo(*, persons: int = 20_000, requests: int = 2_000, seed: int = 2026,
         options = ProcessOptions(deployment=demo_deployment, progress=progress)
         result = process_request(data / "request.csv", master=data / "master",
                                  batch_path=data / "batch.toml", out=response, options=options)
-        metrics = evaluate(response, data / "truth.csv")
+        metrics = evaluate(response, data / "truth.csv", archive=root / "archive")
         lines = [
             f"lastknown demo: {persons:,} synthetic persons, {requests:,} request rows "
             f"(seed {seed})",

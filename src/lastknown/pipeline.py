@@ -36,6 +36,9 @@ class ProcessOptions:
     deployment: Deployment | None = None
     #: An explicit ledger (path or URL) that overrides the deployment's.
     ledger: str | None = None
+    #: An archive (internal records, publish journal, learned estimates) that overrides the
+    #: deployment's.
+    archive: Path | None = None
     encoding: str | None = None
     sheet: str | None = None
     match_config: Path | None = None
@@ -64,20 +67,25 @@ class ProcessResult:
     rows_matched: int
     rows_unmatched: int
     rows_rejected: int
+    #: The batch's internal record (outcome codes, candidates ...): never sent.
+    record: Path | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     #: True when this run only delivered a package an interrupted run had committed.
     recovered: bool = False
 
     def describe(self) -> str:
+        head = self.summary.get("ledger_head") or {}
+        if isinstance(head, str):
+            head = {"hash": head}
         if self.recovered:
             return (f"Recovered an interrupted run: the response package of batch "
                     f"{self.summary.get('batch_id', '?')}, committed to the ledger before the "
-                    f"interruption, is now at {self.out}. Ledger head "
-                    f"{self.summary.get('ledger_head', '?')}")
+                    f"interruption, is now at {self.out}. Ledger head {head.get('hash', '?')}")
         return (
             f"Response package written to {self.out}: {self.rows_total:,} rows — "
             f"{self.rows_matched:,} matched, {self.rows_unmatched:,} unmatched, "
-            f"{self.rows_rejected:,} rejected. Ledger head {self.summary.get('ledger_head', '?')}"
+            f"{self.rows_rejected:,} rejected. Ledger head {head.get('hash', '?')}"
+            + (f"\nInternal record (not for the requester): {self.record}" if self.record else "")
         )
 
 
@@ -114,7 +122,8 @@ def _prepare_index(engine: Engine, master: Path, workdir: Path, progress: bool) 
 
 
 def resolve_deployment(options: ProcessOptions) -> Deployment:
-    """The deployment a run uses: the options' (or the configured one), ``ledger`` overriding.
+    """The deployment a run uses: the options' (or the configured one), ``ledger`` and
+    ``archive`` overriding.
 
     >>> d = Deployment(ledger="/srv/l.sqlite", archive=Path("/srv/a"), anchors=Path("/srv/n"),
     ...                source="default")
@@ -122,6 +131,8 @@ def resolve_deployment(options: ProcessOptions) -> Deployment:
     '/tmp/x.sqlite'
     """
     deployment = options.deployment or load_deployment()
+    if options.archive is not None:
+        deployment = replace(deployment, archive=options.archive)
     return deployment.with_ledger(options.ledger) if options.ledger else deployment
 
 
@@ -138,6 +149,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     from lastknown.disclose.package import BACKGROUND_XLSX_ROWS, stage_package
     from lastknown.disclose.policy import check_policy, load_policy, refuse_uncertified
     from lastknown.disclose.publish import publish, publish_run
+    from lastknown.disclose.record import record_dir_for
     from lastknown.match.config import load_match_config
     from lastknown.match.learn import ESTIMATES_FOLDER, EstimateStore
     from lastknown.match.run import Learning, match_requests
@@ -151,6 +163,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     anchors = opts.anchors or deployment.anchors
     today = opts.today or date.today()
     received = datetime.now(UTC)
+    archive = deployment.archive
     stages = Stages(STAGES, show=opts.progress)
     try:
         with stages.stage("batch"):
@@ -204,6 +217,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 "model_id": matching.model_id,
                 "estimates": matching.estimates,
                 "thresholds": matching.thresholds,
+                "match_settings": match_config.as_dict(),  # whole, for the internal record
                 "warnings": list(matching.warnings),
                 "match_timings_seconds": dict(matching.timings),
                 "policy": decision.as_summary(),
@@ -226,6 +240,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     policy_decision=decision,
                     operator=opts.operator or getpass.getuser(),
                     received_at=received,
+                    archive=archive,
                     anchors=anchors,
                 )
             if learning is not None and matching.learned is not None:
@@ -240,6 +255,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
         rows_matched=int(final["rows_matched"]),
         rows_unmatched=int(final["rows_unmatched"]),
         rows_rejected=int(final["rows_rejected"]),
+        record=record_dir_for(archive.resolve(), batch.batch_id),
         summary=final,
     )
 
