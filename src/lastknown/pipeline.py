@@ -22,6 +22,7 @@ from lastknown import __version__
 from lastknown.engines import make_engine
 from lastknown.engines.base import Engine
 from lastknown.errors import InputError
+from lastknown.outdirs import check_can_create
 from lastknown.stages import Stages
 
 STAGES = ["batch", "intake", "policy", "master", "validate", "match", "publish"]
@@ -80,6 +81,7 @@ def build_master_index(master: Path, *, out: Path, progress: bool = False,
     from lastknown.master import load_master
     from lastknown.match.index import build_index
 
+    check_can_create(out)
     with make_engine(threads=threads, memory_limit=memory_limit) as engine:
         load_master(engine, master)
         return build_index(engine, master_table="master", out=out, progress=progress)
@@ -117,6 +119,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     if out.exists():
         raise InputError(f"output folder {out} already exists: choose a new --out folder "
                          "(a response package is never overwritten)")
+    check_can_create(out)
     today = opts.today or date.today()
     received = datetime.now(UTC)
     stages = Stages(STAGES, show=opts.progress)
