@@ -140,7 +140,11 @@ def synth(persons: int, requests: int, seed: int, out: Path, force: bool) -> Non
 @click.option("--ledger", default=None,
               help="Ledger: a SQLite path or SQLAlchemy URL [default: .lastknown/ledger.sqlite].")
 @click.option("--encoding", default=None, help="Request CSV encoding (detected if omitted).")
-@click.option("--sheet", default=None, help="XLSX sheet name (first sheet if omitted).")
+@click.option("--sheet", default=None,
+              help="XLSX sheet to read [default: the one visible sheet with request columns; "
+                   "hidden sheets only when named].")
+@click.option("--header-row", type=click.IntRange(min=1), default=None, metavar="N",
+              help="The row that holds the headers, when title rows come first (CSV, XLSX).")
 @click.option("--config", "match_config", type=click.Path(exists=True, dir_okay=False,
               path_type=Path), default=None, help="Matching thresholds (TOML).")
 @click.option("--policy", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -150,7 +154,7 @@ def synth(persons: int, requests: int, seed: int, out: Path, force: bool) -> Non
 @_engine_limits
 @_friendly_errors
 def process(request: Path, master: Path, batch_path: Path, out: Path, engine: str,
-            ledger: str | None, encoding: str | None, sheet: str | None,
+            ledger: str | None, encoding: str | None, sheet: str | None, header_row: int | None,
             match_config: Path | None, policy: Path | None, today: date | None,
             threads: int | None, memory_limit: str | None) -> None:
     """Answer a request: validate, match, write the response package, record the ledger.
@@ -162,6 +166,7 @@ def process(request: Path, master: Path, batch_path: Path, out: Path, engine: st
     from lastknown.pipeline import ProcessOptions, process_request
 
     options = ProcessOptions(engine=engine, ledger=ledger, encoding=encoding, sheet=sheet,
+                             header_row=header_row,
                              match_config=match_config, policy=policy, today=today,
                              progress=sys.stderr.isatty(), threads=threads,
                              memory_limit=memory_limit)

@@ -36,6 +36,7 @@ class ProcessOptions:
     ledger: str | None = None
     encoding: str | None = None
     sheet: str | None = None
+    header_row: int | None = None
     match_config: Path | None = None
     policy: Path | None = None
     today: date | None = None
@@ -133,7 +134,8 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
             opts.engine, threads=opts.threads, memory_limit=opts.memory_limit
         ) as engine:
             with stages.stage("intake"):
-                intake = read_request(engine, request, encoding=opts.encoding, sheet=opts.sheet)
+                intake = read_request(engine, request, encoding=opts.encoding, sheet=opts.sheet,
+                                      header_row=opts.header_row)
             with stages.stage("policy"):
                 decision = check_policy(policy, batch, row_count=intake.row_count,
                                         ledger=ledger)
@@ -156,7 +158,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 "engine": opts.engine,
                 "model_id": matching.model_id,
                 "thresholds": matching.thresholds,
-                "warnings": list(matching.warnings),
+                "warnings": [*intake.warnings, *matching.warnings],
                 "match_timings_seconds": dict(matching.timings),
                 "policy": decision.as_summary(),
                 "validation": {"valid": validation.valid_count,

@@ -90,6 +90,17 @@ def _expected() -> str:
     return "\n".join(lines)
 
 
+def count_request_columns(headers: Sequence[str | None]) -> int:
+    """How many cells of a row name a request column (a header row names several).
+
+    >>> count_request_columns(["Requests 2026", None])
+    0
+    >>> count_request_columns(["ID", "Surname", "Surname"])
+    3
+    """
+    return sum(header_key(h or "") in _KEY_TO_COLUMN for h in headers)
+
+
 def map_headers(headers: Sequence[str | None], *, source: str,
                 require: bool = True) -> dict[int, str]:
     """Column position -> canonical column for every header that maps.
