@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from lastknown.cli import cli
+from lastknown.disclose.ledger import models
 
 TODAY = "2026-11-01"
 
@@ -88,9 +89,16 @@ def test_evaluate_prints_json_scores(answered: dict[str, Path]) -> None:
 def test_ledger_verify_report_and_taxpayer(answered: dict[str, Path]) -> None:
     ledger = answered["ledger"]
     summary = json.loads((answered["out"] / "summary.json").read_text(encoding="utf-8"))
+    raw = sqlite3.connect(ledger)  # before verify, which records itself after reporting
+    entries, seq = raw.execute(f"SELECT count(*), max(seq) FROM {models.entries.name}").fetchone()
+    (head,) = raw.execute(f"SELECT hash FROM {models.entries.name} WHERE seq = ?",
+                          (seq,)).fetchone()
+    raw.close()
     verified = run("ledger", "verify", "--ledger", ledger)
     assert verified.exit_code == 0
-    assert "head #" in verified.output and summary["ledger_head"] not in ("", None)
+    assert verified.output == (f"Ledger sqlite:///{ledger} verified: {entries:,} entries, "
+                               f"head #{seq} {head}; 0 anchor(s) matched\n")
+    assert head == summary["ledger_head"]  # the package names the head it was recorded under
 
     report = run("ledger", "report", "--ledger", ledger, "--year", datetime.now(UTC).year,
                  "--csv", answered["root"] / "report.csv")
