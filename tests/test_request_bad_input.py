@@ -1,14 +1,13 @@
 """Request files a person gets wrong: sheets, title rows, `sep=`, huge cells, not a CSV at all.
 
 Each error must name the file, the row or sheet, the cause and the fix, and never a
-parser's internals.
+parser's internals. ``engine`` is the fresh DuckDB engine of tests/conftest.py.
 """
 
 from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import openpyxl
@@ -25,12 +24,6 @@ HEADER = ["Row ID", "First Name", "Last Name", "Street Address", "Apt", "City", 
 def row(n: int) -> list[str]:
     return [f"R{n}", "Ana", f"Lopez{n}", "12 Elm St", "", "Boston", "MA", "02134",
             "2024-03-05", f"C-{n}", "8 U.S.C. 1253(a)(1)", "2023"]
-
-
-@pytest.fixture
-def engine() -> Iterator[DuckDBEngine]:
-    with DuckDBEngine() as e:
-        yield e  # type: ignore[misc]
 
 
 def last_names(engine: DuckDBEngine) -> list[tuple[object, ...]]:
