@@ -10,11 +10,14 @@ person sees in the file (header = row 1, first data row = row 2).
   with ``preserve_insertion_order = true``. It counts CSV *records*: a quoted field
   holding a line break makes that record span two lines, and DuckDB skips blank
   lines, so after such a record (or a blank line) ``source_row`` is the record
-  number, not the line number. Exported spreadsheets have neither.
+  number, not the line number. Exported spreadsheets have neither. The header is
+  row 1, the row after an Excel ``sep=`` line, or ``--header-row``
+  (:mod:`lastknown.request.csv_shape` finds title rows and names the fix).
 * XLSX is streamed with openpyxl (read-only) in Arrow chunks of 50,000 rows; the
   row number is the sheet's own row number. Wholly empty rows are skipped, and so
   are title rows above the header (the header is the first row naming three
-  request columns).
+  request columns). The sheet is the one visible sheet with such a header, or the
+  one named; hidden sheets are read only when named.
 * Parquet is read by DuckDB; row number = 0-based row index + 2.
 """
 
