@@ -163,3 +163,22 @@ def test_an_unexpected_failure_is_exit_70_without_values(
         r"Error: internal error \(ValueError at cli\.py:\d+\); this is a bug in lastknown: "
         r"please report it with the command you ran \(LASTKNOWN_DEBUG=1 shows the traceback\)"
         "\n", result.stderr)
+
+
+def test_an_engine_failure_is_exit_70_with_quoted_values_blanked(
+        tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lastknown.master as master
+    from lastknown.errors import PipelineError
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise PipelineError("DuckDB failed on:\nSELECT CAST(tin AS INTEGER) FROM master\n"
+                            "Conversion Error: Could not convert string '900-12-3456' to INT32")
+
+    monkeypatch.setattr(master, "load_master", broken)
+    result = run("master", "check", tiny / "master")
+    assert result.exit_code == 70
+    assert result.stderr == (
+        "Error: internal error: DuckDB failed on:\nSELECT CAST(tin AS INTEGER) FROM master\n"
+        "Conversion Error: Could not convert string '…' to INT32\n"
+        "this is a bug in lastknown: please report it with the command you ran "
+        "(LASTKNOWN_DEBUG=1 shows the traceback)\n")

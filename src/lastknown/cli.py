@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from lastknown import __version__
-from lastknown.errors import InputError, LastknownError
+from lastknown.errors import InputError, LastknownError, PipelineError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,6 +44,10 @@ def _friendly_errors(func: F) -> F:
             return func(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except PipelineError as exc:
+            _debug_traceback()
+            click.echo(f"Error: internal error: {_without_values(str(exc))}\n{_REPORT}", err=True)
+            sys.exit(exc.exit_code)
         except LastknownError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
@@ -54,12 +59,20 @@ def _friendly_errors(func: F) -> F:
             sys.exit(InputError.exit_code)
         except Exception as exc:
             _debug_traceback()
-            click.echo(f"Error: internal error ({type(exc).__name__} {_origin(exc)}); this is "
-                       "a bug in lastknown: please report it with the command you ran "
-                       "(LASTKNOWN_DEBUG=1 shows the traceback)", err=True)
+            click.echo(f"Error: internal error ({type(exc).__name__} {_origin(exc)}); "
+                       f"{_REPORT}", err=True)
             sys.exit(EXIT_INTERNAL)
 
     return wrapper  # type: ignore[return-value]
+
+
+_REPORT = ("this is a bug in lastknown: please report it with the command you ran "
+           "(LASTKNOWN_DEBUG=1 shows the traceback)")
+
+
+def _without_values(text: str) -> str:
+    """An engine's message with every quoted literal blanked: it could quote a cell."""
+    return re.sub(r"'[^'\n]*'", "'…'", text)[:3000]
 
 
 def _debug_traceback() -> None:
