@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 import lastknown.synth as synth_package
 from lastknown.cli import cli
 from lastknown.disclose.ledger import models
+from lastknown.synth import OUTPUTS
 
 UNWRITABLE = Path("/proc/lastknown-test")  # no one may create folders in /proc
 
@@ -124,6 +125,7 @@ def test_synth_force_replaces_only_once_the_new_files_are_written(
     assert again.exit_code == 0, again.output
     assert again.stdout.startswith(f"Wrote {out}: ")
     assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUTS, "notes.txt"])
     assert (out / "request.csv").read_bytes() != before[Path("request.csv")]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 

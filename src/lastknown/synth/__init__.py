@@ -31,6 +31,8 @@ from lastknown.synth.population import MAX_TIN_SHARDS, build_population
 from lastknown.synth.requests import build_requests
 
 DEFAULT_TODAY = dt.date(2026, 11, 1)
+#: What `generate` writes into ``out`` (``--force`` replaces exactly these).
+OUTPUTS = ("master", "request.csv", "request.xlsx", "batch.toml", "truth.csv")
 
 __all__ = ["DEFAULT_TODAY", "SynthResult", "generate"]
 
@@ -126,13 +128,14 @@ def generate(*, persons: int, requests: int, seed: int, out: Path, first_tax_yea
     staging = Path(tempfile.mkdtemp(prefix=".lastknown-synth-", dir=out))
     try:
         result = run(staging)
-        for new in sorted(staging.iterdir()):
-            old = out / new.name
+        for name in sorted(set(OUTPUTS) | {p.name for p in staging.iterdir()}):
+            old, new = out / name, staging / name
             if old.is_dir() and not old.is_symlink():
                 shutil.rmtree(old)
             else:
-                old.unlink(missing_ok=True)
-            new.rename(old)
+                old.unlink(missing_ok=True)  # e.g. an old request.xlsx this run did not write
+            if new.exists():
+                new.rename(old)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return _moved(result, staging, out)
