@@ -184,3 +184,50 @@ def test_an_engine_failure_is_exit_70_with_quoted_values_blanked(
         "Conversion Error: Could not convert string '…' to INT32\n"
         "this is a bug in lastknown: please report it with the command you ran "
         "(LASTKNOWN_DEBUG=1 shows the traceback)\n")
+
+
+@pytest.mark.parametrize(("options", "code", "message"), [
+    (("--engine", "spark"), 2, "Error: unknown engine `spark`: use --engine duckdb (spark is "
+                               "not built yet)\n"),
+    (("--encoding", "klingon"), 2, "Error: request.csv: unknown encoding `klingon`; use e.g. "
+                                   "utf-8, cp1252 (Windows), latin-1\n"),
+    (("--sheet", "Data"), 2, "Error: request.csv: --sheet applies to XLSX workbooks; this is a "
+                             "CSV file: leave --sheet out\n"),
+    (("--ledger", "/dev/null/l.sqlite"), 4, "Error: ledger folder /dev/null cannot be created: "
+                                            "File exists; choose another --ledger path\n"),
+])
+def test_bad_process_options_name_the_fix(tiny: Path, options: tuple[str, ...], code: int,
+                                          message: str) -> None:
+    out = tiny.parent / "never"
+    result = run("process", tiny / "request.csv", "--master", tiny / "master", "--batch",
+                 tiny / "batch.toml", "--out", out, "--today", "2026-11-01",
+                 *(["--ledger", tiny.parent / "bad-options.sqlite"]
+                   if "--ledger" not in options else []), *options)
+    assert (result.exit_code, result.stdout, result.stderr) == (code, "", message)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("options", "word"), [
+    (("--threads", "0"), "--threads"), (("--header-row", "0"), "--header-row"),
+    (("--engine", "pandas"), "--engine"),
+])
+def test_out_of_range_process_options_are_usage_errors(tiny: Path, options: tuple[str, ...],
+                                                       word: str) -> None:
+    result = process(tiny, *options)
+    assert result.exit_code == 2
+    assert f"Error: Invalid value for '{word}'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_settings_files_are_exit_2(tiny: Path) -> None:
+    bad = tiny.parent / "bad.toml"
+    bad.write_text("threshold = = 1\n", encoding="utf-8")
+    for option in ("--config", "--policy", "--batch"):
+        args = ["process", tiny / "request.csv", "--master", tiny / "master", "--out",
+                tiny.parent / "never", "--ledger", tiny.parent / "bad-settings.sqlite"]
+        if option != "--batch":
+            args += ["--batch", tiny / "batch.toml"]
+        result = run(*args, option, bad)
+        assert result.exit_code == 2, (option, result.stderr)
+        assert result.stderr.startswith("Error: ") and "bad.toml" in result.stderr, option
+        assert "Traceback" not in result.stderr

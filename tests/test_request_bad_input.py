@@ -196,3 +196,11 @@ def test_header_row_on_parquet_is_refused(engine: DuckDBEngine, tmp_path: Path) 
     engine.execute(f"COPY (SELECT 'R1' AS \"Row ID\") TO '{path}' (FORMAT parquet)")
     with pytest.raises(RequestFileError, match="--header-row applies to CSV and XLSX files"):
         read_request(engine, path, header_row=2)
+
+
+def test_options_that_do_not_apply_are_refused(engine: DuckDBEngine, tmp_path: Path) -> None:
+    path = workbook(tmp_path / "r.xlsx", {"Data": [HEADER, row(1)]})
+    with pytest.raises(RequestFileError) as info:
+        read_request(engine, path, encoding="cp1252")
+    assert str(info.value) == ("r.xlsx: --encoding applies to CSV files; this is an XLSX file, "
+                               "whose text is always Unicode: leave --encoding out")

@@ -33,6 +33,7 @@ from lastknown.request.readers import Staged, stage_csv, stage_parquet, stage_xl
 
 _FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx",
             ".parquet": "parquet", ".pq": "parquet"}
+_A_FORMAT = {"csv": "a CSV", "xlsx": "an XLSX", "parquet": "a Parquet"}
 _MAGIC = {"xlsx": b"PK\x03\x04", "parquet": b"PAR1"}
 _NOT_TEXT = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image",
              b"GIF8": "a GIF image", b"%PDF": "a PDF document", b"II*\x00": "a TIFF image",
@@ -180,6 +181,13 @@ def read_request(engine: Engine, path: Path, *, encoding: str | None = None,
     if header_row is not None and fmt == "parquet":
         raise RequestFileError(f"{path.name}: --header-row applies to CSV and XLSX files; a "
                                "Parquet file's column names are its headers")
+    if sheet is not None and fmt != "xlsx":
+        raise RequestFileError(f"{path.name}: --sheet applies to XLSX workbooks; this is "
+                               f"{_A_FORMAT[fmt]} file: leave --sheet out")
+    if encoding is not None and fmt != "csv":
+        raise RequestFileError(f"{path.name}: --encoding applies to CSV files; this is "
+                               f"{_A_FORMAT[fmt]} file, whose text is always Unicode: leave "
+                               "--encoding out")
     con = engine.con
     try:
         with tempfile.TemporaryDirectory(prefix="lastknown-intake-") as tmp:
