@@ -204,3 +204,12 @@ def test_options_that_do_not_apply_are_refused(engine: DuckDBEngine, tmp_path: P
         read_request(engine, path, encoding="cp1252")
     assert str(info.value) == ("r.xlsx: --encoding applies to CSV files; this is an XLSX file, "
                                "whose text is always Unicode: leave --encoding out")
+
+
+def test_the_header_error_names_the_header_row(engine: DuckDBEngine, tmp_path: Path) -> None:
+    path = workbook(tmp_path / "r.xlsx", {"Data": [["Title"], [], ["Row ID", "Surname", "City",
+                                                                   "Notes"], row(1)]})
+    with pytest.raises(RequestFileError) as info:
+        read_request(engine, path)
+    assert str(info.value).startswith("r.xlsx: cannot find the required column(s) street, ")
+    assert str(info.value).endswith("  Rename the headers in row 3 of the file to one of these.")

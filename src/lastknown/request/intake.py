@@ -200,7 +200,8 @@ def read_request(engine: Engine, path: Path, *, encoding: str | None = None,
                                         header_row=header_row)
                 else:
                     staged = stage_parquet(con, path, table=_STAGE)
-            mapping = map_headers(staged.headers, source=path.name)
+            mapping = map_headers(staged.headers, source=path.name,
+                                  header_row=staged.header_row)
             _build_raw(con, staged, mapping, table_name)
         row_count = engine.count(table_name)
     except duckdb.Error as exc:

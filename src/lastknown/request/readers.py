@@ -63,6 +63,7 @@ class Staged:
     encoding: str | None = None
     sheet: str | None = None
     notes: tuple[str, ...] = ()
+    header_row: int | None = None  # the file row of the headers (None: Parquet names)
 
     @property
     def relation(self) -> str:
@@ -194,7 +195,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | Non
         first = con.execute(f"SELECT * FROM {table} WHERE rowid = 0").fetchone() or ()
         headers: list[str | None] = [None if h is None else str(h).lstrip("\ufeff")
                                      for h in first]
-        return Staged(table=table, headers=headers,
+        return Staged(table=table, headers=headers, header_row=shape.header_row,
                       source_row_sql=f"_lk_rowid + {shape.header_row}",
                       data_filter="_lk_rowid > 0", encoding=attempt)
     raise RequestFileError(f"{path.name}: cannot decode the file; pass its --encoding")
@@ -300,16 +301,17 @@ def _open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any, list[str]]:
 
 
 def _find_header(rows: Iterator[tuple[int, tuple[Any, ...]]], *,
-                 strict: bool = False) -> list[str | None] | None:
-    """The header row: the first of the first 20 non-empty rows that names 3 request
-    columns (title rows above it are skipped), else the first non-empty row (``None``
-    when ``strict``)."""
-    first: list[str | None] | None = None
-    for seen, (_, row) in enumerate(r for r in rows if any(v not in (None, "") for v in r[1])):
+                 strict: bool = False) -> tuple[int, list[str | None]] | None:
+    """The header row's number and cells: the first of the first 20 non-empty rows that
+    names 3 request columns (title rows above it are skipped), else the first non-empty
+    row (``None`` when ``strict``)."""
+    first: tuple[int, list[str | None]] | None = None
+    for seen, (number, row) in enumerate(
+            r for r in rows if any(v not in (None, "") for v in r[1])):
         texts = [cell_text(v) for v in row]
-        first = first or texts
+        first = first or (number, texts)
         if count_request_columns(texts) >= 3:
-            return texts
+            return number, texts
         if seen >= 20:
             break
     return None if strict else first
@@ -325,7 +327,7 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None,
     try:
         rows = _rows(ws, header_row or 1)
         if header_row is None:
-            headers = _find_header(rows) or []
+            header_row, headers = _find_header(rows) or (1, [])
         else:
             headers = [cell_text(v) for v in next(rows, (0, ()))[1]]
             if all(h is None or not h.strip() for h in headers):
@@ -367,7 +369,7 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None,
     for note in notes:
         log.warning(note)
     return Staged(table=table, headers=headers, source_row_sql="source_row", data_filter="true",
-                  sheet=ws.title, notes=tuple(notes))
+                  sheet=ws.title, notes=tuple(notes), header_row=header_row)
 
 
 # -- Parquet ---------------------------------------------------------------------------------
