@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from lastknown.cli import cli
+from lastknown.disclose.ledger import models
 
 TODAY = "2026-11-01"
 
@@ -121,9 +122,17 @@ def test_evaluate_prints_json_scores(answered: dict[str, Path]) -> None:
 def test_ledger_verify_report_and_taxpayer(answered: dict[str, Path]) -> None:
     ledger = answered["ledger"]
     totals = _receipt(answered["out"])["totals"]
+    raw = sqlite3.connect(ledger)  # before verify, which records itself after reporting
+    entries, seq = raw.execute(f"SELECT count(*), max(seq) FROM {models.entries.name}").fetchone()
+    (head,) = raw.execute(f"SELECT hash FROM {models.entries.name} WHERE seq = ?",
+                          (seq,)).fetchone()
+    raw.close()
     verified = run("ledger", "verify", "--ledger", ledger)
     assert verified.exit_code == 0
-    assert f"head #{_receipt(answered['out'])['ledger_head']['sequence']}" in verified.output
+    assert verified.stdout == (f"Ledger sqlite:///{ledger} verified: {entries:,} entries, "
+                               f"head #{seq} {head}; 0 anchor(s) matched\n")
+    # the package names the head it was recorded under
+    assert _receipt(answered["out"])["ledger_head"] == {"sequence": seq, "hash": head}
 
     report = run("ledger", "report", "--ledger", ledger, "--year", datetime.now(UTC).year,
                  "--csv", answered["root"] / "report.csv")

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-sys.path.insert(0, str(Path(__file__).parent))
-from lastknown.disclose.ledger import Ledger, open_ledger  # noqa: E402
-from lastknown.disclose.ledger.models import batches, disclosures  # noqa: E402
-from lastknown.disclose.publish import STEPS, publish, recover, staging_dir_for  # noqa: E402
-from lastknown.disclose.record import read_record, record_dir_for  # noqa: E402
-from lastknown.errors import PipelineError  # noqa: E402
-from test_ledger_fixtures import (  # noqa: E402
+from conftest import child_env
+from lastknown.disclose.ledger import Ledger, open_ledger
+from lastknown.disclose.ledger.models import batches, disclosures
+from lastknown.disclose.publish import STEPS, publish, recover, staging_dir_for
+from lastknown.disclose.record import read_record, record_dir_for
+from lastknown.errors import PipelineError
+from test_ledger_fixtures import (
     BACKENDS,
     FakeBatch,
     engine_with_results,
@@ -140,8 +140,7 @@ def test_a_failing_package_writer_records_nothing(tmp_path: Path) -> None:
 
 
 _KILL_SCRIPT = """
-import os, sys
-sys.path.insert(0, {tests!r})
+import os
 from pathlib import Path
 from lastknown.disclose.ledger import open_ledger
 from lastknown.disclose.publish import publish
@@ -161,9 +160,10 @@ publish(**publish_kwargs(ledger, engine, FakeBatch(), Path({out!r})), checkpoint
 def test_a_process_killed_at_any_step_is_recovered_consistently(step: str,
                                                                   tmp_path: Path) -> None:
     ledger_path, out = tmp_path / "ledger.sqlite", tmp_path / "response"
-    script = _KILL_SCRIPT.format(tests=str(Path(__file__).parent), step=step,
+    script = _KILL_SCRIPT.format(step=step,
                                  ledger=str(ledger_path), out=str(out))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=child_env(),
                           timeout=120, check=False)
     assert done.returncode == 17, done.stderr[-2000:]
     ledger = open_ledger(ledger_path, create=True)

@@ -22,6 +22,7 @@ from lastknown.config import Deployment, load_deployment
 from lastknown.engines import make_engine
 from lastknown.engines.base import Engine
 from lastknown.errors import InputError
+from lastknown.outdirs import check_can_create
 from lastknown.stages import Stages
 
 STAGES = ["batch", "intake", "policy", "master", "validate", "match", "publish"]
@@ -41,6 +42,7 @@ class ProcessOptions:
     archive: Path | None = None
     encoding: str | None = None
     sheet: str | None = None
+    header_row: int | None = None
     match_config: Path | None = None
     policy: Path | None = None
     today: date | None = None
@@ -106,6 +108,7 @@ def build_master_index(master: Path, *, out: Path, progress: bool = False,
     from lastknown.master import load_master
     from lastknown.match.index import build_index
 
+    check_can_create(out)
     with make_engine(threads=threads, memory_limit=memory_limit) as engine:
         load_master(engine, master)
         return build_index(engine, master_table="master", out=out, progress=progress)
@@ -161,6 +164,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     deployment = resolve_deployment(opts)
     opts = replace(opts, deployment=deployment)  # later stages read opts.deployment
     anchors = opts.anchors or deployment.anchors
+    check_can_create(out)
     today = opts.today or date.today()
     received = datetime.now(UTC)
     archive = deployment.archive
@@ -187,7 +191,8 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 raise InputError(f"output folder {out} already exists: choose a new --out "
                                  "folder (a response package is never overwritten)")
             with stages.stage("intake"):
-                intake = read_request(engine, request, encoding=opts.encoding, sheet=opts.sheet)
+                intake = read_request(engine, request, encoding=opts.encoding, sheet=opts.sheet,
+                                      header_row=opts.header_row)
             with stages.stage("policy"):
                 decision = check_policy(policy, batch, row_count=intake.row_count,
                                         ledger=ledger, match_config=match_config,
@@ -218,7 +223,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 "estimates": matching.estimates,
                 "thresholds": matching.thresholds,
                 "match_settings": match_config.as_dict(),  # whole, for the internal record
-                "warnings": list(matching.warnings),
+                "warnings": [*intake.warnings, *matching.warnings],
                 "match_timings_seconds": dict(matching.timings),
                 "policy": decision.as_summary(),
                 "validation": {"valid": validation.valid_count,
