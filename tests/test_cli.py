@@ -293,7 +293,7 @@ def test_a_batch_already_in_the_archive_is_refused_on_another_ledger(
                  "--batch", data / "batch.toml", "--out", root / "twice",
                  "--ledger", root / "second.sqlite", "--today", TODAY)
     assert result.exit_code == 4
-    assert result.stderr == (
+    assert result.stderr == using(root / "second.sqlite") + (
         "Error: the archive already holds the internal record of batch 2026-S0003 "
         f"({deployment.resolve() / '2026-s0003'}); a batch is answered once — use a new "
         "batch id\n")

@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 
 import lastknown.synth as synth_package
 from lastknown.cli import cli
-from lastknown.disclose.ledger import models
+from lastknown.disclose.ledger import models, open_ledger
 from lastknown.synth import OUTPUTS
 
 UNWRITABLE = Path("/proc/lastknown-test")  # no one may create folders in /proc
@@ -60,10 +60,17 @@ def test_a_report_year_out_of_range_is_a_usage_error(tmp_path: Path, year: str) 
                                   "range 1900<=x<=9998.\n")
 
 
+def errors_of(result: Result) -> str:
+    """stderr after the line naming the ledger, which commands using one print first."""
+    first, _, rest = result.stderr.partition("\n")
+    assert first.startswith("Ledger: ") and first.endswith("[from --ledger]"), result.stderr
+    return rest
+
+
 def test_process_out_where_nothing_can_be_written(tiny: Path) -> None:
     result = process(tiny, out=UNWRITABLE)
     assert result.exit_code == 2
-    assert result.stderr == (f"Error: --out {UNWRITABLE}: cannot create a folder in /proc (No "
+    assert errors_of(result) == (f"Error: --out {UNWRITABLE}: cannot create a folder in /proc (No "
                              "such file or directory); choose a folder you can write to\n")
 
 
@@ -132,7 +139,7 @@ def test_synth_force_replaces_only_once_the_new_files_are_written(
 
 def test_a_ledger_from_a_newer_version_is_a_ledger_error(tmp_path: Path) -> None:
     ledger = tmp_path / "l.sqlite"
-    assert run("ledger", "verify", "--ledger", ledger).exit_code == 0
+    open_ledger(ledger, create=True).close()
     raw = sqlite3.connect(ledger)
     raw.execute("UPDATE alembic_version SET version_num = '0099_future'")
     raw.commit()
@@ -141,7 +148,7 @@ def test_a_ledger_from_a_newer_version_is_a_ledger_error(tmp_path: Path) -> None
     raw.close()
     result = run("ledger", "verify", "--ledger", ledger)
     assert result.exit_code == 4
-    assert result.stderr == (
+    assert errors_of(result) == (
         f"Error: ledger sqlite:///{ledger}: its schema cannot be brought to this version's "
         "(Can't locate revision identified by '0099_future'); it was probably written by a "
         "newer lastknown: use that version, or another --ledger\n")
@@ -203,7 +210,7 @@ def test_bad_process_options_name_the_fix(tiny: Path, options: tuple[str, ...], 
                  tiny / "batch.toml", "--out", out, "--today", "2026-11-01",
                  *(["--ledger", tiny.parent / "bad-options.sqlite"]
                    if "--ledger" not in options else []), *options)
-    assert (result.exit_code, result.stdout, result.stderr) == (code, "", message)
+    assert (result.exit_code, result.stdout, errors_of(result)) == (code, "", message)
     assert not out.exists()
 
 
@@ -229,5 +236,6 @@ def test_bad_settings_files_are_exit_2(tiny: Path) -> None:
             args += ["--batch", tiny / "batch.toml"]
         result = run(*args, option, bad)
         assert result.exit_code == 2, (option, result.stderr)
-        assert result.stderr.startswith("Error: ") and "bad.toml" in result.stderr, option
+        said = errors_of(result)
+        assert said.startswith("Error: ") and "bad.toml" in said, option
         assert "Traceback" not in result.stderr

@@ -246,7 +246,7 @@ def test_a_package_still_being_written_is_finished_before_commit_or_cancelled(
 def test_the_spreadsheet_finishes_before_the_ledger_write_lock_is_taken(tmp_path: Path) -> None:
     import sqlite3
 
-    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    ledger = open_ledger(tmp_path / "ledger.sqlite", create=True)
     out, pendings, probes = tmp_path / "response", [], []
     kwargs = _pending_kwargs(ledger, out, pendings)
     stage = kwargs["write_package"]

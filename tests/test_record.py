@@ -139,7 +139,7 @@ def test_recovery_after_the_record_was_delivered_but_not_the_package(tmp_path: P
         if step == "committed":
             raise Killed(step)
 
-    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    ledger = open_ledger(tmp_path / "ledger.sqlite", create=True)
     out = tmp_path / "response"
     kwargs = publish_kwargs(ledger, engine_with_results(matched=["900000011"], unmatched=2),
                             FakeBatch(), out)
