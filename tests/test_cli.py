@@ -46,7 +46,10 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def test_synth_index_and_process_say_what_they_made(answered: dict[str, Path]) -> None:
     assert str(answered["synth"]).startswith(f"Wrote {answered['data']}: 2,000 persons")
-    assert str(answered["indexed"]).startswith(f"Index written to {answered['index']} (model lk-")
+    checked, written = str(answered["indexed"]).splitlines()
+    assert checked.startswith(f"{answered['data'] / 'master'}: ")
+    assert checked.endswith(" rows meet the master contract")
+    assert written.startswith(f"Index written to {answered['index']} (model lk-")
     said = str(answered["processed"])
     summary = json.loads((answered["out"] / "summary.json").read_text(encoding="utf-8"))
     assert said == (

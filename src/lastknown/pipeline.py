@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import getpass
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -71,17 +72,22 @@ def is_index(path: Path) -> bool:
 
 
 def build_master_index(master: Path, *, out: Path, progress: bool = False,
-                       threads: int | None = None, memory_limit: str | None = None) -> Any:
+                       threads: int | None = None, memory_limit: str | None = None,
+                       on_report: Callable[[Any], None] | None = None) -> Any:
     """Validate a raw master and build its matching index + model at ``out``.
 
     ``threads`` and ``memory_limit`` (e.g. ``"6GB"``) bound the engine; DuckDB
-    otherwise uses every core and about 80 % of RAM.
+    otherwise uses every core and about 80 % of RAM. ``on_report`` receives the
+    master's :class:`~lastknown.master.MasterReport` (rows quarantined, examples)
+    before the build starts.
     """
     from lastknown.master import load_master
     from lastknown.match.index import build_index
 
     with make_engine(threads=threads, memory_limit=memory_limit) as engine:
-        load_master(engine, master)
+        report = load_master(engine, master)
+        if on_report is not None:
+            on_report(report)
         return build_index(engine, master_table="master", out=out, progress=progress)
 
 
@@ -157,7 +163,9 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 "match_timings_seconds": dict(matching.timings),
                 "policy": decision.as_summary(),
                 "validation": {"valid": validation.valid_count,
-                               "rejected": validation.rejected_count},
+                               "rejected": validation.rejected_count,
+                               "periods_partly_on_file": validation.periods_partly_on_file},
+                "master_quarantined_rows": index.quarantined_rows,
             }
             with stages.stage("publish"):
                 summary["timings_seconds"] = dict(stages.timings)

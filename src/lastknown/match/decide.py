@@ -18,9 +18,12 @@ Outcome of a request, in order:
 * ``N`` — otherwise (names agree, address confirmed, probability too low).
 
 The decision reads the model's own probability (``model_probability``, from the best
-record's Splink weight). The *reported* ``match_probability`` of a confirmed TIN is the
-posterior among the people at that address: ``L / (ΣL_residents + unseen_resident_odds)``,
-with ``L = 2^household_weight`` the names' likelihood ratio against a housemate
+record's Splink weight). A record built only from quarantined master rows
+(``disclosable`` false) never confirms an address, but its TIN still rivals and still
+counts among the people at the address. The *reported* ``match_probability`` of a
+confirmed TIN is the posterior among the people at that address:
+``L / (ΣL_residents + unseen_resident_odds)``, with ``L = 2^household_weight`` the
+names' likelihood ratio against a housemate
 (:func:`lastknown.match.model.household_section`) and the sum over every candidate TIN
 confirming the address; ``Σ(1 − match_probability)`` over `M` rows is the summary's
 expected number of false disclosures. Other rows report the model's probability.
@@ -73,7 +76,7 @@ def decide_steps(*, config: MatchConfig, requests: str, records: str, returns: s
     mw_cols = ", ".join(f"s.mw_{n}" for n in (*NAME_COMPARISONS, *ADDRESS_COMPARISONS))
     return [
         SqlStep(sql=f"""
-            SELECT s.*, {address_confirmed_sql()} AS address_confirmed,
+            SELECT s.*, {address_confirmed_sql()} AS address_confirmed, r.disclosable,
                    s.name_weight >= {c.min_name_weight} AND s.mw_first_name > 0
                        AND s.mw_surname > 0 AS names_agree
             FROM {scored} AS s
@@ -84,7 +87,7 @@ def decide_steps(*, config: MatchConfig, requests: str, records: str, returns: s
             SELECT source_row, tin,
                    max(match_weight) AS tin_weight,
                    max(name_weight) AS tin_name_weight,
-                   bool_or(address_confirmed) AS confirmed,
+                   bool_or(address_confirmed AND disclosable) AS confirmed,
                    bool_or(names_agree) AS names_agree,
                    max(household_weight) FILTER (WHERE address_confirmed) AS household_weight,
                    arg_max(record_id, match_weight) AS best_record,
