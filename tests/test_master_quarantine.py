@@ -26,8 +26,8 @@ from test_match_fixtures import (
     to_arrow,
 )
 
-#: every 50th ordinary row is broken, in turn: empty surname, empty state, empty street
-BROKEN = ({"last_name": ""}, {"state": ""}, {"street": ""})
+#: every 50th ordinary row is broken, in turn: empty surname, state, street, given name
+BROKEN = ({"last_name": ""}, {"state": ""}, {"street": ""}, {"first_name": ""})
 
 
 def _row(tin: str, year: int, first: str, last: str, street: str, **over: object
