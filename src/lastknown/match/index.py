@@ -269,8 +269,8 @@ def _write_quarantine(engine: Engine, *, master_table: str, out: Path) -> int:
     engine.copy_to_parquet(sql, out / QUARANTINE_FILE)
     rows = engine.count(f"({sql})")
     if rows:
-        log.warning("%d master row(s) quarantined: never disclosed, still rivals; see %s",
-                    rows, out / QUARANTINE_FILE)
+        log.warning("%d master row(s) quarantined (never disclosed, still rivals): written "
+                    "to %s; `lastknown master check` lists them", rows, out / QUARANTINE_FILE)
     return rows
 
 
