@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import csv
+import re
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -175,7 +176,7 @@ def test_master_check_reports_counts_and_places_without_tins_or_names(tmp_path: 
     assert "100000002" not in result.output and "GARCIA" not in result.output
 
 
-def test_a_master_with_two_percent_broken_rows_indexes_processes_and_discloses(
+def test_a_master_with_two_percent_broken_rows_and_wide_periods_is_answered(
         tmp_path: Path) -> None:
     def run(*args: object) -> str:
         result = CliRunner().invoke(cli, [str(a) for a in args])
@@ -200,8 +201,28 @@ def test_a_master_with_two_percent_broken_rows_indexes_processes_and_discloses(
         "as rivals:")
     assert said.splitlines()[-1] == (f"{len(broken):,} quarantined row(s) written to "
                                      f"{tmp_path / 'index' / QUARANTINE_FILE}")
+    # expected matches ask for years long before the file starts: answered from the overlap
+    expected = {r["request_row_id"] for r in _csv(data / "truth.csv")
+                if r["expected_outcome"] == "M"}
+    requests = _csv(data / "request.csv")
+    widened = set()
+    for r in requests:
+        if r["request_row_id"] in expected and re.fullmatch(r"\d{4}(-\d{4})?", r["tax_periods"]):
+            r["tax_periods"] = f"2001-{r['tax_periods'][-4:]}"
+            widened.add(r["request_row_id"])
+    with (data / "request.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(requests[0]))
+        writer.writeheader()
+        writer.writerows(requests)
+    assert len(widened) > 50
     run("process", data / "request.csv", "--master", tmp_path / "index", "--batch",
         data / "batch.toml", "--out", tmp_path / "out", "--ledger", tmp_path / "l.sqlite",
         "--today", "2026-11-29")
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
-    assert summary["rows_matched"] > 0.5 * summary["rows_total"]
+    matched = {r["request_row_id"] for r in _csv(tmp_path / "out" / "matched.csv")}
+    assert len(matched & widened) >= 0.9 * len(widened)
+    assert len(matched) > 0.5 * len(expected)
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
