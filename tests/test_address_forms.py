@@ -50,6 +50,16 @@ VALID_FORMS: list[tuple[str, str, str, str]] = [
     ("123 E 4 St", "New York", "NY", "10003"),
     ("12345 US Highway 1", "Jupiter", "FL", "33477"),
     ("General Delivery", "Springfield", "IL", "62701"),
+    ("N5326 County Road E", "Iron Ridge", "WI", "53035"),  # Wisconsin rural
+    ("W1234 Hwy 18", "Iron Ridge", "WI", "53035"),
+    ("One World Trade Ctr", "New York", "NY", "10007"),  # house number in words
+    ("Apt 4 12 Main St", "Springfield", "IL", "62701"),  # unit first
+    ("Mile 3.5 Richardson Hwy", "Delta Junction", "AK", "99737"),  # milepost
+    ("Km 2.3 Carr 779", "Comerio", "PR", "00782"),
+    ("Camino Los Romeros 12", "San Juan", "PR", "00926"),
+    ("94-1234 Farrington Hwy", "Waipahu", "HI", "96797"),  # Hawaii hyphenated
+    ("123 1/2 W 350 N", "Orem", "UT", "84057"),
+    ("1074 W. 350 N.", "Orem", "UT", "84057"),
 ]
 
 #: (street, city): placeholder text that must be rejected as PLACEHOLDER_ADDRESS.
@@ -70,6 +80,12 @@ PLACEHOLDERS: list[tuple[str, str]] = [
     ("Homeless", "Springfield"),
     ("Whatever 62701", "Springfield"),
     ("Care of 62701", "Springfield"),
+    ("Unknown 12345", "Springfield"),
+    ("N/A 12345", "Springfield"),
+    ("Apt 4", "Springfield"),
+    ("One", "Springfield"),
+    ("Mile", "Springfield"),
+    ("Care of Jones", "Springfield"),
     ("123 Main St", "UNKNOWN"),
     ("123 Main St", "N/A"),
 ]
