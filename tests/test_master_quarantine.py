@@ -126,6 +126,7 @@ def test_quarantined_rows_are_never_returns_but_stay_records(
                               f"FROM {info.table('idx_return')}")[0]
     assert returns == (5017 - 108, 0)
     assert info.return_rows == 5017 - 108
+    assert info.tax_years == (2019, 2020, 2021, 2022, 2023)
     flags = engine.fetchall(f"SELECT tin, bool_or(disclosable) FROM {info.table('idx_record')} "
                             "WHERE tin IN ('900000101', '900000103') GROUP BY 1 ORDER BY 1")
     assert flags == [("900000101", False), ("900000103", False)]

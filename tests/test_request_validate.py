@@ -227,9 +227,23 @@ def test_periods_partly_on_file_are_answered_from_the_overlap_and_counted(
     assert rows == [("R1", [2022, 2023, 2024]), ("R2", [2023, 2024, 2025])]
     details = engine.fetchall("SELECT detail FROM request_rejected ORDER BY source_row")
     assert details == [("tax_periods `2016;2020` shares no year with the tax years on file "
-                        "(years on file: 2024-2024)",),
+                        "(years on file: 2024)",),
                        ("tax_periods `2016-2018` shares no year with the tax years on file "
-                        "(years on file: 2024-2024)",)]
+                        "(years on file: 2024)",)]
+
+
+def test_years_on_file_with_a_gap_are_checked_exactly(engine: DuckDBEngine) -> None:
+    load_raw(engine, [{**GOOD, "tax_periods": "2022"},
+                      {**GOOD, "request_row_id": "R2", "tax_periods": "2021-2023"},
+                      {**GOOD, "request_row_id": "R3", "tax_periods": "2020-2022"}])
+    result = validate_request(engine, BATCH, master_years=(2019, 2024), today=TODAY,
+                              years_on_file=[2024, 2019, 2020])
+    assert (result.valid_count, result.periods_partly_on_file) == (1, 1)
+    assert engine.fetchall("SELECT request_row_id FROM request_valid") == [("R3",)]
+    details = engine.fetchall("SELECT detail FROM request_rejected ORDER BY source_row")
+    assert details[0] == ("tax_periods `2022` shares no year with the tax years on file "
+                          "(years on file: 2019-2020, 2024)",)
+    assert len(details) == 2
 
 
 def test_a_period_reaching_past_this_year_is_rejected(engine: DuckDBEngine) -> None:

@@ -144,7 +144,8 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 index = _prepare_index(engine, master, Path(tmp), opts.progress)
             with stages.stage("validate"):
                 validation = validate_request(
-                    engine, batch, master_years=(index.year_min, index.year_max), today=today
+                    engine, batch, master_years=(index.year_min, index.year_max), today=today,
+                    years_on_file=index.tax_years,
                 )
             with stages.stage("match"):
                 matching = match_requests(engine, index=index, config=match_config,

@@ -70,6 +70,8 @@ class IndexInfo:
     record_count: int
     #: master rows quarantined (never disclosed; rivals when their TIN is usable)
     quarantined_rows: int = 0
+    #: every tax year with a (disclosable) return on file, ascending
+    tax_years: tuple[int, ...] = ()
     schema: str = INDEX_SCHEMA
 
     def table(self, name: str) -> str:
@@ -252,6 +254,8 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
         year_min=int(year_min), year_max=int(year_max), return_rows=int(return_rows),
         tin_count=int(tin_count), record_count=engine.count(f"{INDEX_SCHEMA}.idx_record"),
         quarantined_rows=quarantined,
+        tax_years=tuple(int(y) for y, in engine.fetchall(
+            f"SELECT DISTINCT tax_year FROM {INDEX_SCHEMA}.idx_return ORDER BY 1")),
     )
     manifest = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(info).items()}
     manifest["path"] = "."
@@ -302,4 +306,5 @@ def open_index(engine: Engine, path: Path) -> IndexInfo:
         return_rows=int(manifest["return_rows"]), tin_count=int(manifest["tin_count"]),
         record_count=int(manifest["record_count"]),
         quarantined_rows=int(manifest.get("quarantined_rows", 0)),
+        tax_years=tuple(int(y) for y in manifest.get("tax_years", ())),
     )

@@ -12,6 +12,7 @@ row-wise in one pass; nothing is fetched into Python but counts.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -47,7 +48,7 @@ class ValidationResult:
     periods_partly_on_file: int = 0
 
 
-def _lookups(engine: Engine, raw: str, *, years: tuple[int, int], today: date) -> None:
+def _lookups(engine: Engine, raw: str, *, years: Sequence[int], today: date) -> None:
     engine.execute(
         f"CREATE OR REPLACE TEMP TABLE {_DATES} AS SELECT text, {parse_date_sql('text')} "
         f"AS order_date FROM (SELECT DISTINCT removal_order_date AS text FROM {raw} "
@@ -57,12 +58,12 @@ def _lookups(engine: Engine, raw: str, *, years: tuple[int, int], today: date) -
         f"AS statute_n FROM (SELECT DISTINCT statute AS text FROM {raw} "
         "WHERE statute IS NOT NULL)")
     norm, shape, parts = tax_periods_sql("text")
-    lo, hi = years
+    on_file_list = "[" + ", ".join(str(int(y)) for y in sorted(set(years))) + "]"
     years_sql = ("list_sort(list_distinct(flatten(list_transform(parts, lambda p: "
                  "generate_series(CAST(p[1:4] AS INTEGER), "
                  "CAST(CASE WHEN length(p) = 9 THEN p[6:9] ELSE p[1:4] END AS INTEGER))))))")
     backwards = "list_bool_or(list_transform(parts, lambda p: length(p) = 9 AND p[6:9] < p[1:4]))"
-    on_file = f"length(list_filter(tax_years, lambda y: y BETWEEN {lo} AND {hi}))"
+    on_file = f"length(list_filter(tax_years, lambda y: list_contains({on_file_list}, y)))"
     engine.execute(
         f"CREATE OR REPLACE TEMP TABLE {_PERIODS} AS "
         f"WITH n AS (SELECT text, {norm} AS t FROM (SELECT DISTINCT tax_periods AS text "
@@ -81,7 +82,7 @@ def _lookups(engine: Engine, raw: str, *, years: tuple[int, int], today: date) -
 
 
 def _checked(engine: Engine, raw: str, batch: Batch, *, today: date,
-             years: tuple[int, int]) -> None:
+             years: Sequence[int]) -> None:
     checks = row_checks(authorised=batch.authorised_statutes_normalised, today=today,
                         years=years)
     engine.execute(
@@ -120,18 +121,21 @@ def _check_partition(engine: Engine, raw: str) -> None:
 
 
 def validate_request(engine: Engine, batch: Batch, *, master_years: tuple[int, int] | None,
-                     today: date, raw_table: str = "request_raw") -> ValidationResult:
+                     today: date, raw_table: str = "request_raw",
+                     years_on_file: Sequence[int] | None = None) -> ValidationResult:
     """Split ``raw_table`` into ``request_valid`` / ``request_rejected`` (docs/INTERNALS.md).
 
     ``master_years`` are the first and last tax years on file (without them, 1900 to
-    ``today``'s year): a row is answered from the overlap of its periods and those years,
+    ``today``'s year; ``years_on_file``, when given, lists them exactly, gaps and all): a
+    row is answered from the overlap of its periods and those years,
     and rejected (``INVALID_TAX_PERIOD``) only when its periods cannot be read, ask for a
     year after ``today``'s, or share no year with the file. ``today`` also decides which
     removal order dates lie in the future.
     """
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", raw_table):
         raise PipelineError(f"validate_request: `{raw_table}` is not a plain table name")
-    years = master_years or (1900, today.year)
+    lo, hi = master_years or (1900, today.year)
+    years = sorted(set(years_on_file)) if years_on_file else list(range(lo, hi + 1))
     try:
         _lookups(engine, raw_table, years=years, today=today)
         _checked(engine, raw_table, batch, today=today, years=years)
