@@ -77,7 +77,10 @@ def _receipt(out: Path) -> dict[str, Any]:
 def test_synth_index_and_process_say_what_they_made(answered: dict[str, Path],
                                                     deployment: Path) -> None:
     assert str(answered["synth"]).startswith(f"Wrote {answered['data']}: 2,000 persons")
-    assert str(answered["indexed"]).startswith(f"Index written to {answered['index']} (model lk-")
+    checked, written = str(answered["indexed"]).splitlines()
+    assert checked.startswith(f"{answered['data'] / 'master'}: ")
+    assert checked.endswith(" rows meet the master contract")
+    assert written.startswith(f"Index written to {answered['index']} (model lk-")
     assert str(answered["processed_err"]) == using(answered["ledger"])
     said = str(answered["processed"])
     receipt = _receipt(answered["out"])

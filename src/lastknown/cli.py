@@ -303,6 +303,10 @@ def master() -> None:
 def master_check(path: Path) -> None:
     """Check a master Parquet file/folder against the master contract.
 
+    Rows lacking a usable name or address are counted and shown by file and row
+    (never a TIN or name); they are quarantined by `master index`. Exit 2 only when
+    the master is structurally unusable (columns missing or mistyped, most rows broken).
+
     Example:
 
         lastknown master check data/s7/master
@@ -311,8 +315,7 @@ def master_check(path: Path) -> None:
     from lastknown.master import load_master
 
     with make_engine() as engine:
-        load_master(engine, path)
-        click.echo(f"{path}: {engine.count('master')} rows meet the master contract")
+        click.echo(load_master(engine, path).text())
 
 
 @master.command("index")
@@ -333,8 +336,12 @@ def master_index(master_path: Path, out: Path, threads: int | None,
     from lastknown.pipeline import build_master_index
 
     info = build_master_index(master_path, out=out, progress=sys.stderr.isatty(),
-                              threads=threads, memory_limit=memory_limit)
+                              threads=threads, memory_limit=memory_limit,
+                              on_report=lambda report: click.echo(report.text()))
     click.echo(f"Index written to {out} (model {info.model_id})")
+    if info.quarantined_rows:
+        click.echo(f"{info.quarantined_rows:,} quarantined row(s) written to "
+                   f"{out / 'quarantine.parquet'}")
 
 
 @cli.group()

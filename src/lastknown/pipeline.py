@@ -12,6 +12,7 @@ a recorded disclosure unpublished.
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -99,18 +100,23 @@ def is_index(path: Path) -> bool:
 
 
 def build_master_index(master: Path, *, out: Path, progress: bool = False,
-                       threads: int | None = None, memory_limit: str | None = None) -> Any:
+                       threads: int | None = None, memory_limit: str | None = None,
+                       on_report: Callable[[Any], None] | None = None) -> Any:
     """Validate a raw master and build its matching index + model at ``out``.
 
     ``threads`` and ``memory_limit`` (e.g. ``"6GB"``) bound the engine; DuckDB
-    otherwise uses every core and about 80 % of RAM.
+    otherwise uses every core and about 80 % of RAM. ``on_report`` receives the
+    master's :class:`~lastknown.master.MasterReport` (rows quarantined, examples)
+    before the build starts.
     """
     from lastknown.master import load_master
     from lastknown.match.index import build_index
 
     check_can_create(out)
     with make_engine(threads=threads, memory_limit=memory_limit) as engine:
-        load_master(engine, master)
+        report = load_master(engine, master)
+        if on_report is not None:
+            on_report(report)
         return build_index(engine, master_table="master", out=out, progress=progress)
 
 
@@ -201,7 +207,8 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 index = _prepare_index(engine, master, run.scratch, opts.progress)
             with stages.stage("validate"):
                 validation = validate_request(
-                    engine, batch, master_years=(index.year_min, index.year_max), today=today
+                    engine, batch, master_years=(index.year_min, index.year_max), today=today,
+                    years_on_file=index.tax_years,
                 )
             with stages.stage("match"):
                 store = EstimateStore(opts.estimates or deployment.archive / ESTIMATES_FOLDER)
@@ -227,7 +234,9 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 "match_timings_seconds": dict(matching.timings),
                 "policy": decision.as_summary(),
                 "validation": {"valid": validation.valid_count,
-                               "rejected": validation.rejected_count},
+                               "rejected": validation.rejected_count,
+                               "periods_partly_on_file": validation.periods_partly_on_file},
+                "master_quarantined_rows": index.quarantined_rows,
             }
             with stages.stage("publish"):
                 summary["timings_seconds"] = dict(stages.timings)
