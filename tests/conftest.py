@@ -35,6 +35,19 @@ def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
         yield home
 
 
+@pytest.fixture(autouse=True)
+def _private_user_dirs_per_test(tmp_path_factory: pytest.TempPathFactory,
+                                monkeypatch: pytest.MonkeyPatch) -> Path:
+    """And a fresh pair for every test: a deployment's archive answers a batch id once
+    (and pools learned estimates), so tests that run the same synthetic batch must not
+    share one. Module fixtures keep the session's pair (and a module may name its own
+    deployment with ``LASTKNOWN_CONFIG``, which is left as it is)."""
+    home = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    return home
+
+
 def child_env() -> dict[str, str]:
     """The environment for a child ``python`` that imports lastknown and test helpers."""
     paths = [str(TESTS_DIR), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
