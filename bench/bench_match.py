@@ -193,11 +193,12 @@ def run_lastknown(data: Path, index: Path, work: Path, limits: dict[str, Any]) -
     result = process_request(data / "request.csv", master=index, batch_path=data / "batch.toml",
                              out=out, options=ProcessOptions(
                                  ledger=str(work / f"ledger-{stamp}.sqlite"), policy=policy,
+                                 archive=work / f"archive-{stamp}",
                                  threads=limits.get("threads"),
                                  memory_limit=limits.get("memory_limit")))
     seconds = time.perf_counter() - start
     peak_match = _peak_rss_gib()  # before evaluation (not part of answering the request)
-    metrics = evaluate(out, data / "truth.csv")
+    metrics = evaluate(out, data / "truth.csv", record_dir=result.record)
     return {"seconds": seconds, "precision": metrics.get("precision"),
             "recall": metrics.get("recall"), "false_disclosures": metrics.get("false_disclosures"),
             "expected_false_matches": result.summary.get("expected_false_matches"),

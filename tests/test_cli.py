@@ -5,19 +5,38 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from lastknown.cli import cli
+from lastknown.disclose.ledger import models
 
 TODAY = "2026-11-01"
 
 
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+def run(*args: str | Path, env: dict[str, str] | None = None) -> Result:
+    return CliRunner(env=env).invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def deployment_file(folder: Path) -> Path:
+    """A lastknown.toml whose archive of internal records is ``folder / "archive"``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lastknown.toml").write_text('archive = "archive"\n', encoding="utf-8")
+    return folder / "lastknown.toml"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Internal records go to a scratch archive, never the user's data directory."""
+    config = deployment_file(tmp_path_factory.mktemp("deployment"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LASTKNOWN_CONFIG", str(config))
+        yield config.parent / "archive"
 
 
 def using(ledger: Path) -> str:
@@ -35,14 +54,9 @@ def answered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     indexed = run("master", "index", "--master", data / "master", "--out", index,
                   "--threads", 2, "--memory-limit", "2GB")
     assert indexed.exit_code == 0, indexed.output
-    # a deployment of its own, so no other test's learned estimates are pooled into it
-    config = root / "lastknown.toml"
-    config.write_text('archive = "archive"\nanchors = "anchors.jsonl"\n')
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LASTKNOWN_CONFIG", str(config))
-        processed = run("process", data / "request.csv", "--master", index,
-                        "--batch", data / "batch.toml", "--out", out, "--ledger", ledger,
-                        "--today", TODAY)
+    processed = run("process", data / "request.csv", "--master", index,
+                    "--batch", data / "batch.toml", "--out", out, "--ledger", ledger,
+                    "--today", TODAY)
     assert processed.exit_code == 0, processed.output
     return {"root": root, "data": data, "index": index, "out": out, "ledger": ledger,
             "synth": Path(synth.output), "indexed": Path(indexed.output),
@@ -54,21 +68,32 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_synth_index_and_process_say_what_they_made(answered: dict[str, Path]) -> None:
+def _receipt(out: Path) -> dict[str, Any]:
+    data = json.loads((out / "receipt.json").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_synth_index_and_process_say_what_they_made(answered: dict[str, Path],
+                                                    deployment: Path) -> None:
     assert str(answered["synth"]).startswith(f"Wrote {answered['data']}: 2,000 persons")
-    assert str(answered["indexed"]).startswith(f"Index written to {answered['index']} (model lk-")
+    checked, written, trained = str(answered["indexed"]).splitlines()
+    assert checked.startswith(f"{answered['data'] / 'master'}: ")
+    assert checked.endswith(" rows meet the master contract")
+    assert written.startswith(f"Index written to {answered['index']} (model lk-")
     model = json.loads((answered["index"] / "model.json").read_text(encoding="utf-8"))
     pairs = model["lastknown"]["training"]["label_pairs"]
-    assert str(answered["indexed"]).endswith(
-        f")\nModel: m from {pairs:,} pairs of returns by one TIN\n")
+    assert trained == f"Model: m from {pairs:,} pairs of returns by one TIN"
     assert str(answered["processed_err"]) == using(answered["ledger"])
     said = str(answered["processed"])
-    summary = json.loads((answered["out"] / "summary.json").read_text(encoding="utf-8"))
+    receipt = _receipt(answered["out"])
+    totals = receipt["totals"]
     assert said == (
         f"Response package written to {answered['out']}: 200 rows — "
-        f"{summary['rows_matched']:,} matched, {summary['rows_unmatched']:,} unmatched, "
-        f"{summary['rows_rejected']:,} rejected. Ledger head {summary['ledger_head']}\n")
-    assert summary["rows_matched"] + summary["rows_unmatched"] + summary["rows_rejected"] == 200
+        f"{totals['matched']:,} matched, {totals['not_matched']:,} unmatched, "
+        f"{totals['rejected']:,} rejected. Ledger head {receipt['ledger_head']['hash']}\n"
+        f"Internal record (not for the requester): {deployment.resolve() / '2026-s0003'}\n")
+    assert totals["matched"] + totals["not_matched"] + totals["rejected"] == totals["rows"] == 200
 
 
 def test_every_request_row_lands_in_exactly_one_file(answered: dict[str, Path]) -> None:
@@ -102,17 +127,25 @@ def test_evaluate_prints_json_scores(answered: dict[str, Path]) -> None:
 
 def test_ledger_verify_report_and_taxpayer(answered: dict[str, Path]) -> None:
     ledger = answered["ledger"]
-    summary = json.loads((answered["out"] / "summary.json").read_text(encoding="utf-8"))
+    totals = _receipt(answered["out"])["totals"]
+    raw = sqlite3.connect(ledger)  # before verify, which records itself after reporting
+    entries, seq = raw.execute(f"SELECT count(*), max(seq) FROM {models.entries.name}").fetchone()
+    (head,) = raw.execute(f"SELECT hash FROM {models.entries.name} WHERE seq = ?",
+                          (seq,)).fetchone()
+    raw.close()
     verified = run("ledger", "verify", "--ledger", ledger)
     assert verified.exit_code == 0
-    assert "head #" in verified.output and summary["ledger_head"] not in ("", None)
+    assert verified.stdout == (f"Ledger sqlite:///{ledger} verified: {entries:,} entries, "
+                               f"head #{seq} {head}; 0 anchor(s) matched\n")
+    # the package names the head it was recorded under
+    assert _receipt(answered["out"])["ledger_head"] == {"sequence": seq, "hash": head}
 
     report = run("ledger", "report", "--ledger", ledger, "--year", datetime.now(UTC).year,
                  "--csv", answered["root"] / "report.csv")
     assert report.exit_code == 0
     (row,) = _rows(answered["root"] / "report.csv")
     assert row["agency"] == "U.S. Immigration and Customs Enforcement"
-    assert int(row["disclosures"]) == summary["rows_matched"]
+    assert int(row["disclosures"]) == totals["matched"]
     assert int(row["rows"]) == 200
 
     disclosed = {r["request_row_id"] for r in _rows(answered["out"] / "matched.csv")}
@@ -224,22 +257,50 @@ def test_a_large_package_has_its_spreadsheet_written_beside_the_ledger(
     data, out = answered["data"], answered["root"] / "response-child"
     # a deployment of its own: the first run's learned estimates would otherwise be pooled
     # into this one and move its probabilities (match/learn.py)
-    config = answered["root"] / "child.toml"
-    config.write_text('archive = "archive-child"\nanchors = "anchors-child.jsonl"\n')
-    monkeypatch.setenv("LASTKNOWN_CONFIG", str(config))
+    other = {"LASTKNOWN_CONFIG": str(deployment_file(answered["root"] / "child"))}
     result = run("process", data / "request.csv", "--master", answered["index"],
                  "--batch", data / "batch.toml", "--out", out,
-                 "--ledger", answered["root"] / "child.sqlite", "--today", TODAY)
+                 "--ledger", answered["root"] / "child.sqlite", "--today", TODAY, env=other)
     assert result.exit_code == 0, result.output
     assert [p.name for p in started] == ["matched.xlsx"]
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    first = json.loads((answered["out"] / "summary.json").read_text(encoding="utf-8"))
-    assert summary["files_sha256"]["matched.csv"] == first["files_sha256"]["matched.csv"]
+    receipt, first = _receipt(out), _receipt(answered["out"])
+    assert receipt["files_sha256"]["matched.csv"] == first["files_sha256"]["matched.csv"]
     book = openpyxl.load_workbook(out / "matched.xlsx", read_only=True)
     sheet_rows = [[("" if v is None else str(v)) for v in row]
                   for row in book["matched"].iter_rows(values_only=True)]
     book.close()
     csv_rows = [list(r.values()) for r in _rows(out / "matched.csv")]
-    assert len(sheet_rows) - 1 == len(csv_rows) == summary["rows_matched"] > 0
+    assert len(sheet_rows) - 1 == len(csv_rows) == receipt["totals"]["matched"] > 0
     assert [r[0] for r in sheet_rows[1:]] == [r[0] for r in csv_rows]
     assert run("ledger", "verify", "--ledger", answered["root"] / "child.sqlite").exit_code == 0
+
+
+def test_evaluate_reads_the_record_named_or_found_through_the_receipt(
+        answered: dict[str, Path], deployment: Path) -> None:
+    truth = answered["data"] / "truth.csv"
+    found = run("evaluate", "--result", answered["out"], "--truth", truth)
+    named = run("evaluate", "--result", answered["out"], "--truth", truth,
+                "--record", deployment / "2026-s0003")
+    assert found.exit_code == named.exit_code == 0
+    assert found.output == named.output
+    assert json.loads(found.output)["counts"]["unmatched_rows_without_record_outcome"] == 0
+    elsewhere = {"LASTKNOWN_CONFIG": str(deployment_file(answered["root"] / "elsewhere"))}
+    lost = run("evaluate", "--result", answered["out"], "--truth", truth, env=elsewhere)
+    assert lost.exit_code == 2
+    record = (answered["root"] / "elsewhere" / "archive" / "2026-s0003")
+    assert lost.stderr == (f"Error: no internal record of batch 2026-S0003 at {record}: "
+                           "name it with --record DIR\n")
+
+
+def test_a_batch_already_in_the_archive_is_refused_on_another_ledger(
+        answered: dict[str, Path], deployment: Path) -> None:
+    data, root = answered["data"], answered["root"]
+    result = run("process", data / "request.csv", "--master", answered["index"],
+                 "--batch", data / "batch.toml", "--out", root / "twice",
+                 "--ledger", root / "second.sqlite", "--today", TODAY)
+    assert result.exit_code == 4
+    assert result.stderr == using(root / "second.sqlite") + (
+        "Error: the archive already holds the internal record of batch 2026-S0003 "
+        f"({deployment.resolve() / '2026-s0003'}); a batch is answered once — use a new "
+        "batch id\n")
+    assert not (root / "twice").exists() and not list(root.glob(".twice*"))

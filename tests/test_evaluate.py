@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from lastknown.disclose.package import write_package
+from lastknown.disclose.package import NOT_MATCHED, UNMATCHED_COLUMNS, write_package
+from lastknown.disclose.record import (
+    OUTCOMES_CSV,
+    RECORD_JSON,
+    record_dir_for,
+    seal,
+    write_record_tables,
+)
 from lastknown.engines import DuckDBEngine
 from lastknown.errors import InputError
 from lastknown.evaluate import TRUTH_COLUMNS, evaluate, format_report
@@ -53,9 +60,11 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
 
 
 def _hand_made(tmp_path: Path) -> tuple[Path, Path]:
-    pkg = tmp_path / "pkg"
+    """A package in tmp_path/pkg, its internal record in tmp_path/record, and truth."""
+    pkg, record = tmp_path / "pkg", tmp_path / "record"
     pkg.mkdir()
-    matched, unmatched, rejected, truth = [], [], [], []
+    record.mkdir()
+    matched, unmatched, rejected, truth, outcomes = [], [], [], [], []
     for number, (rid, exp, reason, address, got, _) in enumerate(CASES, start=2):
         if exp is not None:
             a = address or dict.fromkeys(ADDRESS, "")
@@ -64,20 +73,22 @@ def _hand_made(tmp_path: Path) -> tuple[Path, Path]:
         if got is None:
             continue
         outcome, value = got
+        outcomes.append([_neutral(rid), outcome])
         if outcome == "M":
-            matched.append([_neutral(rid), "F", "", "L", "M", "0.9", "2023", value["street"],
+            matched.append([_neutral(rid), "F", "", "L", "0.9", "2023", value["street"],
                             value["unit"], value["city"], value["state"], value["zip"]])
         elif outcome == "R":
             rejected.append([_neutral(rid), str(number), value, "detail"])
         else:
-            unmatched.append([_neutral(rid), outcome, "detail"])
+            unmatched.append([_neutral(rid), "F", "", "L", NOT_MATCHED])
     _write_csv(pkg / "matched.csv", ["request_row_id", "first_name", "middle_name", "last_name",
-                                     "outcome", "match_probability", "address_tax_year",
+                                     "match_probability", "address_tax_year",
                                      "street", "unit", "city", "state", "zip"], matched)
-    _write_csv(pkg / "unmatched.csv", ["request_row_id", "outcome", "detail"], unmatched)
+    _write_csv(pkg / "unmatched.csv", list(UNMATCHED_COLUMNS), unmatched)
     _write_csv(pkg / "rejected.csv", ["request_row_id", "source_row", "reason_codes", "detail"],
                rejected)
-    (pkg / "summary.json").write_text(json.dumps(
+    _write_csv(record / OUTCOMES_CSV, ["request_row_id", "outcome"], outcomes)
+    (record / RECORD_JSON).write_text(json.dumps(
         {"expected_false_matches": EXPECTED_FALSE_MATCHES}))
     truth_path = tmp_path / "truth.csv"
     _write_csv(truth_path, ["request_row_id", "true_tin", *TRUTH_COLUMNS[1:]], truth)
@@ -86,7 +97,7 @@ def _hand_made(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_hand_made_package_scores_exactly(tmp_path: Path) -> None:
     pkg, truth = _hand_made(tmp_path)
-    metrics = evaluate(pkg, truth)
+    metrics = evaluate(pkg, truth, record_dir=tmp_path / "record")
     kinds = Counter(kind for *_, kind in CASES)
     disclosures = sum(1 for c in CASES if c[4] is not None and c[4][0] == "M")
     expected_m = sum(1 for c in CASES if c[1] == "M")
@@ -122,24 +133,47 @@ def test_missing_package_file_and_bad_truth_are_input_errors(tmp_path: Path) -> 
     lines = truth.read_text().splitlines()
     duplicated = tmp_path / "dup.csv"
     duplicated.write_text("\n".join([*lines, lines[1]]) + "\n")
+    record = tmp_path / "record"
     with pytest.raises(InputError, match="more than one line"):
-        evaluate(pkg, duplicated)
+        evaluate(pkg, duplicated, record_dir=record)
     no_column = tmp_path / "nocol.csv"
     no_column.write_text("request_row_id,expected_outcome\nA1,M\n")
     with pytest.raises(InputError, match="expected_street"):
-        evaluate(pkg, no_column)
+        evaluate(pkg, no_column, record_dir=record)
+    with pytest.raises(InputError, match=r"receipt.json is missing"):
+        evaluate(pkg, truth)  # no receipt: the record cannot be found, and says so
+    (record / OUTCOMES_CSV).unlink()
+    with pytest.raises(InputError, match="outcomes.csv is missing"):
+        evaluate(pkg, truth, record_dir=record)
     (pkg / "unmatched.csv").unlink()
     with pytest.raises(InputError, match="unmatched.csv is missing"):
-        evaluate(pkg, truth)
+        evaluate(pkg, truth, record_dir=record)
+
+
+def test_an_unmatched_row_without_a_recorded_outcome_is_counted(tmp_path: Path) -> None:
+    pkg, truth = _hand_made(tmp_path)
+    record = tmp_path / "record"
+    kept = [line for line in (record / OUTCOMES_CSV).read_text().splitlines()
+            if not line.startswith("A3,")]
+    (record / OUTCOMES_CSV).write_text("\n".join(kept) + "\n")
+    metrics = evaluate(pkg, truth, record_dir=record)
+    assert metrics["counts"]["unmatched_rows_without_record_outcome"] == 1
+    assert metrics["confusion"]["M"] == {"M": 3, "?": 1}
+    assert "unmatched_rows_without_record_outcome 1" in format_report(metrics)
 
 
 def test_evaluates_a_package_written_by_write_package(tmp_path: Path) -> None:
     engine = DuckDBEngine(threads=2)
+    archive = tmp_path / "archive"
+    record = record_dir_for(archive, "B-1")
     try:
         _build(engine)
         out = tmp_path / "pkg"
         out.mkdir()
-        write_package(engine, out, summary={})
+        record.mkdir(parents=True)
+        counts = write_package(engine, out, summary={"batch_id": "B-1"})
+        write_record_tables(engine, record)
+        seal(out, record, {**counts.summary, "ledger_head": {"sequence": 3, "hash": "ab"}})
     finally:
         engine.close()
     ids = {r[0]: r[1] for r in RAW}
@@ -155,7 +189,7 @@ def test_evaluates_a_package_written_by_write_package(tmp_path: Path) -> None:
         truth_rows.append([rid, "", "R", "", "", "", "", "", "", "DUPLICATE_ROW_ID"])
     truth = tmp_path / "truth.csv"
     _write_csv(truth, ["request_row_id", "true_tin", *TRUTH_COLUMNS[1:]], truth_rows)
-    metrics = evaluate(out, truth)
+    metrics = evaluate(out, truth, archive=archive)  # found through receipt.json
     m_rows = sum(1 for r in RESULT if r[1] == "M")
     assert metrics["precision"] == pytest.approx((m_rows - 1) / m_rows)
     assert metrics["false_disclosures_by_kind"]["wrong_person_or_address"] == 1
@@ -164,3 +198,12 @@ def test_evaluates_a_package_written_by_write_package(tmp_path: Path) -> None:
     assert metrics["counts"]["truth_ids_missing_from_package"] == 0
     assert metrics["counts"]["package_ids_not_in_truth"] == 0
     assert metrics["expected_false_matches"] > 0
+    assert metrics["confusion"]["A"] == {"A": 1} and metrics["confusion"]["N"] == {"N": 1}
+
+    other = tmp_path / "other"  # a record sealed with another ledger head is not this one's
+    other.mkdir()
+    (other / RECORD_JSON).write_text(json.dumps({"ledger_head": {"sequence": 4, "hash": "cd"}}))
+    with pytest.raises(InputError, match="is not the record of"):
+        evaluate(out, truth, record_dir=other)
+    with pytest.raises(InputError, match="no internal record of batch B-1"):
+        evaluate(out, truth, archive=tmp_path / "elsewhere")

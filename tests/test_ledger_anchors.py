@@ -144,7 +144,7 @@ def _process(world: dict[str, Path], tmp_path: Path, ledger: Path, anchors: Path
                      encoding="utf-8")
     process_request(world["data"] / "request.csv", master=world["index"], batch_path=batch,
                     out=tmp_path / out, options=ProcessOptions(
-                        ledger=str(ledger), anchors=anchors,
+                        ledger=str(ledger), anchors=anchors, archive=tmp_path / "archive",
                         today=date.fromisoformat(TODAY)))
     return tmp_path / out
 
@@ -167,15 +167,15 @@ def _head(path: Path) -> int:
     return int(seq)
 
 
-def test_process_anchors_its_head_and_verify_checks_file_and_summary(
+def test_process_anchors_its_head_and_verify_checks_file_and_receipt(
         world: dict[str, Path], tmp_path: Path) -> None:
     ledger, anchors = tmp_path / "l.sqlite", tmp_path / "anchors.jsonl"
     out = _process(world, tmp_path, ledger, anchors, "A-1", "r1")
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    carried = json.loads((out / "receipt.json").read_text(encoding="utf-8"))["ledger_head"]
     [anchor] = read_anchors(anchors)
-    assert (anchor.sequence, anchor.hash) == (summary["ledger_seq"], summary["ledger_head"])
+    assert (anchor.sequence, anchor.hash) == (carried["sequence"], carried["hash"])
     result = run("ledger", "verify", "--ledger", ledger, "--anchor", anchors,
-                 "--anchor", out / "summary.json")
+                 "--anchor", out / "receipt.json")
     assert result.exit_code == 0, result.output
     head = _head(ledger) - 1  # verify records itself as one more entry
     assert result.stdout.startswith(f"Ledger {'sqlite:///' + str(ledger)} verified: "
@@ -188,7 +188,8 @@ def test_verify_with_anchors_catches_a_cut_tail_and_process_refuses_it(
     ledger, anchors = tmp_path / "l.sqlite", tmp_path / "anchors.jsonl"
     first = _process(world, tmp_path, ledger, anchors, "A-1", "r1")
     _process(world, tmp_path, ledger, anchors, "A-2", "r2")
-    kept = json.loads((first / "summary.json").read_text(encoding="utf-8"))["ledger_seq"]
+    kept = json.loads((first / "receipt.json").read_text(encoding="utf-8"))["ledger_head"][
+        "sequence"]
     _truncate(ledger, kept)  # the second batch's disclosures vanish, triggers and all
     assert run("ledger", "verify", "--ledger", ledger).exit_code == 0  # chain alone: fine
     result = run("ledger", "verify", "--ledger", ledger, "--anchor", anchors)

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import re
-import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-sys.path.insert(0, str(Path(__file__).parent))
-from lastknown.disclose.ledger import GENESIS_HASH, Ledger, open_ledger  # noqa: E402
-from lastknown.disclose.ledger.anchors import append_anchor  # noqa: E402
-from lastknown.disclose.ledger.chain import entry_hash  # noqa: E402
-from lastknown.disclose.ledger.verify import quick_verify, verify_anchored  # noqa: E402
-from lastknown.errors import LedgerError, LedgerTamperedError  # noqa: E402
-from test_ledger_fixtures import BACKENDS, ledger_at, synthetic_tin, tamper  # noqa: E402
+from lastknown.disclose.ledger import GENESIS_HASH, Ledger, open_ledger
+from lastknown.disclose.ledger.anchors import append_anchor
+from lastknown.disclose.ledger.chain import entry_hash
+from lastknown.disclose.ledger.verify import quick_verify, verify_anchored
+from lastknown.errors import LedgerError, LedgerTamperedError
+from test_ledger_fixtures import BACKENDS, ledger_at, synthetic_tin, tamper
 
 FAKE_A, FAKE_B = "a" * 64, "b" * 64
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -8,7 +8,6 @@ skipped, with the reason, only when the server is unreachable.
 from __future__ import annotations
 
 import csv
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -158,7 +157,7 @@ def engine_with_results(*, matched: list[str], unmatched: int = 2,
 
 
 def fake_write_package(engine: DuckDBEngine) -> Callable[[Path, dict[str, Any]], dict[str, Any]]:
-    """A stand-in for disclose.package.write_package: matched.csv + summary.json."""
+    """A stand-in for disclose.package.write_package: matched.csv, and the summary returned."""
     def write(folder: Path, summary: dict[str, Any]) -> dict[str, Any]:
         rows = engine.fetchall("SELECT request_row_id, street, city, state, zip, "
                                "address_tax_year FROM match_result WHERE outcome = 'M' "
@@ -169,10 +168,8 @@ def fake_write_package(engine: DuckDBEngine) -> Callable[[Path, dict[str, Any]],
                              "address_tax_year"])
             writer.writerows(rows)
         total = engine.count("match_result")
-        final = {**summary, "rows_total": total, "rows_matched": len(rows),
-                 "rows_unmatched": total - len(rows), "rows_rejected": 0}
-        (folder / "summary.json").write_text(json.dumps(final), encoding="utf-8")
-        return final
+        return {**summary, "rows_total": total, "rows_matched": len(rows),
+                "rows_unmatched": total - len(rows), "rows_rejected": 0}
     return write
 
 
@@ -191,7 +188,7 @@ def publish_kwargs(ledger: Ledger, engine: DuckDBEngine, batch: FakeBatch,
                 write_package=fake_write_package(engine), intake=FakeIntake(row_count=total),
                 validation=FakeValidation(valid_count=total, rejected_count=0),
                 policy_decision=decision_for(ledger, batch, total), operator="tester",
-                received_at=datetime.now(UTC))
+                received_at=datetime.now(UTC), archive=out.parent / "archive")
 
 
 # -- checks of the helpers themselves -------------------------------------------------

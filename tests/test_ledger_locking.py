@@ -89,7 +89,9 @@ def test_the_official_cap_is_rechecked_at_commit(backend: str, tmp_path: Path) -
 def test_a_batch_id_is_answered_once_whatever_its_case(backend: str, tmp_path: Path) -> None:
     with ledger_at(backend, tmp_path) as ledger:
         runs = []
-        for batch_id, out in (("B-1", "r1"), ("b-1", "r2")):
+        # two archives (publish_kwargs puts one beside each --out): the archive's own
+        # refusal of a batch it holds is not what is tested here, the ledger's at commit is
+        for batch_id, out in (("B-1", "r1"), ("b-1", "other/r2")):
             batch, engine = FakeBatch(batch_id=batch_id), engine_with_results(**SEVEN_ROWS)
             runs.append(publish_kwargs(ledger, engine, batch, tmp_path / out))
         publish(**runs[0])
@@ -97,4 +99,4 @@ def test_a_batch_id_is_answered_once_whatever_its_case(backend: str, tmp_path: P
             publish(**runs[1])
         with ledger.connect() as conn:
             assert conn.execute(sa.select(batches.c.batch_id)).scalars().all() == ["B-1"]
-        assert not (tmp_path / "r2").exists()
+        assert not (tmp_path / "other" / "r2").exists()

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import csv
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-sys.path.insert(0, str(Path(__file__).parent))
-from lastknown.disclose.ledger.models import audit_events  # noqa: E402
-from lastknown.disclose.ledger.reports import (  # noqa: E402
+from lastknown.disclose.ledger.models import audit_events
+from lastknown.disclose.ledger.reports import (
     render_report,
     render_taxpayer,
     report,
     taxpayer_disclosures,
     write_report_csv,
 )
-from lastknown.disclose.policy import Policy  # noqa: E402
-from lastknown.disclose.publish import publish  # noqa: E402
-from lastknown.errors import InputError  # noqa: E402
-from test_ledger_fixtures import (  # noqa: E402
+from lastknown.disclose.policy import Policy
+from lastknown.disclose.publish import publish
+from lastknown.errors import InputError
+from test_ledger_fixtures import (
     AGENCY,
     BACKENDS,
     FakeBatch,

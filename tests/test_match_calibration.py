@@ -70,7 +70,8 @@ def _decide(residents: list[tuple[str, float, float]], odds: float) -> dict[str,
                 "NULL::VARCHAR AS unit_n, NULL::VARCHAR AS predir")
         engine.execute(f"CREATE TABLE q AS SELECT 1 AS source_row, 'R1' AS request_row_id, "
                        f"[2023] AS tax_years, {addr}")
-        engine.execute(f"CREATE TABLE r AS SELECT i AS record_id, {addr} FROM range(1, 10) t(i)")
+        engine.execute(f"CREATE TABLE r AS SELECT i AS record_id, {addr}, true AS disclosable "
+                       "FROM range(1, 10) t(i)")
         engine.execute("CREATE TABLE t AS SELECT tin, 2023 AS tax_year, DATE '2024-03-01' "
                        "AS received_date, '1 MAIN ST' AS street, NULL AS unit, 'AUSTIN' AS city, "
                        "'TX' AS state, '78701' AS zip FROM (VALUES ('A'), ('B'), ('C')) v(tin)")

@@ -185,6 +185,7 @@ def test_process_pools_what_each_batch_taught(synth_index: Path, tmp_path: Path)
         result = process_request(synth_index / "request.csv", master=synth_index / "index",
                                  batch_path=batch, out=tmp_path / f"out{k}",
                                  options=ProcessOptions(ledger=str(tmp_path / "l.sqlite"),
+                                                        archive=tmp_path / "archive",
                                                         estimates=store))
         summaries.append(result.summary["estimates"])
     assert [s["batches_pooled"] for s in summaries] == [0, 1]
@@ -262,7 +263,8 @@ def test_a_batch_of_near_miss_names_at_filers_addresses_discloses_none(
         'batch_id = "', 'batch_id = "NM-'))
     result = process_request(request, master=synth_index / "index", batch_path=batch,
                              out=tmp_path / "out", options=ProcessOptions(
-                                 ledger=str(tmp_path / "l.sqlite"), estimates=tmp_path / "e"))
+                                 ledger=str(tmp_path / "l.sqlite"), estimates=tmp_path / "e",
+                                 archive=tmp_path / "archive"))
     assert result.rows_rejected == 0
     assert result.rows_matched == 0
     # and what this batch taught does not make the next requester's near-misses count

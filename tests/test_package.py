@@ -1,9 +1,11 @@
-"""The response package: headers, no TIN anywhere, neutralised cells, accounting, sheets."""
+"""The response package: headers, no TIN anywhere, neutralised cells, accounting, sheets.
+
+(The scan of a whole synthetic run's outgoing files is in test_package_leaks.py.)
+"""
 
 from __future__ import annotations
 
 import csv
-import json
 import zipfile
 from pathlib import Path
 
@@ -12,7 +14,9 @@ import pytest
 
 from lastknown.disclose.cells import FORMULA_TRIGGERS, neutralise, neutralise_sql
 from lastknown.disclose.package import (
+    DATA_FILES,
     DISCLOSED_COLUMNS,
+    NOT_MATCHED,
     REJECTED_COLUMNS,
     UNMATCHED_COLUMNS,
     PackageCounts,
@@ -99,7 +103,7 @@ def _csv(path: Path) -> list[list[str]]:
 
 def test_files_headers_counts_and_summary(engine: DuckDBEngine, tmp_path: Path) -> None:
     out, counts = _write(engine, tmp_path)
-    assert sorted(p.name for p in out.iterdir()) == sorted(counts.files)
+    assert sorted(p.name for p in out.iterdir()) == sorted(counts.files) == sorted(DATA_FILES)
     matched, unmatched, rejected = (_csv(out / n) for n in
                                     ("matched.csv", "unmatched.csv", "rejected.csv"))
     assert tuple(matched[0]) == DISCLOSED_COLUMNS
@@ -112,10 +116,12 @@ def test_files_headers_counts_and_summary(engine: DuckDBEngine, tmp_path: Path) 
         str(r[4]) for r in m_rows]  # source-row order
     assert matched[1][DISCLOSED_COLUMNS.index("match_probability")] == str(
         round(m_rows[0][2], 6))
-    assert [r[1] for r in unmatched[1:]] == ["N", "A"]
+    # the request's own id and name, and the same words whatever the outcome (N, then A)
+    assert unmatched[1:] == [["R-5", "Noel", "", "Nomatch", NOT_MATCHED],
+                             ["R-6", "Amb", "", "Iguous", NOT_MATCHED]]
     assert [r[1] for r in rejected[1:]] == [str(r[0]) for r in REJECTED]
 
-    summary = json.loads((out / "summary.json").read_text())
+    summary = counts.summary  # the internal record's summary: never written into the package
     assert summary["batch_id"] == "B-1"
     assert summary["rows_total"] == len(RAW)  # computed counts win over the caller's
     assert summary["outcome_counts"] == {"M": 4, "N": 1, "A": 1, "U": 0, "P": 0}
@@ -142,10 +148,10 @@ def test_no_tin_anywhere_in_outgoing_files(engine: DuckDBEngine, tmp_path: Path)
             assert "tin" not in _csv(path)[0], path.name
 
 
-def test_tin_in_detail_stops_the_package(engine: DuckDBEngine, tmp_path: Path) -> None:
-    engine.execute(f"UPDATE match_result SET detail = 'near TIN {PLANTED_TIN[:3]}-"
-                   f"{PLANTED_TIN[3:5]}-{PLANTED_TIN[5:]}', tin = '{PLANTED_TIN}' "
-                   "WHERE source_row = 6")
+def test_tin_in_an_outgoing_cell_stops_the_package(engine: DuckDBEngine,
+                                                   tmp_path: Path) -> None:
+    engine.execute(f"UPDATE match_result SET unit = 'near TIN {PLANTED_TIN[:3]}-"
+                   f"{PLANTED_TIN[3:5]}-{PLANTED_TIN[5:]}' WHERE source_row = 2")
     with pytest.raises(PipelineError, match="contain the row's TIN") as info:
         _write(engine, tmp_path)
     assert PLANTED_TIN not in str(info.value)
@@ -224,7 +230,7 @@ def test_xlsx_split_into_sheets(engine: DuckDBEngine, tmp_path: Path) -> None:
     ids = [row[0] for part in rows for row in part[1:]]
     csv_ids = [row[0] for row in _csv(out / "matched.csv")[1:]]
     assert ids == csv_ids
-    summary = json.loads((out / "summary.json").read_text())
+    summary = counts.summary
     assert summary["xlsx_sheets"] == ["matched_1", "matched_2"]
     assert "split" in summary["xlsx_note"]
 
@@ -254,7 +260,7 @@ def test_return_fields_in_the_package_are_the_policy_fields() -> None:
     from lastknown.disclose.policy import DISCLOSED_FIELDS
 
     echoed_from_request = {"request_row_id", "first_name", "middle_name", "last_name",
-                           "outcome", "match_probability"}
+                           "match_probability"}
     assert set(DISCLOSED_COLUMNS) - echoed_from_request == set(DISCLOSED_FIELDS)
 
 

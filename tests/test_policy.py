@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-sys.path.insert(0, str(Path(__file__).parent))
-from lastknown.disclose.ledger import Ledger  # noqa: E402
-from lastknown.disclose.ledger.models import audit_events, batches  # noqa: E402
-from lastknown.disclose.policy import (  # noqa: E402
+from lastknown.disclose.ledger import Ledger
+from lastknown.disclose.ledger.models import audit_events, batches
+from lastknown.disclose.policy import (
     DISCLOSED_FIELDS,
     Policy,
     check_policy,
     load_policy,
 )
-from lastknown.disclose.publish import publish  # noqa: E402
-from lastknown.errors import ConfigError, PolicyError  # noqa: E402
-from test_ledger_fixtures import (  # noqa: E402
+from lastknown.disclose.publish import publish
+from lastknown.errors import ConfigError, PolicyError
+from test_ledger_fixtures import (
+    AGENCY,
     BACKENDS,
     FakeBatch,
     engine_with_results,
@@ -154,7 +153,9 @@ def test_the_official_cap_counts_earlier_batches_in_the_period(backend: str,
 def test_statutes_are_allowlisted_per_agency(tmp_path: Path) -> None:
     with ledger_at("sqlite", tmp_path) as ledger:
         spelled = FakeBatch(authorised_statutes=("8 usc § 1253 (a)(1)",))
-        assert check_policy(Policy(), spelled, row_count=1, ledger=ledger)
+        decision = check_policy(Policy(), spelled, row_count=1, ledger=ledger)
+        assert (decision.batch_id, decision.row_count) == ("B-1", 1)  # let through, as spelled
+        assert decision.statutes_allowed == Policy().statutes_for(AGENCY)
         with pytest.raises(PolicyError, match="statute '26 U.S.C. 7201' is not allowed"):
             check_policy(Policy(), FakeBatch(authorised_statutes=("26 U.S.C. 7201",)),
                          row_count=1, ledger=ledger)

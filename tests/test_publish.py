@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-sys.path.insert(0, str(Path(__file__).parent))
-from lastknown.disclose.ledger import Ledger, open_ledger  # noqa: E402
-from lastknown.disclose.ledger.models import batches, disclosures  # noqa: E402
-from lastknown.disclose.publish import STEPS, publish, recover, staging_dir_for  # noqa: E402
-from lastknown.errors import PipelineError  # noqa: E402
-from test_ledger_fixtures import (  # noqa: E402
+from conftest import child_env
+from lastknown.disclose.ledger import Ledger, open_ledger
+from lastknown.disclose.ledger.models import batches, disclosures
+from lastknown.disclose.publish import STEPS, publish, recover, staging_dir_for
+from lastknown.disclose.record import read_record, record_dir_for
+from lastknown.errors import PipelineError
+from test_ledger_fixtures import (
     BACKENDS,
     FakeBatch,
     engine_with_results,
@@ -40,15 +41,28 @@ def _disclosure_count(ledger: Ledger, batch_id: str) -> int:
                                 .where(disclosures.c.batch_id == batch_id)).scalar_one())
 
 
+def receipt_head(out: Path) -> dict[str, object]:
+    """The ledger head the package's receipt.json carries."""
+    head = json.loads((out / "receipt.json").read_text(encoding="utf-8"))["ledger_head"]
+    assert isinstance(head, dict)
+    return head
+
+
 def assert_consistent(ledger: Ledger, out: Path, batch_id: str = "B-1") -> bool:
-    """After recovery: the batch is in the ledger exactly when its package is published."""
+    """After recovery: the batch is in the ledger exactly when its package is published,
+    and its internal record is in the archive exactly then too (and never half-written)."""
     recover(ledger=ledger, final_dir=out)
     assert not staging_dir_for(out).exists()
+    archive = out.parent / "archive"
+    assert not list(archive.glob(".*.staging"))  # no record left half-way
+    record = record_dir_for(archive, batch_id)
     recorded = ledger.batch_recorded(batch_id)
-    assert recorded == out.is_dir()
+    assert recorded == out.is_dir() == record.is_dir()
     if recorded:
-        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-        assert ledger.entry_hash(summary["ledger_seq"]) == summary["ledger_head"]
+        head = receipt_head(out)
+        assert ledger.entry_hash(int(str(head["sequence"]))) == head["hash"]
+        assert read_record(record)["ledger_head"] == head
+        assert sorted(p.name for p in out.iterdir()) == ["matched.csv", "receipt.json"]
         with (out / "matched.csv").open(encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         assert len(rows) == _disclosure_count(ledger, batch_id)
@@ -67,8 +81,8 @@ def test_publish_records_every_disclosure_and_anchors_the_summary(backend: str,
         out = tmp_path / "response"
         done = publish(**publish_kwargs(ledger, engine, FakeBatch(), out))
         assert out.is_dir() and not done.recovered
-        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-        assert summary["ledger_head"] == ledger.head().hash == done.head.hash
+        assert receipt_head(out) == {"sequence": done.head.seq, "hash": ledger.head().hash}
+        assert done.head.hash == ledger.head().hash
         assert _disclosure_count(ledger, "B-1") == len(MATCHED)
         with ledger.connect() as conn:
             row = conn.execute(sa.select(batches)).one()
@@ -126,8 +140,7 @@ def test_a_failing_package_writer_records_nothing(tmp_path: Path) -> None:
 
 
 _KILL_SCRIPT = """
-import os, sys
-sys.path.insert(0, {tests!r})
+import os
 from pathlib import Path
 from lastknown.disclose.ledger import open_ledger
 from lastknown.disclose.publish import publish
@@ -147,9 +160,10 @@ publish(**publish_kwargs(ledger, engine, FakeBatch(), Path({out!r})), checkpoint
 def test_a_process_killed_at_any_step_is_recovered_consistently(step: str,
                                                                   tmp_path: Path) -> None:
     ledger_path, out = tmp_path / "ledger.sqlite", tmp_path / "response"
-    script = _KILL_SCRIPT.format(tests=str(Path(__file__).parent), step=step,
+    script = _KILL_SCRIPT.format(step=step,
                                  ledger=str(ledger_path), out=str(out))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=child_env(),
                           timeout=120, check=False)
     assert done.returncode == 17, done.stderr[-2000:]
     ledger = open_ledger(ledger_path, create=True)
@@ -232,7 +246,7 @@ def test_a_package_still_being_written_is_finished_before_commit_or_cancelled(
 def test_the_spreadsheet_finishes_before_the_ledger_write_lock_is_taken(tmp_path: Path) -> None:
     import sqlite3
 
-    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    ledger = open_ledger(tmp_path / "ledger.sqlite", create=True)
     out, pendings, probes = tmp_path / "response", [], []
     kwargs = _pending_kwargs(ledger, out, pendings)
     stage = kwargs["write_package"]
@@ -279,6 +293,5 @@ def test_a_pending_package_is_published_with_the_ledger_head(tmp_path: Path) -> 
     out, pendings = tmp_path / "response", []
     done = publish(**_pending_kwargs(ledger, out, pendings))
     assert pendings[0].events == ["finish"]
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert summary["ledger_head"] == done.head.hash == ledger.head().hash
+    assert receipt_head(out)["hash"] == done.head.hash == ledger.head().hash
     assert assert_consistent(ledger, out)

@@ -125,7 +125,8 @@ def test_good_row_is_valid_and_normalised(engine: DuckDBEngine) -> None:
     ({"tax_periods": None}, "MISSING_TAX_PERIOD"),
     ({"tax_periods": "last year"}, "INVALID_TAX_PERIOD"),
     ({"tax_periods": "2018"}, "INVALID_TAX_PERIOD"),
-    ({"tax_periods": "2023-2025"}, "INVALID_TAX_PERIOD"),
+    ({"tax_periods": "2016-2018"}, "INVALID_TAX_PERIOD"),
+    ({"tax_periods": "2025-2027"}, "INVALID_TAX_PERIOD"),
     ({"tax_periods": "2024-2021"}, "INVALID_TAX_PERIOD"),
     ({"tax_periods": "23"}, "INVALID_TAX_PERIOD"),
     ({"tin": "12345678"}, "INVALID_TIN"),
@@ -171,7 +172,8 @@ def test_duplicate_row_ids_reject_every_sharing_row(engine: DuckDBEngine) -> Non
     ("removal_order_date", "2024-03-05 00:00:00"), ("removal_order_date", "2024-02-29"),
     ("removal_order_date", "2026-01-15"),
     ("tax_periods", "2021-2024"), ("tax_periods", "2022;2024"), ("tax_periods", "2022, 2024"),
-    ("tax_periods", "2021 to 2023"), ("tax_periods", "2019 2020"), ("tin", "123-45-6789"),
+    ("tax_periods", "2021 to 2023"), ("tax_periods", "2019 2020"), ("tax_periods", "2023-2025"),
+    ("tax_periods", "2017-2019"), ("tin", "123-45-6789"),
     ("tin", "912 70 1234"), ("statute", "8 USC § 1253(a)(1)"), ("first_name", "José"),
     ("last_name", "O'Brien-Núñez"), ("last_name", "Doe"), ("first_name", "Babe"),
 ])
@@ -211,6 +213,44 @@ def test_without_master_years_the_bound_is_today(engine: DuckDBEngine) -> None:
                  {**GOOD, "request_row_id": "R2", "tax_periods": "2027"}], years=None)
     codes = engine.fetchall("SELECT source_row, reason_codes FROM request_rejected")
     assert codes == [(3, "INVALID_TAX_PERIOD")]
+
+
+def test_periods_partly_on_file_are_answered_from_the_overlap_and_counted(
+        engine: DuckDBEngine) -> None:
+    result = run(engine, [{**GOOD, "tax_periods": "2022-2024"},
+                          {**GOOD, "request_row_id": "R2", "tax_periods": "2023-2025"},
+                          {**GOOD, "request_row_id": "R3", "tax_periods": "2016;2020"},
+                          {**GOOD, "request_row_id": "R4", "tax_periods": "2016-2018"}],
+                 years=(2024, 2024))
+    assert (result.valid_count, result.rejected_count, result.periods_partly_on_file) == (2, 2, 2)
+    rows = engine.fetchall("SELECT request_row_id, tax_years FROM request_valid ORDER BY 1")
+    assert rows == [("R1", [2022, 2023, 2024]), ("R2", [2023, 2024, 2025])]
+    details = engine.fetchall("SELECT detail FROM request_rejected ORDER BY source_row")
+    assert details == [("tax_periods `2016;2020` shares no year with the tax years on file "
+                        "(years on file: 2024)",),
+                       ("tax_periods `2016-2018` shares no year with the tax years on file "
+                        "(years on file: 2024)",)]
+
+
+def test_years_on_file_with_a_gap_are_checked_exactly(engine: DuckDBEngine) -> None:
+    load_raw(engine, [{**GOOD, "tax_periods": "2022"},
+                      {**GOOD, "request_row_id": "R2", "tax_periods": "2021-2023"},
+                      {**GOOD, "request_row_id": "R3", "tax_periods": "2020-2022"}])
+    result = validate_request(engine, BATCH, master_years=(2019, 2024), today=TODAY,
+                              years_on_file=[2024, 2019, 2020])
+    assert (result.valid_count, result.periods_partly_on_file) == (1, 1)
+    assert engine.fetchall("SELECT request_row_id FROM request_valid") == [("R3",)]
+    details = engine.fetchall("SELECT detail FROM request_rejected ORDER BY source_row")
+    assert details[0] == ("tax_periods `2022` shares no year with the tax years on file "
+                          "(years on file: 2019-2020, 2024)",)
+    assert len(details) == 2
+
+
+def test_a_period_reaching_past_this_year_is_rejected(engine: DuckDBEngine) -> None:
+    rejected = one(engine, tax_periods="2024-2027")
+    assert rejected == ("INVALID_TAX_PERIOD", "tax_periods `2024-2027` asks for a year in the "
+                        "future (today is 2026-01-15): ask only for years already begun "
+                        "(years on file: 2019-2024)")
 
 
 def test_partition_check_raises_on_a_lost_row(engine: DuckDBEngine) -> None:

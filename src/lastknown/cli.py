@@ -7,7 +7,10 @@ whose messages say how to fix the problem, printed without a traceback.
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
+import traceback
 from collections.abc import Callable
 from datetime import date
 from functools import wraps
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from lastknown import __version__
-from lastknown.errors import LastknownError
+from lastknown.errors import InputError, LastknownError, PipelineError
 
 if TYPE_CHECKING:
     from lastknown.config import Deployment
@@ -25,22 +28,76 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: Exit code of an unexpected failure: a bug in lastknown (README "Exit codes").
+EXIT_INTERNAL = 70
+
+
 def _friendly_errors(func: F) -> F:
-    """Turn a LastknownError into `Error: ...` on stderr and its exit code."""
+    """Turn every failure into `Error: ...` on stderr and a documented exit code.
+
+    A LastknownError carries its own code; a file-system error (OSError) is the
+    person's path or permissions (2); anything else is a bug (70). No traceback is
+    shown unless LASTKNOWN_DEBUG is set, and an unexpected error's message is not
+    printed (it could quote a cell of a request or return).
+    """
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except PipelineError as exc:
+            _debug_traceback()
+            click.echo(f"Error: internal error: {_without_values(str(exc))}\n{_REPORT}", err=True)
+            sys.exit(exc.exit_code)
         except LastknownError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:
+            _debug_traceback()
+            where = exc.filename if exc.filename is not None else "a file"
+            click.echo(f"Error: cannot use {where}: {exc.strerror or exc}; check that the "
+                       "path exists and that you may read and write there", err=True)
+            sys.exit(InputError.exit_code)
+        except Exception as exc:
+            _debug_traceback()
+            click.echo(f"Error: internal error ({type(exc).__name__} {_origin(exc)}); "
+                       f"{_REPORT}", err=True)
+            sys.exit(EXIT_INTERNAL)
 
     return wrapper  # type: ignore[return-value]
 
 
-def _date(value: str | None) -> date | None:
-    return date.fromisoformat(value) if value else None
+_REPORT = ("this is a bug in lastknown: please report it with the command you ran "
+           "(LASTKNOWN_DEBUG=1 shows the traceback)")
+
+
+def _without_values(text: str) -> str:
+    """An engine's message with every quoted literal blanked: it could quote a cell."""
+    return re.sub(r"'[^'\n]*'", "'…'", text)[:3000]
+
+
+def _debug_traceback() -> None:
+    if os.environ.get("LASTKNOWN_DEBUG"):
+        traceback.print_exc()
+
+
+def _origin(exc: BaseException) -> str:
+    """``at module.py:LINE``: the innermost lastknown frame, no values."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "lastknown" in f.filename]
+    return f"at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+
+
+def _iso_date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    """A ``--today``-style option's value as a date; a usage error (exit 2) otherwise."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date; give it as YYYY-MM-DD, "
+                                 "e.g. 2026-11-01") from None
 
 
 def _engine_limits(func: F) -> F:
@@ -91,9 +148,13 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
               help="Rows in the synthetic request.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder to write master/, request.csv, request.xlsx, batch.toml, truth.csv.")
+              help="Folder to write master/, request.csv, request.xlsx, batch.toml, truth.csv "
+                   "(new or empty, unless --force).")
+@click.option("--force", is_flag=True, default=False,
+              help="Replace those files in a non-empty --out (only once the new ones are "
+                   "written).")
 @_friendly_errors
-def synth(persons: int, requests: int, seed: int, out: Path) -> None:
+def synth(persons: int, requests: int, seed: int, out: Path, force: bool) -> None:
     """Generate a synthetic master, request, batch metadata and ground truth.
 
     Example:
@@ -102,7 +163,7 @@ def synth(persons: int, requests: int, seed: int, out: Path) -> None:
     """
     from lastknown.synth import generate
 
-    result = generate(persons=persons, requests=requests, seed=seed, out=out,
+    result = generate(persons=persons, requests=requests, seed=seed, out=out, force=force,
                       progress=sys.stderr.isatty())
     click.echo(f"Wrote {out}: {result}")
 
@@ -121,17 +182,22 @@ def synth(persons: int, requests: int, seed: int, out: Path) -> None:
               help="Ledger: a SQLite path or SQLAlchemy URL [default: the deployment's, "
                    "see --config-file].")
 @click.option("--encoding", default=None, help="Request CSV encoding (detected if omitted).")
-@click.option("--sheet", default=None, help="XLSX sheet name (first sheet if omitted).")
+@click.option("--sheet", default=None,
+              help="XLSX sheet to read [default: the one visible sheet with request columns; "
+                   "hidden sheets only when named].")
+@click.option("--header-row", type=click.IntRange(min=1), default=None, metavar="N",
+              help="The row that holds the headers, when title rows come first (CSV, XLSX).")
 @click.option("--config", "match_config", type=click.Path(exists=True, dir_okay=False,
               path_type=Path), default=None, help="Matching thresholds (TOML).")
 @click.option("--policy", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Disclosure policy (TOML).")
-@click.option("--today", default=None, help="Treat this ISO date as today (for replays).")
+@click.option("--today", callback=_iso_date, default=None, metavar="YYYY-MM-DD",
+              help="Treat this date (YYYY-MM-DD) as today (for replays).")
 @_engine_limits
 @_friendly_errors
 def process(request: Path, master: Path, batch_path: Path, out: Path, engine: str,
-            ledger: str | None, encoding: str | None, sheet: str | None,
-            match_config: Path | None, policy: Path | None, today: str | None,
+            ledger: str | None, encoding: str | None, sheet: str | None, header_row: int | None,
+            match_config: Path | None, policy: Path | None, today: date | None,
             threads: int | None, memory_limit: str | None) -> None:
     """Answer a request: validate, match, write the response package, record the ledger.
 
@@ -142,8 +208,8 @@ def process(request: Path, master: Path, batch_path: Path, out: Path, engine: st
     from lastknown.pipeline import ProcessOptions, process_request
 
     options = ProcessOptions(engine=engine, deployment=_deployment(ledger), encoding=encoding,
-                             sheet=sheet,
-                             match_config=match_config, policy=policy, today=_date(today),
+                             sheet=sheet, header_row=header_row,
+                             match_config=match_config, policy=policy, today=today,
                              progress=sys.stderr.isatty(), threads=threads,
                              memory_limit=memory_limit)
     result = process_request(request, master=master, batch_path=batch_path, out=out,
@@ -185,9 +251,15 @@ def recover(ledger: str | None, journal: Path | None, outs: tuple[Path, ...]) ->
               path_type=Path), required=True, help="A response package folder.")
 @click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               required=True, help="truth.csv from `lastknown synth`.")
+@click.option("--record", "record_dir", type=click.Path(exists=True, file_okay=False,
+              path_type=Path), default=None,
+              help="The batch's internal record (default: found in the deployment's archive "
+                   "by the batch id in the package's receipt.json).")
 @_friendly_errors
-def evaluate(result_dir: Path, truth: Path) -> None:
+def evaluate(result_dir: Path, truth: Path, record_dir: Path | None) -> None:
     """Score a response package against synthetic truth; prints JSON.
+
+    The outcome codes of unanswered rows come from the batch's internal record.
 
     Example:
 
@@ -195,7 +267,8 @@ def evaluate(result_dir: Path, truth: Path) -> None:
     """
     from lastknown.evaluate import evaluate as run_evaluate
 
-    click.echo(json.dumps(run_evaluate(result_dir, truth), indent=2, sort_keys=True))
+    metrics = run_evaluate(result_dir, truth, record_dir=record_dir)
+    click.echo(json.dumps(metrics, indent=2, sort_keys=True))
 
 
 @cli.command()
@@ -230,6 +303,10 @@ def master() -> None:
 def master_check(path: Path) -> None:
     """Check a master Parquet file/folder against the master contract.
 
+    Rows lacking a usable name or address are counted and shown by file and row
+    (never a TIN or name); they are quarantined by `master index`. Exit 2 only when
+    the master is structurally unusable (columns missing or mistyped, most rows broken).
+
     Example:
 
         lastknown master check data/s7/master
@@ -238,8 +315,7 @@ def master_check(path: Path) -> None:
     from lastknown.master import load_master
 
     with make_engine() as engine:
-        load_master(engine, path)
-        click.echo(f"{path}: {engine.count('master')} rows meet the master contract")
+        click.echo(load_master(engine, path).text())
 
 
 @master.command("index")
@@ -260,9 +336,13 @@ def master_index(master_path: Path, out: Path, threads: int | None,
     from lastknown.pipeline import build_master_index
 
     info = build_master_index(master_path, out=out, progress=sys.stderr.isatty(),
-                              threads=threads, memory_limit=memory_limit)
+                              threads=threads, memory_limit=memory_limit,
+                              on_report=lambda report: click.echo(report.text()))
     click.echo(f"Index written to {out} (model {info.model_id})")
     click.echo(f"Model: {info.training}")
+    if info.quarantined_rows:
+        click.echo(f"{info.quarantined_rows:,} quarantined row(s) written to "
+                   f"{out / 'quarantine.parquet'}")
 
 
 @cli.group()
@@ -319,7 +399,8 @@ def ledger_grant(ledger_url: str | None, role: str) -> None:
 
 @ledger.command("report")
 @_LEDGER_OPTION
-@click.option("--year", type=int, required=True, help="Calendar year of disclosures.")
+@click.option("--year", type=click.IntRange(1900, 9998), required=True,
+              help="Calendar year of disclosures.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Also write the report as CSV here.")
 @_friendly_errors

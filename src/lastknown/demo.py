@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lastknown.config import Deployment
 from lastknown.evaluate import evaluate, format_report
+from lastknown.outdirs import check_can_create
 from lastknown.pipeline import ProcessOptions, process_request
 from lastknown.synth import generate
 
@@ -18,6 +19,8 @@ def run_demo(*, persons: int = 20_000, requests: int = 2_000, seed: int = 2026,
     >>> report = run_demo(persons=2_000, requests=200)  # doctest: +SKIP
     """
     with tempfile.TemporaryDirectory(prefix="lastknown-demo-") as tmp:
+        if out is not None:
+            check_can_create(out)
         root = out if out is not None else Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
         data = root / "synth"
@@ -30,7 +33,7 @@ def run_demo(*, persons: int = 20_000, requests: int = 2_000, seed: int = 2026,
         options = ProcessOptions(deployment=demo_deployment, progress=progress)
         result = process_request(data / "request.csv", master=data / "master",
                                  batch_path=data / "batch.toml", out=response, options=options)
-        metrics = evaluate(response, data / "truth.csv")
+        metrics = evaluate(response, data / "truth.csv", archive=root / "archive")
         lines = [
             f"lastknown demo: {persons:,} synthetic persons, {requests:,} request rows "
             f"(seed {seed})",

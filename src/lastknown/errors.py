@@ -15,6 +15,9 @@ hierarchy with ``raise ... from``.
     ├── LedgerError                the ledger cannot be written or read
     │   └── LedgerTamperedError    the hash chain does not verify
     └── PipelineError              an internal invariant failed (a bug, never silenced)
+
+Exit codes (README, "Exit codes"): each class's ``exit_code``; the CLI maps an OSError
+to 2 and any other unexpected exception, like PipelineError, to 70 ("internal error").
 """
 
 from __future__ import annotations

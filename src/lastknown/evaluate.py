@@ -6,6 +6,13 @@ the unit compared the same way, the ZIP on its first five digits. Everything is
 computed in DuckDB over the package's CSV files, so a package of millions of rows
 is scored without building Python rows.
 
+The package tells the requester only "not matched" for a row it does not answer; the
+outcome of such a row (`N`, `A`, `U`, `P`) and the model's expected false matches are
+read from the batch's internal record (:mod:`lastknown.disclose.record`), found through
+the package's receipt.json in the deployment's archive, or named with ``record_dir``.
+The record must carry the same ledger head as the receipt: a record of another package
+is refused.
+
 Nothing is silently dropped: truth rows missing from the package, package rows
 unknown to truth, rows without an id and ids found in more than one file are
 all counted. A disclosure unknown to truth counts as a false disclosure: it
@@ -16,13 +23,14 @@ counted once.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from lastknown.disclose.cells import neutralise_sql, sql_literal
+from lastknown.disclose.receipt import RECEIPT_JSON, read_receipt
+from lastknown.disclose.record import OUTCOMES_CSV, read_record, record_dir_for
 from lastknown.errors import ErrorCollector, InputError, PipelineError
 
 OUTCOMES_WITH_REJECTED = ("M", "N", "A", "U", "P", "R")
@@ -30,11 +38,12 @@ TRUTH_COLUMNS = ("request_row_id", "expected_outcome", "expected_street", "expec
                  "expected_city", "expected_state", "expected_zip", "expected_tax_year",
                  "expected_reason")
 PACKAGE_COLUMNS = {
-    "matched.csv": ("request_row_id", "outcome", "address_tax_year", "street", "unit", "city",
-                    "state", "zip"),
-    "unmatched.csv": ("request_row_id", "outcome", "detail"),
+    "matched.csv": ("request_row_id", "address_tax_year", "street", "unit", "city", "state",
+                    "zip"),
+    "unmatched.csv": ("request_row_id",),
     "rejected.csv": ("request_row_id", "source_row", "reason_codes"),
 }
+RECORD_COLUMNS = ("request_row_id", "outcome")
 # When one id sits in several lines (it should not), the outcome that counts, best first.
 _PRECEDENCE = ("CASE got WHEN 'M' THEN 1 WHEN 'A' THEN 2 WHEN 'U' THEN 3 WHEN 'P' THEN 4 "
                "WHEN 'N' THEN 5 ELSE 6 END")
@@ -101,9 +110,35 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
     return row
 
 
-def _load(con: duckdb.DuckDBPyConnection, result_dir: Path, truth_csv: Path) -> None:
+def find_record(result_dir: Path, *, record_dir: Path | None = None,
+                archive: Path | None = None) -> Path:
+    """The internal record of the package in ``result_dir``: ``record_dir``, or found by
+    the receipt's batch id in ``archive`` (default: the deployment's archive)."""
+    receipt: dict[str, Any] | None
+    if record_dir is None:
+        receipt = read_receipt(result_dir)
+        if archive is None:
+            from lastknown.config import load_deployment
+
+            archive = load_deployment(None).archive
+        record_dir = record_dir_for(archive, str(receipt["batch_id"]))
+        if not record_dir.is_dir():
+            raise InputError(f"no internal record of batch {receipt['batch_id']} at "
+                             f"{record_dir}: name it with --record DIR")
+    else:
+        receipt = read_receipt(result_dir) if (result_dir / RECEIPT_JSON).is_file() else None
+    record_head = read_record(record_dir).get("ledger_head")
+    if receipt is not None and receipt.get("ledger_head") != record_head:
+        raise InputError(f"{record_dir} is not the record of {result_dir}: their ledger heads "
+                         f"differ ({record_head} vs {receipt.get('ledger_head')})")
+    return record_dir
+
+
+def _load(con: duckdb.DuckDBPyConnection, result_dir: Path, record_dir: Path,
+          truth_csv: Path) -> None:
     for name, required in PACKAGE_COLUMNS.items():
         _load_csv(con, name.removesuffix(".csv"), result_dir / name, required)
+    _load_csv(con, "outcomes", record_dir / OUTCOMES_CSV, RECORD_COLUMNS)
     _load_csv(con, "truth_raw", truth_csv, TRUTH_COLUMNS)
     # Truth ids are raw; package ids were neutralised on the way out: compare like with like.
     con.execute(f"""
@@ -116,7 +151,11 @@ def _load(con: duckdb.DuckDBPyConnection, result_dir: Path, truth_csv: Path) -> 
     con.execute("""
         CREATE TABLE pkg AS
         SELECT request_row_id AS id, 'M' AS got, NULL AS reasons, 'matched' AS src FROM matched
-        UNION ALL SELECT request_row_id, upper(trim(outcome)), NULL, 'unmatched' FROM unmatched
+        UNION ALL SELECT u.request_row_id, coalesce(o.outcome, '?'), NULL, 'unmatched'
+            FROM unmatched u LEFT JOIN (
+                SELECT request_row_id, min(upper(trim(outcome))) AS outcome FROM outcomes
+                WHERE upper(trim(outcome)) NOT IN ('M', 'R') GROUP BY request_row_id
+            ) o ON o.request_row_id = u.request_row_id
         UNION ALL SELECT request_row_id, 'R', reason_codes, 'rejected' FROM rejected""")
     con.execute(f"""
         CREATE TABLE pkg_ids AS SELECT id, arg_min(got, {_PRECEDENCE}) AS got,
@@ -126,18 +165,24 @@ def _load(con: duckdb.DuckDBPyConnection, result_dir: Path, truth_csv: Path) -> 
         FROM pkg WHERE id IS NOT NULL GROUP BY id""")
 
 
-def evaluate(result_dir: Path, truth_csv: Path) -> dict[str, Any]:
-    """Score the package in ``result_dir`` against ``truth_csv``; JSON-able metrics."""
+def evaluate(result_dir: Path, truth_csv: Path, *, record_dir: Path | None = None,
+             archive: Path | None = None) -> dict[str, Any]:
+    """Score the package in ``result_dir`` against ``truth_csv``; JSON-able metrics.
+
+    The outcomes of rows not answered come from the batch's internal record
+    (:func:`find_record`: ``record_dir``, or through receipt.json and ``archive``).
+    """
+    record = find_record(result_dir, record_dir=record_dir, archive=archive)
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")  # stdout carries the JSON
     try:
-        _load(con, result_dir, truth_csv)
-        return _metrics(con, result_dir)
+        _load(con, result_dir, record, truth_csv)
+        return _metrics(con, record)
     finally:
         con.close()
 
 
-def _metrics(con: duckdb.DuckDBPyConnection, result_dir: Path) -> dict[str, Any]:
+def _metrics(con: duckdb.DuckDBPyConnection, record_dir: Path) -> dict[str, Any]:
     disclosures, correct, correct_ids, wrong, other, unknown, year_agrees = _one(con, f"""
         WITH d AS (SELECT d.*, t.id AS tid, t.exp, t.expected_tax_year,
                           coalesce({_address_equal()}, false) AS same_address
@@ -163,7 +208,8 @@ def _metrics(con: duckdb.DuckDBPyConnection, result_dir: Path) -> dict[str, Any]
     counts = dict(zip(
         ("truth_rows", "truth_rows_without_id", "truth_ids_missing_from_package",
          "package_ids_not_in_truth", "package_rows_without_id", "package_ids_in_several_files",
-         "matched_rows", "unmatched_rows", "rejected_rows", "package_ids"),
+         "matched_rows", "unmatched_rows", "rejected_rows", "package_ids",
+         "unmatched_rows_without_record_outcome"),
         (int(v) for v in _one(con, """SELECT
             (SELECT count(*) FROM truth), (SELECT count(*) FROM truth WHERE id = ''),
             (SELECT count(*) FROM truth t WHERE t.id <> ''
@@ -173,7 +219,8 @@ def _metrics(con: duckdb.DuckDBPyConnection, result_dir: Path) -> dict[str, Any]
             (SELECT count(*) FROM pkg WHERE id IS NULL),
             (SELECT count(*) FROM pkg_ids WHERE files > 1),
             (SELECT count(*) FROM matched), (SELECT count(*) FROM unmatched),
-            (SELECT count(*) FROM rejected), (SELECT count(*) FROM pkg_ids)""")),
+            (SELECT count(*) FROM rejected), (SELECT count(*) FROM pkg_ids),
+            (SELECT count(*) FROM pkg WHERE src = 'unmatched' AND got = '?')""")),
         strict=True,
     ))
     counts.update(disclosures=int(disclosures), correct_disclosures=int(correct),
@@ -190,19 +237,18 @@ def _metrics(con: duckdb.DuckDBPyConnection, result_dir: Path) -> dict[str, Any]
         "rejection_recall": _ratio(int(rejected_r), int(expected_r)),
         "rejection_reason_agreement": _ratio(int(reason_agrees), int(rejected_r)),
         "confusion": confusion,
-        "expected_false_matches": _expected_false_matches(result_dir / "summary.json"),
+        "expected_false_matches": _expected_false_matches(record_dir),
         "counts": counts,
     }
 
 
-def _expected_false_matches(path: Path) -> float | None:
-    if not path.is_file():
-        raise InputError(f"{path} is missing: point --result at a complete response package")
+def _expected_false_matches(record_dir: Path) -> float | None:
+    value = read_record(record_dir).get("expected_false_matches")
     try:
-        value = json.loads(path.read_text(encoding="utf-8")).get("expected_false_matches")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise InputError(f"{path} is not the JSON object lastknown writes: {exc}") from exc
-    return None if value is None else float(value)
+        return None if value is None else float(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{record_dir}: expected_false_matches {value!r} is not a number"
+                         ) from exc
 
 
 def _pct(value: float | None) -> str:
@@ -228,7 +274,8 @@ def format_report(metrics: dict[str, Any]) -> str:
     ]
     gaps = {k: c[k] for k in ("truth_ids_missing_from_package", "package_ids_not_in_truth",
                                "package_rows_without_id", "package_ids_in_several_files",
-                               "truth_rows_without_id") if c[k]}
+                               "truth_rows_without_id",
+                               "unmatched_rows_without_record_outcome") if c[k]}
     if gaps:
         lines.append("Not aligned: " + ", ".join(f"{k} {v:,}" for k, v in gaps.items()) + ".")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ a recorded disclosure unpublished.
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from lastknown.config import Deployment, load_deployment
 from lastknown.engines import make_engine
 from lastknown.engines.base import Engine
 from lastknown.errors import InputError
+from lastknown.outdirs import check_can_create
 from lastknown.stages import Stages
 
 STAGES = ["batch", "intake", "policy", "master", "validate", "match", "publish"]
@@ -36,8 +38,12 @@ class ProcessOptions:
     deployment: Deployment | None = None
     #: An explicit ledger (path or URL) that overrides the deployment's.
     ledger: str | None = None
+    #: An archive (internal records, publish journal, learned estimates) that overrides the
+    #: deployment's.
+    archive: Path | None = None
     encoding: str | None = None
     sheet: str | None = None
+    header_row: int | None = None
     match_config: Path | None = None
     policy: Path | None = None
     today: date | None = None
@@ -64,20 +70,25 @@ class ProcessResult:
     rows_matched: int
     rows_unmatched: int
     rows_rejected: int
+    #: The batch's internal record (outcome codes, candidates ...): never sent.
+    record: Path | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     #: True when this run only delivered a package an interrupted run had committed.
     recovered: bool = False
 
     def describe(self) -> str:
+        head = self.summary.get("ledger_head") or {}
+        if isinstance(head, str):
+            head = {"hash": head}
         if self.recovered:
             return (f"Recovered an interrupted run: the response package of batch "
                     f"{self.summary.get('batch_id', '?')}, committed to the ledger before the "
-                    f"interruption, is now at {self.out}. Ledger head "
-                    f"{self.summary.get('ledger_head', '?')}")
+                    f"interruption, is now at {self.out}. Ledger head {head.get('hash', '?')}")
         return (
             f"Response package written to {self.out}: {self.rows_total:,} rows — "
             f"{self.rows_matched:,} matched, {self.rows_unmatched:,} unmatched, "
-            f"{self.rows_rejected:,} rejected. Ledger head {self.summary.get('ledger_head', '?')}"
+            f"{self.rows_rejected:,} rejected. Ledger head {head.get('hash', '?')}"
+            + (f"\nInternal record (not for the requester): {self.record}" if self.record else "")
         )
 
 
@@ -89,17 +100,23 @@ def is_index(path: Path) -> bool:
 
 
 def build_master_index(master: Path, *, out: Path, progress: bool = False,
-                       threads: int | None = None, memory_limit: str | None = None) -> Any:
+                       threads: int | None = None, memory_limit: str | None = None,
+                       on_report: Callable[[Any], None] | None = None) -> Any:
     """Validate a raw master and build its matching index + model at ``out``.
 
     ``threads`` and ``memory_limit`` (e.g. ``"6GB"``) bound the engine; DuckDB
-    otherwise uses every core and about 80 % of RAM.
+    otherwise uses every core and about 80 % of RAM. ``on_report`` receives the
+    master's :class:`~lastknown.master.MasterReport` (rows quarantined, examples)
+    before the build starts.
     """
     from lastknown.master import load_master
     from lastknown.match.index import build_index
 
+    check_can_create(out)
     with make_engine(threads=threads, memory_limit=memory_limit) as engine:
-        load_master(engine, master)
+        report = load_master(engine, master)
+        if on_report is not None:
+            on_report(report)
         return build_index(engine, master_table="master", out=out, progress=progress)
 
 
@@ -114,7 +131,8 @@ def _prepare_index(engine: Engine, master: Path, workdir: Path, progress: bool) 
 
 
 def resolve_deployment(options: ProcessOptions) -> Deployment:
-    """The deployment a run uses: the options' (or the configured one), ``ledger`` overriding.
+    """The deployment a run uses: the options' (or the configured one), ``ledger`` and
+    ``archive`` overriding.
 
     >>> d = Deployment(ledger="/srv/l.sqlite", archive=Path("/srv/a"), anchors=Path("/srv/n"),
     ...                source="default")
@@ -122,6 +140,8 @@ def resolve_deployment(options: ProcessOptions) -> Deployment:
     '/tmp/x.sqlite'
     """
     deployment = options.deployment or load_deployment()
+    if options.archive is not None:
+        deployment = replace(deployment, archive=options.archive)
     return deployment.with_ledger(options.ledger) if options.ledger else deployment
 
 
@@ -138,6 +158,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     from lastknown.disclose.package import BACKGROUND_XLSX_ROWS, stage_package
     from lastknown.disclose.policy import check_policy, load_policy, refuse_uncertified
     from lastknown.disclose.publish import publish, publish_run
+    from lastknown.disclose.record import record_dir_for
     from lastknown.match.config import load_match_config
     from lastknown.match.learn import ESTIMATES_FOLDER, EstimateStore
     from lastknown.match.run import Learning, match_requests
@@ -149,8 +170,10 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     deployment = resolve_deployment(opts)
     opts = replace(opts, deployment=deployment)  # later stages read opts.deployment
     anchors = opts.anchors or deployment.anchors
+    check_can_create(out)
     today = opts.today or date.today()
     received = datetime.now(UTC)
+    archive = deployment.archive
     stages = Stages(STAGES, show=opts.progress)
     try:
         with stages.stage("batch"):
@@ -174,7 +197,8 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 raise InputError(f"output folder {out} already exists: choose a new --out "
                                  "folder (a response package is never overwritten)")
             with stages.stage("intake"):
-                intake = read_request(engine, request, encoding=opts.encoding, sheet=opts.sheet)
+                intake = read_request(engine, request, encoding=opts.encoding, sheet=opts.sheet,
+                                      header_row=opts.header_row)
             with stages.stage("policy"):
                 decision = check_policy(policy, batch, row_count=intake.row_count,
                                         ledger=ledger, match_config=match_config,
@@ -183,7 +207,8 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 index = _prepare_index(engine, master, run.scratch, opts.progress)
             with stages.stage("validate"):
                 validation = validate_request(
-                    engine, batch, master_years=(index.year_min, index.year_max), today=today
+                    engine, batch, master_years=(index.year_min, index.year_max), today=today,
+                    years_on_file=index.tax_years,
                 )
             with stages.stage("match"):
                 store = EstimateStore(opts.estimates or deployment.archive / ESTIMATES_FOLDER)
@@ -204,11 +229,14 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 "model_id": matching.model_id,
                 "estimates": matching.estimates,
                 "thresholds": matching.thresholds,
-                "warnings": list(matching.warnings),
+                "match_settings": match_config.as_dict(),  # whole, for the internal record
+                "warnings": [*intake.warnings, *matching.warnings],
                 "match_timings_seconds": dict(matching.timings),
                 "policy": decision.as_summary(),
                 "validation": {"valid": validation.valid_count,
-                               "rejected": validation.rejected_count},
+                               "rejected": validation.rejected_count,
+                               "periods_partly_on_file": validation.periods_partly_on_file},
+                "master_quarantined_rows": index.quarantined_rows,
             }
             with stages.stage("publish"):
                 summary["timings_seconds"] = dict(stages.timings)
@@ -226,6 +254,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     policy_decision=decision,
                     operator=opts.operator or getpass.getuser(),
                     received_at=received,
+                    archive=archive,
                     anchors=anchors,
                 )
             if learning is not None and matching.learned is not None:
@@ -240,6 +269,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
         rows_matched=int(final["rows_matched"]),
         rows_unmatched=int(final["rows_unmatched"]),
         rows_rejected=int(final["rows_rejected"]),
+        record=record_dir_for(archive.resolve(), batch.batch_id),
         summary=final,
     )
 

@@ -1,9 +1,14 @@
-"""The response package: matched.csv/.xlsx, unmatched.csv, rejected.csv, summary.json.
+"""The response package: matched.csv/.xlsx, unmatched.csv, rejected.csv, receipt.json.
 
-Everything is streamed out of the engine: the CSVs by ``COPY (SELECT ...) TO``,
-the spreadsheet from Arrow record batches, with every text cell neutralised in
-the SQL itself (see :mod:`lastknown.disclose.cells`). Only the columns of the
-allowlists below leave the system; never the TIN or any other return field.
+This is what leaves the agency (DESIGN.md, "Response package"). Everything is streamed
+out of the engine: the CSVs by ``COPY (SELECT ...) TO``, the spreadsheet from Arrow
+record batches, with every text cell neutralised in the SQL itself (see
+:mod:`lastknown.disclose.cells`). Only the columns of the allowlists below leave the
+system; never the TIN or any other return field. A row that is not disclosed tells the
+requester nothing about the master: every line of unmatched.csv carries the request's
+own id and name and the same words, :data:`NOT_MATCHED` (no outcome code, no detail).
+Outcome codes, details, candidates and the batch summary go to the internal record
+(:mod:`lastknown.disclose.record`), which stays with the disclosing agency.
 
 Before a byte is written the row accounting is checked in SQL: every request
 row lands in exactly one file, and ``match_result`` has one row per valid row.
@@ -14,10 +19,9 @@ silenced, because a misplaced row is a wrong answer to a law-enforcement request
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ from lastknown.disclose.cells import (
     sql_literal,
     write_xlsx_sheets,
 )
+from lastknown.disclose.receipt import RECEIPT_JSON
 from lastknown.disclose.xlsx_job import XlsxJob, start_xlsx_job
 from lastknown.engines.base import Engine
 from lastknown.errors import ErrorCollector, PipelineError
@@ -43,7 +48,6 @@ _MATCHED_SOURCES: tuple[tuple[str, str, bool], ...] = (
     ("first_name", "v.first_name", True),
     ("middle_name", "v.middle_name", True),
     ("last_name", "v.last_name", True),
-    ("outcome", "m.outcome", True),
     ("match_probability", "round(CAST(m.match_probability AS DOUBLE), 6)", False),
     ("address_tax_year", "CAST(m.address_tax_year AS INTEGER)", False),
     ("street", "m.street", True),
@@ -63,16 +67,24 @@ _REJECTED_SOURCES: tuple[tuple[str, str, bool], ...] = (
 )
 REJECTED_COLUMNS: tuple[str, ...] = tuple(name for name, _, _ in _REJECTED_SOURCES)
 
+NOT_MATCHED = "not matched"
+"""The one value of unmatched.csv's ``result`` column, the same on every row."""
+
 _UNMATCHED_SOURCES: tuple[tuple[str, str, bool], ...] = (
-    ("request_row_id", "m.request_row_id", True),
-    ("outcome", "m.outcome", True),
-    ("detail", "m.detail", True),
+    ("request_row_id", "v.request_row_id", True),
+    ("first_name", "v.first_name", True),
+    ("middle_name", "v.middle_name", True),
+    ("last_name", "v.last_name", True),
+    ("result", sql_literal(NOT_MATCHED), True),
 )
 UNMATCHED_COLUMNS: tuple[str, ...] = tuple(name for name, _, _ in _UNMATCHED_SOURCES)
+"""The request's own id and name, and :data:`NOT_MATCHED`: nothing from the master."""
 
 MATCHED_CSV, MATCHED_XLSX = "matched.csv", "matched.xlsx"
-UNMATCHED_CSV, REJECTED_CSV, SUMMARY_JSON = "unmatched.csv", "rejected.csv", "summary.json"
-PACKAGE_FILES = (MATCHED_CSV, MATCHED_XLSX, UNMATCHED_CSV, REJECTED_CSV, SUMMARY_JSON)
+UNMATCHED_CSV, REJECTED_CSV = "unmatched.csv", "rejected.csv"
+DATA_FILES = (MATCHED_CSV, MATCHED_XLSX, UNMATCHED_CSV, REJECTED_CSV)
+PACKAGE_FILES = (*DATA_FILES, RECEIPT_JSON)
+"""Every file of the folder sent to the requester, and nothing else."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,10 +121,11 @@ def _rejected_sql(rejected_table: str) -> str:
     return f"SELECT {_select(_REJECTED_SOURCES)} FROM {rejected_table} r ORDER BY r.source_row"
 
 
-def _unmatched_sql(result_table: str) -> str:
+def _unmatched_sql(result_table: str, valid_table: str) -> str:
     codes = ", ".join(sql_literal(c) for c in UNMATCHED_OUTCOMES)
     return (
         f"SELECT {_select(_UNMATCHED_SOURCES)} FROM {result_table} m "
+        f"JOIN {valid_table} v ON v.source_row = m.source_row "
         f"WHERE m.outcome IN ({codes}) ORDER BY m.source_row"
     )
 
@@ -121,11 +134,11 @@ def _accounting_checks(raw: str, rejected: str, valid: str, result: str) -> list
     """(problem, SQL giving the offending source_row values) — each must be empty."""
     placed = f"(SELECT source_row FROM {rejected} UNION ALL SELECT source_row FROM {result})"
     outcomes = ", ".join(sql_literal(c) for c in OUTCOMES)
-    disclosed_text = ", ".join(
-        f"coalesce(CAST({e} AS VARCHAR), '')" for _, e, t in _MATCHED_SOURCES if t
-    )
-    outgoing = (f"CASE WHEN m.outcome = 'M' THEN concat_ws(chr(31), {disclosed_text}) "
-                f"ELSE concat_ws(chr(31), m.request_row_id, m.detail) END")
+    def text(sources: tuple[tuple[str, str, bool], ...]) -> str:
+        return ", ".join(f"coalesce(CAST({e} AS VARCHAR), '')" for _, e, t in sources if t)
+
+    outgoing = (f"CASE WHEN m.outcome = 'M' THEN concat_ws(chr(31), {text(_MATCHED_SOURCES)}) "
+                f"ELSE concat_ws(chr(31), {text(_UNMATCHED_SOURCES)}) END")
     return [
         (f"{raw} rows without a source_row or with a repeated one",
          f"SELECT source_row FROM {raw} GROUP BY source_row "
@@ -183,16 +196,6 @@ def _copy_csv(engine: Engine, sql: str, path: Path, header: tuple[str, ...]) -> 
     return int(rows[0][0])
 
 
-def _json_default(value: object) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value, key=str)
-    raise PipelineError(f"summary value of type {type(value).__name__} cannot be written as JSON")
-
-
 def _computed_summary(engine: Engine, *, rejected_table: str, result_table: str) -> dict[str, Any]:
     outcome_counts = dict.fromkeys(OUTCOMES, 0)
     for outcome, n in engine.fetchall(
@@ -247,10 +250,12 @@ def write_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any],
                   raw_table: str = "request_raw", rejected_table: str = "request_rejected",
                   valid_table: str = "request_valid", result_table: str = "match_result",
                   xlsx_max_rows: int = 1_048_575) -> PackageCounts:
-    """Write the response package into the existing, empty folder ``out_dir``.
+    """Write the package's data files into the existing, empty folder ``out_dir``.
 
     ``summary`` (the caller's facts: batch, model, timings ...) is merged with the
-    counts computed here and written as summary.json; it is not modified.
+    counts computed here into :attr:`PackageCounts.summary` (the internal record's
+    summary); it is not modified. receipt.json is written by publish, once the ledger
+    head is known (:func:`lastknown.disclose.receipt.write_receipt`).
     """
     return stage_package(engine, out_dir, summary=summary, raw_table=raw_table,
                          rejected_table=rejected_table, valid_table=valid_table,
@@ -266,8 +271,8 @@ def stage_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any],
 
     With ``background_xlsx_from`` set and at least that many matched rows, matched.xlsx
     is written by a child process while the caller goes on (publish records the
-    ledger meanwhile); :meth:`StagedPackage.finish` waits for it and writes
-    summary.json, :meth:`StagedPackage.cancel` stops it.
+    ledger meanwhile); :meth:`StagedPackage.finish` waits for it and adds every file's
+    digest to the summary, :meth:`StagedPackage.cancel` stops it.
     """
     with progress_bar_off(engine):
         return _stage_package(engine, out_dir, summary=summary, raw_table=raw_table,
@@ -288,7 +293,7 @@ class StagedPackage:
     job: XlsxJob | None = None
 
     def finish(self) -> PackageCounts:
-        """Wait for the spreadsheet, then write summary.json with every file's digest."""
+        """Wait for the spreadsheet, then digest every data file."""
         sheets = self.job.wait() if self.job is not None else self.sheets
         self.job = None
         if sheets is None:
@@ -298,7 +303,7 @@ class StagedPackage:
                                sheets=sheets, xlsx_max_rows=self.xlsx_max_rows)
 
     def finish_summary(self) -> dict[str, Any]:
-        """:meth:`finish`, returning the summary written (what publish needs)."""
+        """:meth:`finish`, returning the merged summary (what publish needs)."""
         return self.finish().summary
 
     def cancel(self) -> None:
@@ -327,8 +332,8 @@ def _stage_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any], ra
     matched = matched_sql(result_table=result_table, valid_table=valid_table)
     written = {
         MATCHED_CSV: _copy_csv(engine, matched, out_dir / MATCHED_CSV, DISCLOSED_COLUMNS),
-        UNMATCHED_CSV: _copy_csv(engine, _unmatched_sql(result_table), out_dir / UNMATCHED_CSV,
-                                 UNMATCHED_COLUMNS),
+        UNMATCHED_CSV: _copy_csv(engine, _unmatched_sql(result_table, valid_table),
+                                 out_dir / UNMATCHED_CSV, UNMATCHED_COLUMNS),
         REJECTED_CSV: _copy_csv(engine, _rejected_sql(rejected_table), out_dir / REJECTED_CSV,
                                 REJECTED_COLUMNS),
     }
@@ -351,7 +356,7 @@ def _stage_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any], ra
 
 def _finish_package(out_dir: Path, *, summary: dict[str, Any], computed: dict[str, Any],
                     sheets: list[str], xlsx_max_rows: int) -> PackageCounts:
-    files = {name: sha256_file(out_dir / name) for name in PACKAGE_FILES if name != SUMMARY_JSON}
+    files = {name: sha256_file(out_dir / name) for name in DATA_FILES}
     computed["xlsx_sheets"] = sheets
     computed["xlsx_note"] = (
         f"{MATCHED_XLSX}: {computed['rows_matched']:,} rows on {len(sheets)} sheet(s) of at most "
@@ -360,9 +365,6 @@ def _finish_package(out_dir: Path, *, summary: dict[str, Any], computed: dict[st
     )
     computed["files_sha256"] = dict(files)
     merged = {**summary, **computed}
-    text = json.dumps(merged, indent=2, sort_keys=True, default=_json_default, ensure_ascii=False)
-    (out_dir / SUMMARY_JSON).write_text(text + "\n", encoding="utf-8")
-    files[SUMMARY_JSON] = sha256_file(out_dir / SUMMARY_JSON)
     log.info("package written: %d matched, %d unmatched, %d rejected", computed["rows_matched"],
              computed["rows_unmatched"], computed["rows_rejected"])
     return PackageCounts(matched=computed["rows_matched"], unmatched=computed["rows_unmatched"],

@@ -6,29 +6,31 @@ The protocol (each step is a checkpoint a test can kill the process at):
 2. ``staged``     — the package is written, complete, into a staging folder next to
    ``final_dir`` (a large matched.xlsx is written by a child process, see
    :mod:`lastknown.disclose.xlsx_job`, which has finished by now: the ledger's write
-   lock is never held while waiting for it);
+   lock is never held while waiting for it), the internal record into its staging
+   folder in the archive (:mod:`lastknown.disclose.record`);
 3. ``recorded``   — in ONE ledger transaction, under the ledger's write lock: the
    policy's ledger-dependent rules re-checked
    (:func:`lastknown.disclose.policy.recheck_in_transaction` — batch id not yet
    recorded, the official's cap), the batch record, one entry per disclosure, a
    ``disclosure_recorded`` audit event; the chain's new head is known before commit
    (hashes are deterministic), so
-4. ``summarised`` — ``summary.json`` in staging gets ``ledger_head``/``ledger_seq``
-   and is fsynced, still before the commit;
+4. ``summarised`` — the package's ``receipt.json`` and the record's ``record.json`` get
+   ``ledger_head`` (``{"sequence", "hash"}``) and are fsynced, still before the commit;
 5. ``committed``  — the transaction commits;
-6. ``published``  — staging is renamed to ``final_dir`` (atomic on one filesystem).
+6. ``published``  — the record is renamed into the archive, then staging to ``final_dir``
+   (each atomic on its filesystem).
 
 A crash before 5 leaves no ledger entries and no published package (the staging
-folder is discarded by :func:`recover`); a crash after 5 leaves the entries and a
-complete staging folder whose head hash is in the ledger, which :func:`recover`
-renames into place. `process` finds interrupted runs through the publish journal
-(:mod:`lastknown.disclose.journal`); :func:`recover_interrupted` settles every one.
+folder and the staged record are discarded by :func:`recover`); a crash after 5 leaves the
+entries and a complete staging folder whose receipt's head is in the ledger, which
+:func:`recover` renames into place, record first. `process` finds interrupted runs
+through the publish journal (:mod:`lastknown.disclose.journal`);
+:func:`recover_interrupted` settles every one.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -50,6 +52,7 @@ from lastknown.disclose.journal import (
     remove_scratch,
 )
 from lastknown.disclose.ledger import EntryRef, Ledger
+from lastknown.disclose.ledger.anchors import head_record
 from lastknown.disclose.ledger.chain import canonical_json
 from lastknown.disclose.ledger.store import default_origin
 from lastknown.disclose.policy import (
@@ -58,6 +61,15 @@ from lastknown.disclose.policy import (
     BatchLike,
     PolicyDecision,
     recheck_in_transaction,
+)
+from lastknown.disclose.receipt import receipt_head, summary_from_receipt
+from lastknown.disclose.record import (
+    begin_record,
+    deliver_record,
+    discard_record,
+    read_record,
+    seal,
+    write_record_tables,
 )
 from lastknown.engines.base import Engine
 from lastknown.errors import LastknownError, LedgerError, PipelineError, PolicyError
@@ -125,33 +137,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_summary(staging: Path, summary: dict[str, Any]) -> None:
-    tmp = staging / "summary.json.tmp"
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, staging / "summary.json")
-    _fsync_dir(staging)
-
-
-def _ledger_place(folder: Path) -> tuple[dict[str, Any], int, str] | None:
-    """A package folder's summary and the ledger entry (seq, hash) it names, if it names one."""
-    try:
-        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-        return summary, int(summary["ledger_seq"]), str(summary["ledger_head"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def _published(ledger: Ledger, final_dir: Path) -> Publication | None:
-    """The package already at ``final_dir`` when the ledger holds the head it names."""
-    found = _ledger_place(final_dir) if final_dir.is_dir() else None
-    if found is None or ledger.entry_hash(found[1]) != found[2]:
+    """The package already at ``final_dir`` when the ledger holds the head its receipt names."""
+    anchored = receipt_head(final_dir) if final_dir.is_dir() else None
+    if anchored is None or ledger.entry_hash(anchored[0]) != anchored[1]:
         return None
-    return Publication(final_dir=final_dir, summary=found[0],
-                       head=EntryRef(seq=found[1], hash=found[2]), recovered=True)
+    return Publication(final_dir=final_dir, summary=summary_from_receipt(final_dir),
+                       head=EntryRef(seq=anchored[0], hash=anchored[1]), recovered=True)
 
 
 def recover(*, ledger: Ledger, final_dir: Path) -> Publication | None:
@@ -162,17 +154,17 @@ def recover(*, ledger: Ledger, final_dir: Path) -> Publication | None:
     staging = staging_dir_for(final_dir)
     if not staging.is_dir():
         return None
-    found = _ledger_place(staging)
-    if found is None:
-        shutil.rmtree(staging)  # never got to the ledger transaction's summary: not committed
+    anchored = receipt_head(staging)
+    if anchored is None or ledger.entry_hash(anchored[0]) != anchored[1]:
+        discard_record(staging)  # no receipt, or its head never committed: nothing disclosed
+        shutil.rmtree(staging)
         return None
-    summary, seq, head = found
-    if ledger.entry_hash(seq) != head:
-        shutil.rmtree(staging)  # the transaction did not commit: nothing was disclosed
-        return None
+    seq, head = anchored
     if final_dir.exists():
         raise LedgerError(f"{final_dir} exists and {staging} holds the committed package of "
                           f"ledger entry #{seq}; move {final_dir} away and run again to publish")
+    record = deliver_record(staging)
+    summary = read_record(record) if record is not None else summary_from_receipt(staging)
     os.rename(staging, final_dir)
     _fsync_dir(final_dir.parent)
     return Publication(final_dir=final_dir, summary=summary, head=EntryRef(seq=seq, hash=head),
@@ -411,7 +403,11 @@ def _batch_record(*, batch: PublishBatch, engine: Engine, summary: dict[str, Any
         "source_sha256": intake.sha256, "rows_total": intake.row_count,
         "rows_valid": validation.valid_count, "rows_rejected": validation.rejected_count,
         "rows_disclosed": counts[0], "rows_unmatched": counts[1],
-        "rejections_by_reason": _rejections_by_reason(engine), "policy": decision.as_summary(),
+        "rejections_by_reason": _rejections_by_reason(engine),
+        # the model and the learned estimates that answered the batch ride with the policy
+        "policy": {**decision.as_summary(),
+                   "model": {"model_id": summary.get("model_id"),
+                             "estimates": summary.get("estimates")}},
         "received_at": times[0], "finished_at": times[1], "operator": operator,
         "origin": origin, "package": package,
     }
@@ -421,14 +417,15 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
             summary: dict[str, Any],
             write_package: Callable[[Path, dict[str, Any]], dict[str, Any] | PendingPackage],
             intake: IntakeLike, validation: ValidationLike, policy_decision: PolicyDecision,
-            operator: str, received_at: datetime, origin: str | None = None,
+            operator: str, received_at: datetime, archive: Path, origin: str | None = None,
             checkpoint: Callable[[str], None] | None = None,
             anchors: Path | None = None) -> Publication:
     """Write the package, record batch + disclosures in the ledger, then publish by rename.
 
     ``write_package(staging, summary)`` returns the package's summary, or a
     :class:`PendingPackage` that is finished inside the ledger transaction (after the
-    disclosures are added, before the commit) and cancelled on any error.
+    disclosures are added, before the commit) and cancelled on any error. The batch's
+    internal record goes to ``archive`` (:mod:`lastknown.disclose.record`).
     ``checkpoint(step)`` is called after each step in :data:`STEPS` (tests inject
     failures there). Returns the publication; its summary carries ``ledger_head``.
     ``anchors`` is the deployment's anchor file: the committed head is appended to it.
@@ -462,7 +459,9 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
     summary_written = False
     pending: PendingPackage | None = None
     try:
+        record_staging = begin_record(staging, archive=archive, batch_id=batch.batch_id)
         staged = write_package(staging, summary)
+        write_record_tables(engine, record_staging)
         if isinstance(staged, dict):
             package_summary = dict(staged)
         else:  # the spreadsheet child finishes BEFORE the ledger's write lock is taken
@@ -489,10 +488,10 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
                          user=operator, origin=origin, at=now)
                 step("recorded")
                 head = tx.head
-                package_summary.update({"ledger_head": head.hash, "ledger_seq": head.seq,
+                package_summary.update({"ledger_head": head_record(head),
                                         "ledger_batch_entry": batch_entry.seq})
                 summary_written = True
-                _write_summary(staging, package_summary)
+                package_summary = seal(staging, record_staging, package_summary)
                 step("summarised")
         except PolicyError as exc:  # rolled back; the refusal itself is recorded
             ledger.audit(event_type="batch_rejected", success=False,
@@ -506,6 +505,7 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
         if pending is not None:
             pending.cancel()
         if not summary_written:  # the transaction cannot have committed: drop the staging
+            discard_record(staging)
             shutil.rmtree(staging, ignore_errors=True)
         raise  # otherwise recover() decides from the ledger, on the next run
     step("committed")
@@ -513,6 +513,7 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
         from lastknown.disclose.ledger.anchors import append_anchor
 
         append_anchor(anchors, ledger, head)
+    deliver_record(staging)
     os.rename(staging, final_dir)
     _fsync_dir(final_dir.parent)
     step("published")

@@ -40,8 +40,13 @@ class Engine(ABC):
         """Run a query whose result is small (counts, summaries) and return its rows."""
 
     @abstractmethod
-    def register_parquet(self, table_name: str, path: str | Path) -> None:
-        """Expose a Parquet file or folder of Parquet files as a view."""
+    def register_parquet(self, table_name: str, path: str | Path, *,
+                         positions: bool = False) -> None:
+        """Expose a Parquet file or folder of Parquet files as a view.
+
+        ``positions`` adds ``lk_source_file`` and ``lk_source_row`` (1-based row within
+        that file), so a report can point at a row.
+        """
 
     @abstractmethod
     def register_arrow(self, table_name: str, data: Any) -> None:

@@ -54,12 +54,18 @@ class DuckDBEngine(Engine):
         except duckdb.Error as exc:
             raise PipelineError(f"DuckDB failed on:\n{sql[:2000]}\n{exc}") from exc
 
-    def register_parquet(self, table_name: str, path: str | Path) -> None:
+    def register_parquet(self, table_name: str, path: str | Path, *,
+                         positions: bool = False) -> None:
         p = Path(path)
         pattern = str(p / "**" / "*.parquet") if p.is_dir() else str(p)
+        cols, options = "*", ""
+        if positions:
+            cols = ("* EXCLUDE (filename, file_row_number), filename AS lk_source_file, "
+                    "file_row_number + 1 AS lk_source_row")
+            options = ", filename = true, file_row_number = true"
         self.execute(
             f"CREATE OR REPLACE VIEW {table_name} AS "
-            f"SELECT * FROM read_parquet({_quote(pattern)}, union_by_name = true)"
+            f"SELECT {cols} FROM read_parquet({_quote(pattern)}, union_by_name = true{options})"
         )
 
     def register_arrow(self, table_name: str, data: Any) -> None:

@@ -22,3 +22,7 @@ MASTER_COLUMNS: dict[str, str] = {
 
 FILING_STATUSES = ("single", "mfj", "mfs", "hoh", "qss")
 ROLES = ("primary", "secondary")
+#: A master is refused when more than this share of its rows would be quarantined.
+MAX_QUARANTINED_SHARE = 0.5
+#: The quarantine file written next to an index (``INDEX/quarantine.parquet``).
+QUARANTINE_FILE = "quarantine.parquet"

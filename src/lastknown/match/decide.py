@@ -18,9 +18,12 @@ Outcome of a request, in order:
 * ``N`` — otherwise (names agree, address confirmed, probability too low).
 
 The decision reads the model's own probability (``model_probability``, from the best
-record's Splink weight). The *reported* ``match_probability`` of a confirmed TIN is the
-posterior among the people at that address: ``L / (ΣL_residents + unseen_resident_odds)``,
-with ``L = 2^household_weight`` the names' likelihood ratio against a housemate
+record's Splink weight). A record built only from quarantined master rows
+(``disclosable`` false) never confirms an address, but its TIN still rivals and still
+counts among the people at the address. The *reported* ``match_probability`` of a
+confirmed TIN is the posterior among the people at that address:
+``L / (ΣL_residents + unseen_resident_odds)``, with ``L = 2^household_weight`` the
+names' likelihood ratio against a housemate
 (:func:`lastknown.match.model.household_section`) and the sum over every candidate TIN
 confirming the address; ``Σ(1 − match_probability)`` over `M` rows is the summary's
 expected number of false disclosures. Other rows report the model's probability.
@@ -86,9 +89,10 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
 
 
 def confirm_steps(*, requests: str, records: str, scored: str = "lk_scored") -> list[SqlStep]:
-    """``lk_scored_addr``: every scored pair and whether its record confirms the address."""
+    """``lk_scored_addr``: every scored pair, whether its record confirms the address, and
+    whether the record may be disclosed (a quarantined master row never is)."""
     return [SqlStep(sql=f"""
-            SELECT s.*, {address_confirmed_sql()} AS address_confirmed
+            SELECT s.*, {address_confirmed_sql()} AS address_confirmed, r.disclosable
             FROM {scored} AS s
             JOIN {requests} AS q ON q.source_row = s.source_row
             JOIN {records} AS r ON r.record_id = s.record_id
@@ -125,7 +129,7 @@ def outcome_steps(*, config: MatchConfig, requests: str, returns: str,
         SqlStep(sql=f"""
             SELECT *, name_weight >= {c.min_name_weight} AND mw_first_name > 0
                       AND mw_surname > 0 AS names_agree
-            FROM (SELECT source_row, record_id, tin, swapped, address_confirmed,
+            FROM (SELECT source_row, record_id, tin, swapped, address_confirmed, disclosable,
                          match_weight + {all_delta} AS match_weight,
                          name_weight + {name_delta} AS name_weight,
                          household_weight + {name_delta} AS household_weight,
@@ -136,7 +140,7 @@ def outcome_steps(*, config: MatchConfig, requests: str, returns: str,
             SELECT source_row, tin,
                    max(match_weight) AS tin_weight,
                    max(name_weight) AS tin_name_weight,
-                   bool_or(address_confirmed) AS confirmed,
+                   bool_or(address_confirmed AND disclosable) AS confirmed,
                    bool_or(names_agree) AS names_agree,
                    max(household_weight) FILTER (WHERE address_confirmed) AS household_weight,
                    arg_max(record_id, match_weight) AS best_record,

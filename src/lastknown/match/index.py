@@ -4,10 +4,12 @@
 
 * ``index.duckdb`` — tables (attached as schema :data:`INDEX_SCHEMA`):
   ``idx_record`` (one row per TIN × distinct normalised name+address, with the
-  years it was filed from), ``idx_return`` (the returns' original address fields,
-  for disclosure), ``idx_block_key``/``idx_block_size`` (blocking keys),
+  years it was filed from, and ``disclosable`` FALSE when only quarantined rows
+  gave it), ``idx_return`` (the returns' original address fields, for disclosure;
+  good rows only), ``idx_block_key``/``idx_block_size`` (blocking keys),
   ``tf_first_n``/``tf_surname_n`` (term frequencies);
 * ``model.json`` — the trained Splink model (versioned by its ``model_id``);
+* ``quarantine.parquet`` — the master rows set apart (:mod:`lastknown.master.load`);
 * ``index.json`` — the manifest read by :func:`open_index`.
 
 >>> is_index_dir(Path("/nonexistent"))
@@ -25,6 +27,8 @@ from typing import Any
 
 from lastknown.engines.base import Engine, SqlStep
 from lastknown.errors import ConfigError, InputError
+from lastknown.master.load import flagged_master_sql, quarantine_rows_sql
+from lastknown.master.schema import QUARANTINE_FILE
 from lastknown.match.candidates import index_block_steps
 from lastknown.match.model import (
     COMPARE_COLUMNS,
@@ -68,6 +72,10 @@ class IndexInfo:
     record_count: int
     #: where the model's m came from (:func:`~lastknown.match.model.training_summary`)
     training: str = ""
+    #: master rows quarantined (never disclosed; rivals when their TIN is usable)
+    quarantined_rows: int = 0
+    #: every tax year with a (disclosable) return on file, ascending
+    tax_years: tuple[int, ...] = ()
     schema: str = INDEX_SCHEMA
 
     def table(self, name: str) -> str:
@@ -103,11 +111,11 @@ def _attach(engine: Engine, database: Path, *, read_only: bool) -> None:
     engine.execute(f"ATTACH '{path}' AS {INDEX_SCHEMA}{mode}")
 
 
-def master_norm_steps(master_table: str) -> list[SqlStep]:
+def master_norm_steps(master_table: str, *, carry: tuple[str, ...] = ()) -> list[SqlStep]:
     """``lk_master_norm``: every return's normalised name and address, as
     :func:`normalised_people_sql` gives them, but each distinct raw name and each distinct
     raw address normalised once (a name repeats every year: 18 % of rows are distinct on
-    synth; addresses 59 %) and joined back.
+    synth; addresses 59 %) and joined back. ``carry`` names further master columns kept.
     """
     names = ", ".join(RAW_NAME_COLUMNS)
     addrs = ", ".join(RAW_ADDRESS_COLUMNS)
@@ -115,8 +123,9 @@ def master_norm_steps(master_table: str) -> list[SqlStep]:
     addr_keys = [f"k_{c}" for c in RAW_ADDRESS_COLUMNS]
     on_names = " AND ".join(f"m.{c} IS NOT DISTINCT FROM n.k_{c}" for c in RAW_NAME_COLUMNS)
     on_addrs = " AND ".join(f"m.{c} IS NOT DISTINCT FROM a.k_{c}" for c in RAW_ADDRESS_COLUMNS)
+    carried = "".join(f"m.{c}, " for c in carry)
     joined = f"""(
-        SELECT m.tin, m.tax_year, n.* EXCLUDE ({', '.join(name_keys)}),
+        SELECT m.tin, m.tax_year, {carried}n.* EXCLUDE ({', '.join(name_keys)}),
                a.* EXCLUDE ({', '.join(addr_keys)})
         FROM {master_table} AS m
         JOIN lk_master_names AS n ON {on_names}
@@ -135,24 +144,32 @@ def master_norm_steps(master_table: str) -> list[SqlStep]:
 
 
 def index_steps(*, master_table: str, schema: str = INDEX_SCHEMA) -> list[SqlStep]:
-    """SQL that derives every index table from ``master_table``."""
+    """SQL that derives every index table from ``master_table``.
+
+    Quarantined rows (:func:`lastknown.master.load.flagged_master_sql`) give records
+    flagged ``disclosable = false`` — rivals, never confirming, never disclosed — and no
+    ``idx_return`` rows.
+    """
     # Lists are slow to group by: first_groups, first_ph, first_sex, first_known are
     # functions of first_n, and surname_tokens and surname_ph of surname_n (its tokens
     # joined by spaces, none containing one), so they ride along.
     derived = {"first_groups", "surname_tokens", *PHONETIC_COLUMNS}
     group_cols = ", ".join(c for c in COMPARE_COLUMNS if c not in derived)
     cols = ", ".join(f"any_value({c}) AS {c}" if c in derived else c for c in COMPARE_COLUMNS)
+    flagged = "lk_master_flagged"
     return [
-        *master_norm_steps(master_table),
+        SqlStep(sql=flagged_master_sql(master_table), output_table_name=flagged,
+                materialise=False),
+        *master_norm_steps(flagged, carry=("disclosable",)),
         SqlStep(sql=f"""
             SELECT row_number() OVER (ORDER BY tin, min(tax_year)) AS record_id, tin, {cols},
                    min(tax_year) AS year_min, max(tax_year) AS year_max,
-                   count(*) AS years_filed
+                   count(*) AS years_filed, bool_or(disclosable) AS disclosable
             FROM lk_master_norm GROUP BY tin, {group_cols}
         """, output_table_name=f"{schema}.idx_record"),
         SqlStep(sql=f"""
             SELECT tin, tax_year, received_date, street, unit, city, state, zip
-            FROM {master_table} ORDER BY tin, tax_year
+            FROM {flagged} WHERE disclosable ORDER BY tin, tax_year
         """, output_table_name=f"{schema}.idx_return"),
         *index_block_steps(records=f"{schema}.idx_record", key_table=f"{schema}.idx_block_key",
                            size_table=f"{schema}.idx_block_size"),
@@ -240,11 +257,16 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
     save_model(model, out / MODEL)
     for table in ("lk_training", "lk_master_norm", "lk_household"):
         engine.execute(f"DROP TABLE IF EXISTS {table}")
+    engine.execute("DROP VIEW IF EXISTS lk_master_flagged")
+    quarantined = _write_quarantine(engine, master_table=master_table, out=out)
     info = IndexInfo(
         path=out, model_id=model_id(model), model_path=out / MODEL,
         year_min=int(year_min), year_max=int(year_max), return_rows=int(return_rows),
         tin_count=int(tin_count), record_count=engine.count(f"{INDEX_SCHEMA}.idx_record"),
         training=training_summary(model),
+        quarantined_rows=quarantined,
+        tax_years=tuple(int(y) for y, in engine.fetchall(
+            f"SELECT DISTINCT tax_year FROM {INDEX_SCHEMA}.idx_return ORDER BY 1")),
     )
     manifest = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(info).items()}
     manifest["path"] = "."
@@ -253,6 +275,18 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     engine.execute("CHECKPOINT " + INDEX_SCHEMA)
     return info
+
+
+def _write_quarantine(engine: Engine, *, master_table: str, out: Path) -> int:
+    """Write ``out/quarantine.parquet`` (always, empty when no row is quarantined)."""
+    positions = "lk_source_row" in engine.columns(master_table)
+    sql = quarantine_rows_sql(master_table, positions=positions)
+    engine.copy_to_parquet(sql, out / QUARANTINE_FILE)
+    rows = engine.count(f"({sql})")
+    if rows:
+        log.warning("%d master row(s) quarantined (never disclosed, still rivals): written "
+                    "to %s; `lastknown master check` lists them", rows, out / QUARANTINE_FILE)
+    return rows
 
 
 def _trained_model(engine: Engine) -> dict[str, Any]:
@@ -283,4 +317,6 @@ def open_index(engine: Engine, path: Path) -> IndexInfo:
         year_min=int(manifest["year_min"]), year_max=int(manifest["year_max"]),
         return_rows=int(manifest["return_rows"]), tin_count=int(manifest["tin_count"]),
         record_count=int(manifest["record_count"]), training=str(manifest.get("training", "")),
+        quarantined_rows=int(manifest.get("quarantined_rows", 0)),
+        tax_years=tuple(int(y) for y in manifest.get("tax_years", ())),
     )

@@ -432,7 +432,7 @@ def household_section(model: dict[str, Any],
     >>> m = {"comparisons": [{"output_column_name": "suffix", "comparison_levels": [
     ...     {"label_for_charts": "same", "m_probability": 0.5},
     ...     {"label_for_charts": "different", "m_probability": 0.5}]}]}
-    >>> household_section(m, {"suffix": {1: 1, 0: 3}})["weights"]["suffix"]
+    >>> household_section(m, {"suffix": {1: 1, 0: 3}})["weights"]["suffix"]  # u = 1.5/5, 3.5/5
     {'1': 0.737, '0': -0.485}
     """
     weights: dict[str, dict[str, float]] = {}

@@ -4,9 +4,12 @@ The real system let through rows whose address was ``Failed to Provide``,
 ``Unknown Address`` or ``Don't Care 12345`` (a bare ZIP with junk). Here a
 request row's fields are compared, after :func:`clean_sql`, against the word
 lists below, and a street must *look like* an address: a house number first, a
-PO box, a rural / highway-contract route with a box, a military PSC/CMR/UNIT box,
-a Wisconsin-style grid number, or a Puerto Rico form (``URB …``, ``CALLE …``)
-carrying a short number.
+PO box, a rural / highway-contract route with a box, a military PSC/CMR/UNIT box or
+ship (``USS …``), a Utah-style grid (``1074 W 350 N``), a Wisconsin-style grid
+or rural number (``N5326 County Road E``), a house number in words (``One Main St``),
+a unit before the house number, an Alaska milepost, a Puerto Rico form (``URB …``,
+``CALLE …``) carrying a short number, or ``GENERAL DELIVERY``. A number with other
+words is an address only in one of these shapes: ``Don't Care 12345`` is not.
 
 Every list is data; every predicate is a SQL expression (DuckDB dialect, RE2
 regular expressions) built from it, so 7 million rows are checked in the engine.
@@ -77,10 +80,18 @@ STREET_SHAPES: tuple[str, ...] = (
     "^BOX #? ?[0-9]",
     "^(RR|R R|RURAL ROUTE|RURAL RTE|RTE|RT|ROUTE|HC|HCR|HIGHWAY CONTRACT|STAR ROUTE) ?#? ?"
     "[0-9]+ (BOX|BX) ?#? ?[0-9]",
-    "^(PSC|CMR|UNIT) [0-9]+ BOX [0-9]",  # military
+    "^[0-9]+( [0-9]/[0-9])? [NSEW] [0-9]+ [NSEW]( |$)",  # 1074 W 350 N (Utah, Idaho grid)
+    "^(ONE|TWO|THREE|FOUR|FIVE|SIX|SEVEN|EIGHT|NINE|TEN) [A-Z]{2,}",  # ONE WORLD TRADE CTR
+    "^(APT|APARTMENT|UNIT|STE|SUITE|RM|ROOM|LOT|#) ?#?[0-9A-Z-]+ [0-9]+[A-Z]? (.* )?[A-Z]{2,}",
+    "^(MILE|MILEPOST|MP) [0-9]+ [A-Z]{2,}",  # MILE 35 RICHARDSON HWY (Alaska)
+    "^(PSC|CMR|UNIT) [0-9]+ BOX [0-9]",  # military (APO/FPO/DPO)
+    "^(USS|USNS|USCGC) [A-Z]",  # a ship (FPO)
+    "^GENERAL DELIVERY$",
     "^[NSEW] ?[0-9]+ ?[NSEW] ?[0-9]+ [A-Z]",  # W156N8480 PILGRIM RD
+    "^[NSEW][0-9]+ [A-Z]{2,}",  # N5326 COUNTY ROAD E (Wisconsin rural)
     "^(URB|URBANIZACION|COND|CONDOMINIO|RES|RESIDENCIAL|BO|BARRIO|CALLE|CARR|CARRETERA|AVE|"
-    "AVENIDA|PARC|PARCELAS|SECTOR|EXT|JARD|VILLA|VILLAS|APARTADO|HC) (.* )?#?[0-9]{1,4}[A-Z]?( |$)",
+    "AVENIDA|PARC|PARCELAS|SECTOR|EXT|JARD|VILLA|VILLAS|APARTADO|HC|CAMINO|PASEO|CALLEJON|KM) "
+    "(.* )?#?[0-9]{1,4}[A-Z]?( |$)",
 )
 
 

@@ -90,13 +90,25 @@ def _expected() -> str:
     return "\n".join(lines)
 
 
-def map_headers(headers: Sequence[str | None], *, source: str,
-                require: bool = True) -> dict[int, str]:
+def count_request_columns(headers: Sequence[str | None]) -> int:
+    """How many cells of a row name a request column (a header row names several).
+
+    >>> count_request_columns(["Requests 2026", None])
+    0
+    >>> count_request_columns(["ID", "Surname", "Surname"])
+    3
+    """
+    return sum(header_key(h or "") in _KEY_TO_COLUMN for h in headers)
+
+
+def map_headers(headers: Sequence[str | None], *, source: str, require: bool = True,
+                header_row: int | None = 1) -> dict[int, str]:
     """Column position -> canonical column for every header that maps.
 
     ``full_name`` is kept only when the file has no first/last name columns.
     Raises RequestFileError when two headers map to one column, or (``require``)
-    when a required column is missing — naming the headers found and expected.
+    when a required column is missing — naming the headers found and expected, and
+    ``header_row`` (the file row holding them; ``None`` for a Parquet file's names).
     """
     mapping: dict[int, str] = {}
     seen: dict[str, int] = {}
@@ -121,8 +133,10 @@ def map_headers(headers: Sequence[str | None], *, source: str,
         missing += [c for c in ("first_name", "last_name") if c not in seen]
     if missing:
         found = ", ".join(f"`{h}`" for h in headers if h) or "(no headers)"
+        fix = (f"Rename the headers in row {header_row} of the file" if header_row
+               else "Rename the file's columns")
         raise RequestFileError(
             f"{source}: cannot find the required column(s) {', '.join(missing)}.\n"
             f"  Headers found: {found}\n  Expected (any of these spellings):\n{_expected()}\n"
-            "  Rename the headers in the first row of the file to one of these.")
+            f"  {fix} to one of these.")
     return mapping

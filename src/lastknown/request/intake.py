@@ -33,7 +33,14 @@ from lastknown.request.readers import Staged, stage_csv, stage_parquet, stage_xl
 
 _FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx",
             ".parquet": "parquet", ".pq": "parquet"}
+_A_FORMAT = {"csv": "a CSV", "xlsx": "an XLSX", "parquet": "a Parquet"}
 _MAGIC = {"xlsx": b"PK\x03\x04", "parquet": b"PAR1"}
+_NOT_TEXT = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image",
+             b"GIF8": "a GIF image", b"%PDF": "a PDF document", b"II*\x00": "a TIFF image",
+             b"MM\x00*": "a TIFF image", b"\xd0\xcf\x11\xe0": "an Excel 97-2003 (.xls) or "
+             "other old Office file", b"\x1f\x8b": "a gzip archive", b"7z\xbc\xaf": "a 7-Zip "
+             "archive", b"Rar!": "a RAR archive", b"SQLite format 3": "a SQLite database"}
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _STAGE = "_lk_intake_stage"
 _NAMES = "_lk_intake_full_names"
 _TRIM = "'^[\\s\u00a0\ufeff]+|[\\s\u00a0\ufeff]+$'"
@@ -41,7 +48,10 @@ _TRIM = "'^[\\s\u00a0\ufeff]+|[\\s\u00a0\ufeff]+$'"
 
 @dataclass(frozen=True, kw_only=True)
 class IntakeResult:
-    """What was read: the file, its format and hash, rows, and how headers were mapped."""
+    """What was read: the file, its format and hash, rows, and how headers were mapped.
+
+    ``sheet`` is the worksheet read (XLSX); ``warnings`` name request-like rows not read.
+    """
 
     path: Path
     format: str
@@ -49,6 +59,8 @@ class IntakeResult:
     row_count: int
     column_mapping: dict[str, str]
     encoding: str | None
+    sheet: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def _sha256(path: Path) -> str:
@@ -79,7 +91,21 @@ def detect_format(path: Path) -> str:
     if actual != fmt:
         raise RequestFileError(f"{path.name} has the extension {path.suffix} but its content "
                                f"is {actual.upper()}: rename it to .{actual}")
+    if fmt == "csv":
+        _refuse_binary(path)
     return fmt
+
+
+def _refuse_binary(path: Path) -> None:
+    """A .csv that is an image, a PDF, an archive ... is named as such, not parsed."""
+    with path.open("rb") as f:
+        head = f.read(8192)
+    what = next((kind for magic, kind in _NOT_TEXT.items() if head.startswith(magic)), None)
+    if what is None and b"\x00" in head and not head.startswith(_UTF16_BOMS):
+        what = "a binary file (it holds NUL bytes)"
+    if what is not None:
+        raise RequestFileError(f"{path.name} is not a CSV/spreadsheet: it looks like {what}. "
+                               "Give the request as .csv, .xlsx or .parquet")
 
 
 def _clean(column: str) -> str:
@@ -138,8 +164,12 @@ def _build_raw(con: duckdb.DuckDBPyConnection, staged: Staged, mapping: dict[int
 
 
 def read_request(engine: Engine, path: Path, *, encoding: str | None = None,
-                 sheet: str | None = None, table_name: str = "request_raw") -> IntakeResult:
+                 sheet: str | None = None, header_row: int | None = None,
+                 table_name: str = "request_raw") -> IntakeResult:
     """Read the request file at ``path`` into ``table_name`` (see module doc).
+
+    ``header_row`` (CSV, XLSX) is the file row holding the headers when title rows come
+    first (an XLSX's header is otherwise found among its first rows).
 
     ``engine`` must be a :class:`DuckDBEngine` (DuckDB reads the CSV and Parquet).
     """
@@ -148,18 +178,30 @@ def read_request(engine: Engine, path: Path, *, encoding: str | None = None,
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table_name):
         raise PipelineError(f"read_request: `{table_name}` is not a plain table name")
     fmt = detect_format(path)
+    if header_row is not None and fmt == "parquet":
+        raise RequestFileError(f"{path.name}: --header-row applies to CSV and XLSX files; a "
+                               "Parquet file's column names are its headers")
+    if sheet is not None and fmt != "xlsx":
+        raise RequestFileError(f"{path.name}: --sheet applies to XLSX workbooks; this is "
+                               f"{_A_FORMAT[fmt]} file: leave --sheet out")
+    if encoding is not None and fmt != "csv":
+        raise RequestFileError(f"{path.name}: --encoding applies to CSV files; this is "
+                               f"{_A_FORMAT[fmt]} file, whose text is always Unicode: leave "
+                               "--encoding out")
     con = engine.con
     try:
         with tempfile.TemporaryDirectory(prefix="lastknown-intake-") as tmp:
             with _insertion_order_kept(con):
                 if fmt == "csv":
                     staged = stage_csv(con, path, encoding=encoding, table=_STAGE,
-                                       workdir=Path(tmp))
+                                       workdir=Path(tmp), header_row=header_row)
                 elif fmt == "xlsx":
-                    staged = stage_xlsx(con, path, sheet=sheet, table=_STAGE)
+                    staged = stage_xlsx(con, path, sheet=sheet, table=_STAGE,
+                                        header_row=header_row)
                 else:
                     staged = stage_parquet(con, path, table=_STAGE)
-            mapping = map_headers(staged.headers, source=path.name)
+            mapping = map_headers(staged.headers, source=path.name,
+                                  header_row=staged.header_row)
             _build_raw(con, staged, mapping, table_name)
         row_count = engine.count(table_name)
     except duckdb.Error as exc:
@@ -173,5 +215,5 @@ def read_request(engine: Engine, path: Path, *, encoding: str | None = None,
     return IntakeResult(
         path=path, format=fmt, sha256=_sha256(path), row_count=row_count,
         column_mapping={str(staged.headers[p]): c for p, c in sorted(mapping.items())},
-        encoding=staged.encoding,
+        encoding=staged.encoding, sheet=staged.sheet, warnings=staged.notes,
     )

@@ -10,19 +10,21 @@ person sees in the file (header = row 1, first data row = row 2).
   with ``preserve_insertion_order = true``. It counts CSV *records*: a quoted field
   holding a line break makes that record span two lines, and DuckDB skips blank
   lines, so after such a record (or a blank line) ``source_row`` is the record
-  number, not the line number. Exported spreadsheets have neither.
+  number, not the line number. Exported spreadsheets have neither. The header is
+  row 1, the row after an Excel ``sep=`` line, or ``--header-row``
+  (:mod:`lastknown.request.csv_shape` finds title rows and names the fix).
 * XLSX is streamed with openpyxl (read-only) in Arrow chunks of 50,000 rows; the
   row number is the sheet's own row number. Wholly empty rows are skipped, and so
   are title rows above the header (the header is the first row naming three
-  request columns).
+  request columns). The sheet is the one visible sheet with such a header, or the
+  one named; hidden sheets are read only when named.
 * Parquet is read by DuckDB; row number = 0-based row index + 2.
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
-import io
+import logging
 import re
 import zipfile
 from collections.abc import Iterator
@@ -36,12 +38,14 @@ import pyarrow as pa
 from charset_normalizer import from_bytes
 
 from lastknown.errors import RequestFileError
-from lastknown.request.headers import map_headers
+from lastknown.request.csv_shape import CsvShape, csv_shape, oversized_cell
+from lastknown.request.headers import count_request_columns
 
 SAMPLE_BYTES = 1 << 20
 CHUNK_BYTES = 4 << 20
 XLSX_CHUNK_ROWS = 50_000
-_DELIMITERS = (",", "\t", ";", "|")
+MAX_LINE_BYTES = 2_000_000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +61,9 @@ class Staged:
     source_row_sql: str
     data_filter: str
     encoding: str | None = None
+    sheet: str | None = None
+    notes: tuple[str, ...] = ()
+    header_row: int | None = None  # the file row of the headers (None: Parquet names)
 
     @property
     def relation(self) -> str:
@@ -119,40 +126,43 @@ def _transcode(path: Path, encoding: str, out: Path) -> None:
         dst.write(decoder.decode(b"", final=True))
 
 
-def _header_shape(text: str, path: Path) -> tuple[str, int]:
-    text = text.lstrip("\ufeff")
-    first_line = text.split("\n", 1)[0]
-    delimiter = max(_DELIMITERS, key=first_line.count)
-    if first_line.count(delimiter) == 0:
-        delimiter = ","
-    try:
-        header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
-    except csv.Error as exc:
-        raise RequestFileError(f"{path.name} row 1: the header row cannot be read: {exc}") from exc
-    if not any(h.strip() for h in header):
-        raise RequestFileError(f"{path.name}: the first row is empty; row 1 must hold the "
-                               "column headers")
-    return delimiter, len(header)
-
-
-def _csv_error(path: Path, exc: duckdb.Error) -> RequestFileError:
+def _csv_error(path: Path, source: Path, shape: CsvShape, exc: duckdb.Error) -> RequestFileError:
     message = str(exc)
     line = re.search(r"Line: (\d+)", message)
-    shape = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
+    columns = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
     where = f" row {line.group(1)}" if line else ""
-    if shape:
-        what = (f"has {shape.group(2)} fields where the header has {shape.group(1)}: put "
-                "fields that contain the delimiter in double quotes, or fill in missing fields")
+    if "maximum line size" in message.lower() and line:
+        cell = oversized_cell(source, shape, int(line.group(1)))
+        return RequestFileError(
+            f"{path.name}: {cell}, more than a row may hold ({MAX_LINE_BYTES:,} bytes): a "
+            "request cell holds a name, an address or a date. The file is damaged, or a "
+            "quote (\") is missing so that many lines ran together: fix that row")
+    if columns:
+        what = (f"has {columns.group(2)} fields where the header (row {shape.header_row}) has "
+                f"{columns.group(1)}: put fields that contain the delimiter "
+                f"`{_shown(shape.delimiter)}` in double quotes, or fill in missing fields")
+    elif shape.mixed_newlines:
+        what = ("mixes Windows (CRLF) and Unix (LF) line endings: save the file again with one "
+                "kind, e.g. from the spreadsheet as CSV")
     elif "unicode" in message.lower() or "utf" in message.lower():
         what = "is not valid UTF-8 text: pass the file's --encoding (e.g. cp1252)"
     else:
-        what = "cannot be read as CSV: " + message.splitlines()[0][:200]
+        what = (f"cannot be read as CSV with the delimiter `{_shown(shape.delimiter)}` and "
+                "double quotes (\"): check for a quote that is opened and never closed, or "
+                "save the file again from the spreadsheet as CSV")
     return RequestFileError(f"{path.name}{where} {what}")
 
 
+def _shown(delimiter: str) -> str:
+    return "tab" if delimiter == "\t" else delimiter
+
+
 def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | None,
-              table: str, workdir: Path) -> Staged:
-    """Read a CSV (any common encoding) into ``table``; rowid follows file order."""
+              table: str, workdir: Path, header_row: int | None = None) -> Staged:
+    """Read a CSV (any common encoding) into ``table``; rowid follows file order.
+
+    The header is row 1, or the row after an Excel ``sep=`` line, or ``header_row``.
+    """
     with path.open("rb") as f:
         sample = f.read(SAMPLE_BYTES)
     codec = _codec(encoding, path) if encoding else detect_encoding(sample)
@@ -169,22 +179,24 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | Non
         with source.open("rb") as f:
             head = f.read(SAMPLE_BYTES)
         text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head)
-        delimiter, width = _header_shape(text, path)
-        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
+        shape = csv_shape(text, path.name, header_row=header_row)
+        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(shape.width)) + "}"
         try:
             con.execute(
                 f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_csv({_lit(str(source))}, "
-                f"header = false, skip = 0, auto_detect = false, delim = {_lit(delimiter)}, "
-                f"quote = '\"', escape = '\"', columns = {columns}, encoding = 'utf-8')")
+                f"header = false, skip = {shape.skip}, auto_detect = false, "
+                f"delim = {_lit(shape.delimiter)}, quote = '\"', escape = '\"', "
+                f"columns = {columns}, encoding = 'utf-8', max_line_size = {MAX_LINE_BYTES})")
         except duckdb.Error as exc:
-            error = _csv_error(path, exc)
+            error = _csv_error(path, source, shape, exc)
             if encoding is None and attempt == "utf-8" and "UTF-8" in str(error):
                 continue  # a non-UTF-8 byte beyond the sample: retry as Windows-1252
             raise error from exc
         first = con.execute(f"SELECT * FROM {table} WHERE rowid = 0").fetchone() or ()
         headers: list[str | None] = [None if h is None else str(h).lstrip("\ufeff")
                                      for h in first]
-        return Staged(table=table, headers=headers, source_row_sql="_lk_rowid + 1",
+        return Staged(table=table, headers=headers, header_row=shape.header_row,
+                      source_row_sql=f"_lk_rowid + {shape.header_row}",
                       data_filter="_lk_rowid > 0", encoding=attempt)
     raise RequestFileError(f"{path.name}: cannot decode the file; pass its --encoding")
 
@@ -211,7 +223,62 @@ def cell_text(value: Any) -> str | None:
     return str(value)
 
 
-def _open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any]:
+def _rows(ws: Any, first: int = 1) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    return enumerate(ws.iter_rows(min_row=first, values_only=True), start=first)
+
+
+def _is_table(ws: Any) -> bool:
+    return hasattr(ws, "reset_dimensions")  # a worksheet, not a chart sheet
+
+
+def _has_request_columns(ws: Any) -> bool:
+    return _is_table(ws) and _find_header(_rows(ws), strict=True) is not None
+
+
+def _names(sheets: list[Any]) -> str:
+    return ", ".join(f"`{ws.title}`" for ws in sheets)
+
+
+def _choose_sheet(path: Path, book: Any, sheet: str | None) -> tuple[Any, list[str]]:
+    """The worksheet to read, and notes on request-like sheets that were not read.
+
+    Without ``sheet``: the one visible sheet with request columns (hidden sheets are never
+    read unless named); several such sheets, or none among several sheets, is an error that
+    asks for ``--sheet``. With ``sheet``: that sheet (hidden or not), noting any other
+    visible sheet that also has request columns, whose rows are not read.
+    """
+    visible = [ws for ws in book.worksheets if ws.sheet_state == "visible"]
+    hidden = [ws for ws in book.worksheets if ws.sheet_state != "visible"]
+    if sheet is not None:
+        if sheet not in book.sheetnames:
+            raise RequestFileError(f"{path.name}: no sheet named `{sheet}`; the sheets are "
+                                   + ", ".join(f"`{n}`" for n in book.sheetnames))
+        chosen = book[sheet]
+        others = [ws for ws in visible if ws is not chosen and _has_request_columns(ws)]
+        notes = [f"{path.name}: only sheet `{sheet}` was read; sheet `{ws.title}` also has "
+                 "request columns and its rows were not read" for ws in others]
+        return chosen, notes
+    if not visible:
+        raise RequestFileError(f"{path.name}: the workbook has no visible worksheets; pass "
+                               "--sheet NAME to read a hidden one")
+    data = [ws for ws in visible if _has_request_columns(ws)]
+    if len(data) == 1:
+        return data[0], []
+    if len(data) > 1:
+        raise RequestFileError(
+            f"{path.name}: sheets {_names(data)} all have request columns: pass --sheet NAME "
+            "to say which one to answer (put rows meant for one request on one sheet)")
+    if len(visible) == 1:
+        return visible[0], []  # its headers are reported by the header mapping
+    hint = (f"; hidden sheets ({_names(hidden)}) are read only when named with --sheet"
+            if hidden else "")
+    raise RequestFileError(
+        f"{path.name}: none of the sheets {_names(visible)} has a header row naming the "
+        f"request columns (Row ID, Last Name, Street, City ...){hint}. Pass --sheet NAME "
+        "for the sheet that holds the request, and name its columns in its header row")
+
+
+def _open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any, list[str]]:
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -220,44 +287,53 @@ def _open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any]:
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
         raise RequestFileError(f"{path.name} cannot be opened as an Excel workbook (.xlsx): "
                                f"{exc}; save it again from Excel as .xlsx, or as CSV") from exc
-    if sheet is None:
+    try:
         if not book.worksheets:
             raise RequestFileError(f"{path.name}: the workbook has no worksheets")
-        ws = book.worksheets[0]
-    elif sheet in book.sheetnames:
-        ws = book[sheet]
-    else:
-        names = ", ".join(f"`{n}`" for n in book.sheetnames)
+        ws, notes = _choose_sheet(path, book, sheet)
+        if not _is_table(ws):
+            raise RequestFileError(f"{path.name}: sheet `{ws.title}` is a chart, not a table")
+    except RequestFileError:
         book.close()
-        raise RequestFileError(f"{path.name}: no sheet named `{sheet}`; the sheets are {names}")
-    if not hasattr(ws, "reset_dimensions"):
-        book.close()
-        raise RequestFileError(f"{path.name}: sheet `{ws.title}` is a chart, not a table")
+        raise
     ws.reset_dimensions()
-    return book, ws
+    return book, ws, notes
 
 
-def _find_header(rows: Iterator[tuple[int, tuple[Any, ...]]]) -> list[str | None]:
-    """The header row: the first of the first 20 non-empty rows that names 3 request
-    columns (title rows above it are skipped), else the first non-empty row."""
-    first: list[str | None] = []
-    for seen, (_, row) in enumerate(r for r in rows if any(v not in (None, "") for v in r[1])):
+def _find_header(rows: Iterator[tuple[int, tuple[Any, ...]]], *,
+                 strict: bool = False) -> tuple[int, list[str | None]] | None:
+    """The header row's number and cells: the first of the first 20 non-empty rows that
+    names 3 request columns (title rows above it are skipped), else the first non-empty
+    row (``None`` when ``strict``)."""
+    first: tuple[int, list[str | None]] | None = None
+    for seen, (number, row) in enumerate(
+            r for r in rows if any(v not in (None, "") for v in r[1])):
         texts = [cell_text(v) for v in row]
-        first = first or texts
-        if len(map_headers(texts, source="", require=False)) >= 3:
-            return texts
+        first = first or (number, texts)
+        if count_request_columns(texts) >= 3:
+            return number, texts
         if seen >= 20:
             break
-    return first
+    return None if strict else first
 
 
 def stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None,
-               table: str) -> Staged:
-    """Stream one worksheet into ``table`` in Arrow chunks; row numbers are the sheet's."""
-    book, ws = _open_sheet(path, sheet)
+               table: str, header_row: int | None = None) -> Staged:
+    """Stream one worksheet into ``table`` in Arrow chunks; row numbers are the sheet's.
+
+    The header is found among the first rows, or is row ``header_row`` when given.
+    """
+    book, ws, notes = _open_sheet(path, sheet)
     try:
-        rows = enumerate(ws.iter_rows(min_row=1, values_only=True), start=1)
-        headers = _find_header(rows)
+        rows = _rows(ws, header_row or 1)
+        if header_row is None:
+            header_row, headers = _find_header(rows) or (1, [])
+        else:
+            headers = [cell_text(v) for v in next(rows, (0, ()))[1]]
+            if all(h is None or not h.strip() for h in headers):
+                raise RequestFileError(f"{path.name}: row {header_row} of sheet `{ws.title}` "
+                                       "is empty; give the header's row number with "
+                                       "--header-row")
         while headers and headers[-1] in (None, ""):
             headers.pop()
         if not headers:
@@ -290,7 +366,10 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None,
         flush()
     finally:
         book.close()
-    return Staged(table=table, headers=headers, source_row_sql="source_row", data_filter="true")
+    for note in notes:
+        log.warning(note)
+    return Staged(table=table, headers=headers, source_row_sql="source_row", data_filter="true",
+                  sheet=ws.title, notes=tuple(notes), header_row=header_row)
 
 
 # -- Parquet ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ then the costly predicates once each (:func:`helper_flags_sql`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -118,9 +119,24 @@ def helper_flags_sql() -> str:
     ])
 
 
-def row_checks(*, authorised: tuple[str, ...], today: date, years: tuple[int, int],
+def years_text(years: Sequence[int]) -> str:
+    """Years as short ranges, for a message.
+
+    >>> years_text([2019, 2020, 2021, 2024])
+    '2019-2021, 2024'
+    """
+    runs: list[list[int]] = []
+    for year in sorted(set(years)):
+        if runs and year == runs[-1][1] + 1:
+            runs[-1][1] = year
+        else:
+            runs.append([year, year])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def row_checks(*, authorised: tuple[str, ...], today: date, years: Sequence[int],
                shown: tuple[str, ...] | None = None) -> list[Check]:
-    """Every check, in DESIGN order of their reason codes.
+    """Every check, in DESIGN order of their reason codes; ``years`` are those on file.
 
     ``authorised`` are the statutes in comparison form; ``shown`` their spelling in the
     batch file, used in messages (statutes keep their legal spelling).
@@ -202,7 +218,7 @@ def row_checks(*, authorised: tuple[str, ...], today: date, years: tuple[int, in
         Check(code="INVALID_TAX_PERIOD",
               condition="tax_periods IS NOT NULL AND tax_problem IS NOT NULL",
               detail=_say("tax_periods `", "{" + _echo("tax_periods") + "}", "` ",
-                          "{tax_problem}", f" (years on file: {years[0]}-{years[1]})")),
+                          "{tax_problem}", f" (years on file: {years_text(years)})")),
         Check(code="INVALID_TIN", condition=f"tin IS NOT NULL AND NOT {tin_ok}",
               detail=_text("tin is not a 9-digit TIN: give 123456789 or 123-45-6789, or leave "
                            "it empty")),

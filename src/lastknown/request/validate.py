@@ -12,6 +12,7 @@ row-wise in one pass; nothing is fetched into Python but counts.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -43,9 +44,11 @@ class ValidationResult:
     valid_count: int
     rejected_count: int
     reason_counts: dict[str, int]
+    #: valid rows asking for some years that are not on file (answered from the rest)
+    periods_partly_on_file: int = 0
 
 
-def _lookups(engine: Engine, raw: str, *, years: tuple[int, int]) -> None:
+def _lookups(engine: Engine, raw: str, *, years: Sequence[int], today: date) -> None:
     engine.execute(
         f"CREATE OR REPLACE TEMP TABLE {_DATES} AS SELECT text, {parse_date_sql('text')} "
         f"AS order_date FROM (SELECT DISTINCT removal_order_date AS text FROM {raw} "
@@ -55,11 +58,12 @@ def _lookups(engine: Engine, raw: str, *, years: tuple[int, int]) -> None:
         f"AS statute_n FROM (SELECT DISTINCT statute AS text FROM {raw} "
         "WHERE statute IS NOT NULL)")
     norm, shape, parts = tax_periods_sql("text")
-    lo, hi = years
+    on_file_list = "[" + ", ".join(str(int(y)) for y in sorted(set(years))) + "]"
     years_sql = ("list_sort(list_distinct(flatten(list_transform(parts, lambda p: "
                  "generate_series(CAST(p[1:4] AS INTEGER), "
                  "CAST(CASE WHEN length(p) = 9 THEN p[6:9] ELSE p[1:4] END AS INTEGER))))))")
     backwards = "list_bool_or(list_transform(parts, lambda p: length(p) = 9 AND p[6:9] < p[1:4]))"
+    on_file = f"length(list_filter(tax_years, lambda y: list_contains({on_file_list}, y)))"
     engine.execute(
         f"CREATE OR REPLACE TEMP TABLE {_PERIODS} AS "
         f"WITH n AS (SELECT text, {norm} AS t FROM (SELECT DISTINCT tax_periods AS text "
@@ -70,9 +74,11 @@ def _lookups(engine: Engine, raw: str, *, years: tuple[int, int]) -> None:
         "SELECT text, CASE WHEN NOT shape_ok THEN 'cannot be read: write years as 2023, "
         "2021-2024 or 2022;2024' "
         "WHEN backwards THEN 'has a range that runs backwards: write the earlier year first' "
-        f"WHEN list_min(tax_years) < {lo} OR list_max(tax_years) > {hi} THEN "
-        f"'asks for years outside {lo}-{hi}, the tax years on file: ask only for those' "
-        "END AS tax_problem, CAST(tax_years AS INTEGER[]) AS tax_years FROM y")
+        f"WHEN list_max(tax_years) > {today.year} THEN 'asks for a year in the future "
+        f"(today is {today.isoformat()}): ask only for years already begun' "
+        f"WHEN {on_file} = 0 THEN 'shares no year with the tax years on file' "
+        "END AS tax_problem, CAST(tax_years AS INTEGER[]) AS tax_years, "
+        f"{on_file} < length(tax_years) AS tax_partial FROM y")
 
 
 def _statute_as_given_sql(batch: Batch) -> str:
@@ -85,7 +91,7 @@ def _statute_as_given_sql(batch: Batch) -> str:
 
 
 def _checked(engine: Engine, raw: str, batch: Batch, *, today: date,
-             years: tuple[int, int]) -> None:
+             years: Sequence[int]) -> None:
     checks = row_checks(authorised=batch.authorised_statutes_normalised, today=today,
                         years=years, shown=batch.authorised_statutes)
     engine.execute(
@@ -97,7 +103,7 @@ def _checked(engine: Engine, raw: str, batch: Batch, *, today: date,
         "upper(regexp_replace(state, '[\\s.]', '', 'g')) AS state_u, "
         "regexp_replace(zip, '\\s', '', 'g') AS zip_t, "
         "regexp_replace(tin, '[\\s-]', '', 'g') AS tin_d, "
-        "st.statute_n, dup.id_uses, d.order_date, p.tax_years, p.tax_problem "
+        "st.statute_n, dup.id_uses, d.order_date, p.tax_years, p.tax_problem, p.tax_partial "
         f"FROM {raw} raw LEFT JOIN {_DATES} d ON d.text = raw.removal_order_date "
         f"LEFT JOIN {_PERIODS} p ON p.text = raw.tax_periods "
         f"LEFT JOIN {_STATUTES} st ON st.text = raw.statute "
@@ -124,17 +130,23 @@ def _check_partition(engine: Engine, raw: str) -> None:
 
 
 def validate_request(engine: Engine, batch: Batch, *, master_years: tuple[int, int] | None,
-                     today: date, raw_table: str = "request_raw") -> ValidationResult:
+                     today: date, raw_table: str = "request_raw",
+                     years_on_file: Sequence[int] | None = None) -> ValidationResult:
     """Split ``raw_table`` into ``request_valid`` / ``request_rejected`` (docs/INTERNALS.md).
 
-    ``master_years`` bounds the tax years a row may ask for; without it, 1900 to
-    ``today``'s year. ``today`` decides which removal order dates lie in the future.
+    ``master_years`` are the first and last tax years on file (without them, 1900 to
+    ``today``'s year; ``years_on_file``, when given, lists them exactly, gaps and all): a
+    row is answered from the overlap of its periods and those years,
+    and rejected (``INVALID_TAX_PERIOD``) only when its periods cannot be read, ask for a
+    year after ``today``'s, or share no year with the file. ``today`` also decides which
+    removal order dates lie in the future.
     """
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", raw_table):
         raise PipelineError(f"validate_request: `{raw_table}` is not a plain table name")
-    years = master_years or (1900, today.year)
+    lo, hi = master_years or (1900, today.year)
+    years = sorted(set(years_on_file)) if years_on_file else list(range(lo, hi + 1))
     try:
-        _lookups(engine, raw_table, years=years)
+        _lookups(engine, raw_table, years=years, today=today)
         _checked(engine, raw_table, batch, today=today, years=years)
         engine.execute(
             "CREATE OR REPLACE TABLE request_rejected AS SELECT source_row, request_row_id, "
@@ -150,6 +162,8 @@ def validate_request(engine: Engine, batch: Batch, *, master_years: tuple[int, i
             "CASE WHEN tin IS NOT NULL THEN tin_d END AS tin "
             f"FROM {_CHECKED} WHERE reason_codes = ''")
         _check_partition(engine, raw_table)
+        partly = engine.fetchall(f"SELECT count_if(tax_partial) FROM {_CHECKED} "
+                                 "WHERE reason_codes = ''")[0][0]
         counts = dict(engine.fetchall(
             "SELECT code, count(*) FROM (SELECT unnest(string_split(reason_codes, ';')) "
             "AS code FROM request_rejected) GROUP BY code"))
@@ -160,4 +174,5 @@ def validate_request(engine: Engine, batch: Batch, *, master_years: tuple[int, i
         valid_count=engine.count("request_valid"),
         rejected_count=engine.count("request_rejected"),
         reason_counts={code: int(counts[code]) for code in REASON_CODES if code in counts},
+        periods_partly_on_file=int(partly or 0),
     )

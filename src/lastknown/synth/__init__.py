@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 from rich.progress import Progress
 
-from lastknown.errors import ConfigError
+from lastknown.errors import ConfigError, InputError
+from lastknown.outdirs import check_can_create
 from lastknown.synth import writer
 from lastknown.synth.addresses import address_histories
 from lastknown.synth.master import build_master
@@ -28,6 +31,8 @@ from lastknown.synth.population import MAX_TIN_SHARDS, build_population
 from lastknown.synth.requests import build_requests
 
 DEFAULT_TODAY = dt.date(2026, 11, 1)
+#: What `generate` writes into ``out`` (``--force`` replaces exactly these).
+OUTPUTS = ("master", "request.csv", "request.xlsx", "batch.toml", "truth.csv")
 
 __all__ = ["DEFAULT_TODAY", "SynthResult", "generate"]
 
@@ -70,8 +75,12 @@ def _steps(progress: bool, total: int) -> Iterator[Progress | None]:
 
 def generate(*, persons: int, requests: int, seed: int, out: Path, first_tax_year: int = 2019,
              last_tax_year: int = 2024, today: dt.date | None = None,
-             progress: bool = False, shard_persons: int | None = None) -> SynthResult:
+             progress: bool = False, shard_persons: int | None = None,
+             force: bool = False) -> SynthResult:
     """Write ``out/master/``, ``request.csv``, ``request.xlsx``, ``batch.toml``, ``truth.csv``.
+
+    ``out`` must be new or empty unless ``force``: then the files are first written to a
+    hidden folder inside ``out`` and replace the old ones only when all were written.
 
     ``shard_persons``: when ``persons`` is larger, the population is drawn in
     ``ceil(persons / shard_persons)`` independent shards, one after another, so memory is
@@ -93,14 +102,57 @@ def generate(*, persons: int, requests: int, seed: int, out: Path, first_tax_yea
             f"synth: tax years {first_tax_year}-{last_tax_year} must be ordered and end "
             f"before the year of `today` ({today.isoformat()})")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder")
+    check_can_create(out)
+    existing = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if existing and not force:
+        shown = ", ".join(existing[:5]) + (", ..." if len(existing) > 5 else "")
+        raise InputError(f"--out {out} is not empty (it holds {shown}): choose an empty or "
+                         "new folder, or pass --force to replace the synthetic files there")
     out.mkdir(parents=True, exist_ok=True)
-    if shard_persons is not None and persons > shard_persons:
-        return _generate_sharded(persons=persons, requests=requests, seed=seed, out=out,
-                                 first_tax_year=first_tax_year, last_tax_year=last_tax_year,
-                                 today=today, progress=progress, shard_persons=shard_persons)
+
+    def run(into: Path) -> SynthResult:
+        if shard_persons is not None and persons > shard_persons:
+            return _generate_sharded(persons=persons, requests=requests, seed=seed, out=into,
+                                     first_tax_year=first_tax_year, today=today,
+                                     last_tax_year=last_tax_year, progress=progress,
+                                     shard_persons=shard_persons)
+        return _generate_single(persons=persons, requests=requests, seed=seed, out=into,
+                                first_tax_year=first_tax_year, last_tax_year=last_tax_year,
+                                today=today, progress=progress)
+
+    if not existing:
+        return run(out)
+    # --force: write everything beside the old files first; replace them only once it worked.
+    staging = Path(tempfile.mkdtemp(prefix=".lastknown-synth-", dir=out))
+    try:
+        result = run(staging)
+        for name in sorted(set(OUTPUTS) | {p.name for p in staging.iterdir()}):
+            old, new = out / name, staging / name
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink(missing_ok=True)  # e.g. an old request.xlsx this run did not write
+            if new.exists():
+                new.rename(old)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return _moved(result, staging, out)
+
+
+def _moved(result: SynthResult, old: Path, new: Path) -> SynthResult:
+    def move(path: Path | None) -> Path | None:
+        return None if path is None else new / path.relative_to(old)
+
+    return replace(result, out=new, master_dir=new / "master",
+                   request_csv=new / "request.csv", request_xlsx=move(result.request_xlsx),
+                   batch_toml=new / "batch.toml", truth_csv=new / "truth.csv")
+
+
+def _generate_single(*, persons: int, requests: int, seed: int, out: Path, first_tax_year: int,
+                     last_tax_year: int, today: dt.date, progress: bool) -> SynthResult:
     master_dir = out / "master"
-    for old in master_dir.glob("part-*.parquet"):
-        old.unlink()
     shard = _generate_one(np.random.default_rng(seed), persons=persons, requests=requests,
                           out=out, first_tax_year=first_tax_year, last_tax_year=last_tax_year,
                           today=today, progress=progress)
@@ -189,9 +241,6 @@ def _generate_sharded(*, persons: int, requests: int, seed: int, out: Path,
     if min(shard_sizes) < 10 or min(request_sizes) < 1:
         raise ConfigError("synth: every shard needs at least 10 persons and 1 request")
     master_dir = out / "master"
-    for old in master_dir.glob("part-*.parquet"):
-        old.unlink()
-    (out / "request.xlsx").unlink(missing_ok=True)
     filers = master_rows = parts = request_rows = truth_rows = 0
     outcomes: dict[str, int] = {}
     offset = 0

@@ -75,7 +75,9 @@ def draw_addresses(rng: np.random.Generator, place: IntArray, *,
                          np.where(rng.random(k) < 0.3, rng.integers(1, 5, k), 0))
     floor = rng.integers(1, 7, k).astype(np.str_)
     letter = np.array(list("ABCD"))[rng.integers(0, 4, k)]
-    door = np.char.zfill(rng.integers(1, 20, k).astype(np.str_), 2)
+    door_number = rng.integers(1, 20, k).astype(np.str_)
+    # numpy's zfill fails on an empty array (a tiny request can draw no new address).
+    door = np.char.zfill(door_number, 2) if k else door_number
     unit = np.where(rng.random(k) < 0.5, np.char.add(floor, letter), np.char.add(floor, door))
     unit = np.where(apartment, unit, "")
     return AddressTable(place=place, number=number, street=street, street_type=street_type,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.util.exc import CommandError
 
 from lastknown.disclose.ledger import models
 from lastknown.disclose.ledger.chain import (
@@ -291,15 +292,20 @@ def migrate(engine: sa.Engine) -> None:
     """Bring the ledger's schema to the newest Alembic revision (no ini file needed)."""
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.connect() as conn:
-        conn.execution_options(**{_WRITE_OPTION: True})
-        with conn.begin():
-            if conn.dialect.name == "postgresql":  # two first runs must not both create tables
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock("
-                                     "hashtext(current_schema() || :key))"),
-                             {"key": _PG_MIGRATE_KEY})
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{_WRITE_OPTION: True})
+            with conn.begin():
+                if conn.dialect.name == "postgresql":  # two first runs must not both create
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock("  # the tables
+                                         "hashtext(current_schema() || :key))"),
+                                 {"key": _PG_MIGRATE_KEY})
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+    except CommandError as exc:  # e.g. a revision this version does not ship: a newer ledger
+        raise LedgerError(f"ledger {engine.url.render_as_string(hide_password=True)}: its schema "
+                          f"cannot be brought to this version's ({exc}); it was probably written "
+                          "by a newer lastknown: use that version, or another --ledger") from exc
 
 
 def open_ledger(url_or_path: str | Path, *, create: bool = False,
