@@ -30,6 +30,7 @@ from typing import Any
 
 import bench_match as bm
 import robust_sets as rs
+from corrupt import OPERATORS
 
 RATES = (0, 5, 10, 20, 40)
 
@@ -101,10 +102,10 @@ def sweep(base: rs.Base, args: argparse.Namespace, limits: dict[str, Any]) -> No
     approaches = [a for a in bm.APPROACHES if a not in args.skip]
     lines = []
     for rate in args.rates:
-        data, corrupted = rs.sweep_set(base, rate / 100, args.seed,
-                                       args.work / f"robust-{args.persons}-{args.seed}-{rate}")
+        data, applied = rs.sweep_set(base, rate / 100, args.seed,
+                                     args.work / f"robust-{args.persons}-{args.seed}-{rate}")
         got = measure(data, base.path / "index", limits, args.skip)
-        cells = [f"{rate} %", f"{corrupted:,}"]
+        cells = [f"{rate} %", f"{len(applied):,}"]
         for a in approaches:
             r = got[a]
             cells += ([r["error"], "", ""] if "error" in r else
@@ -118,13 +119,34 @@ def sweep(base: rs.Base, args: argparse.Namespace, limits: dict[str, Any]) -> No
         f"{a} precision | {a} recall | {a} false" for a in approaches) + " |\n")
     out.write("|" + "---|" * (2 + 3 * len(approaches)) + "\n")
     out.write("\n".join(lines) + "\n")
+    if "lastknown" not in args.skip and applied:
+        by_operator(base, applied, rs.package_outcomes(data), max(args.rates))
+
+
+def by_operator(base: rs.Base, applied: dict[str, list[str]], outcomes: dict[str, str],
+                rate: int) -> None:
+    """lastknown's outcomes on the corrupted expected-M rows, per operator applied."""
+    out = sys.stdout
+    kinds = ("M", "N", "A", "U", "R")
+    out.write(f"\nlastknown at {rate} %: outcomes of corrupted expected-M rows by operator "
+              "(any: rows with it among their 1-3 errors; alone: rows with only it)\n"
+              "| operator | rows (any) | " + " | ".join(kinds) + " | rows (alone) "
+              "| M (alone) |\n|" + "---|" * (4 + len(kinds)) + "\n")
+    m_rows = {i: ops for i, ops in applied.items() if base.truth[i]["expected_outcome"] == "M"}
+    for name in OPERATORS:
+        anyof = [i for i, ops in m_rows.items() if name in ops]
+        alone = [i for i, ops in m_rows.items() if ops == [name]]
+        counts = [sum(outcomes.get(i) == k for i in anyof) for k in kinds]
+        out.write(f"| {name} | {len(anyof)} | " + " | ".join(map(str, counts))
+                  + f" | {len(alone)} | {sum(outcomes.get(i) == 'M' for i in alone)} |\n")
 
 
 def hard_sets(base: rs.Base, args: argparse.Namespace, limits: dict[str, Any]) -> None:
     stem = args.work / f"hard-{args.persons}-{args.seed}"
     table = []
     if args.single_year:
-        data, info = rs.single_year_set(base, args.seed, stem / "single-year", args.hard_rate)
+        data, info = rs.single_year_set(base, args.seed, stem / "single-year", args.hard_rate,
+                                        args.imperfect)
         refused = build_index(data / "master", data / "index", limits)
         table.append(("single year", info, measure(data, data / "index", limits, args.skip,
                                                    refused)))
@@ -166,6 +188,8 @@ def main() -> None:
     parser.add_argument("--attack", action="store_true",
                         help="hard set: near-miss given names at filers' own addresses")
     parser.add_argument("--attack-rows", type=int, default=500)
+    parser.add_argument("--imperfect", type=float, default=rs.IMPERFECT_SHARE,
+                        help="share of single-year master rows damaged (0-1; default 0.02)")
     parser.add_argument("--hard-rate", type=float, default=0.0,
                         help="share of single-year request rows also corrupted (0-1)")
     parser.add_argument("--skip", action="append", default=[], choices=bm.APPROACHES)

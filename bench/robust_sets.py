@@ -113,19 +113,34 @@ def _write_set(out: Path, base: Base, rows: list[Row], truth: list[Row],
     return out
 
 
-def sweep_set(base: Base, rate: float, seed: int, out: Path) -> tuple[Path, int]:
-    """Clean M + N + U rows, ``rate`` of them corrupted; (the set, rows corrupted)."""
+def sweep_set(base: Base, rate: float, seed: int,
+              out: Path) -> tuple[Path, dict[str, list[str]]]:
+    """Clean M + N + U rows, ``rate`` of them corrupted; the set and, per corrupted row,
+    the operators applied."""
     ids = base.clean_m + base.n_ids + base.u_ids
     rows, applied = corrupt_rows([base.rows[i] for i in ids], rate, seed)
-    return _write_set(out, base, rows, [base.truth[i] for i in ids]), len(applied)
+    return _write_set(out, base, rows, [base.truth[i] for i in ids]), applied
+
+
+def package_outcomes(data: Path) -> dict[str, str]:
+    """request_row_id → outcome in the newest response package under ``data`` (R for a
+    rejected row)."""
+    package = max(data.glob("response-*"))
+    out = {r["request_row_id"]: "R" for r in _read_csv(package / "rejected.csv")[1]}
+    out |= {r["request_row_id"]: r["outcome"] for r in _read_csv(package / "unmatched.csv")[1]}
+    out |= {r["request_row_id"]: "M" for r in _read_csv(package / "matched.csv")[1]}
+    return out
 
 
 def _last_year(base: Base) -> int:
     return int(duckdb.sql(f"SELECT max(tax_year) FROM {base.master_glob}").fetchall()[0][0])
 
 
-def single_year_set(base: Base, seed: int, out: Path, rate: float = 0.0) -> tuple[Path, dict]:
-    """The master's last year only, ~2 % of its rows imperfect; partly-covered periods."""
+def single_year_set(base: Base, seed: int, out: Path, rate: float = 0.0,
+                    imperfect: float = IMPERFECT_SHARE) -> tuple[Path, dict]:
+    """The master's last year only, ``imperfect`` of its rows damaged (none of them a
+    requested person's); periods that only partly cover that year; ``rate`` of the
+    request rows corrupted."""
     year = _last_year(base)
     table = duckdb.sql(f"SELECT * FROM {base.master_glob} WHERE tax_year = {year} "
                        "ORDER BY tin").arrow()
@@ -149,7 +164,7 @@ def single_year_set(base: Base, seed: int, out: Path, rate: float = 0.0) -> tupl
         truth.append(base.truth[rid])
     wanted = {t["true_tin"] for t in truth}
     spare = [r for r in records if r["tin"] not in wanted]
-    damaged = random.Random(seed).sample(spare, round(IMPERFECT_SHARE * len(records)))
+    damaged = random.Random(seed).sample(spare, round(imperfect * len(records)))
     for k, rec in enumerate(damaged):
         rec[("last_name", "state", "street")[k % 3]] = ""
     rows, applied = corrupt_rows(rows, rate, seed)
