@@ -10,9 +10,9 @@ errors; truth stays what it was.
 * `romanisation_set`: the given name or the surname of every clean M row respelled by
   the phonetic rules (at the supplied, confirmed address), plus the N rows;
 * `attack_set`: rows asking, at a filer's own address and surname, for a different given
-  name 1–2 letters from the filer's (a real name from the Census first-name list;
-  nickname pairs of the same sex excluded, cross-sex pairs such as LOUIS/LOUISE kept),
-  all expected N, plus the clean M rows.
+  name 1–2 letters from the filer's (a real name from the Census first-name list; for
+  the same sex, nicknames and spelling variants of the filer's name are left out;
+  cross-sex pairs such as LOUIS/LOUISE are kept), all expected N, plus the clean M rows.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import duckdb
 import jellyfish
 import pyarrow as pa
 import pyarrow.parquet as pq
-from corrupt import corrupt_rows, respell
+from corrupt import corrupt_rows, respell, respellings
 from nicknames import NickNamer
 
 import lastknown
@@ -208,16 +208,22 @@ def _first_names() -> dict[str, set[str]]:
 
 
 def _near_names(given: str, names: dict[str, set[str]], nick: NickNamer) -> list[str]:
-    """Real names 1–2 edits from ``given`` that are not a same-sex nickname of it."""
+    """Real names 1–2 edits from ``given`` that could not be the same person's name: not,
+    for the same sex, a nickname, a same-sounding spelling (metaphone) or a respelling of
+    it (JON/JOHN, KENNITH/KENNETH, KRISTOPHER/CHRISTOPHER are left out; LOUIS/LOUISE,
+    DUANE/DIANE, RONALD/DONALD are kept)."""
     related = {n.upper() for n in nick.nicknames_of(given) | nick.canonicals_of(given)}
+    related |= {v.upper() for v in respellings(given)}
+    sound = jellyfish.metaphone(given)
     out = []
     for other, sexes in names.items():
         if other == given or len(other) < 3 or abs(len(other) - len(given)) > 2:
             continue
         if not 1 <= jellyfish.damerau_levenshtein_distance(given, other) <= 2:
             continue
-        if other in related and sexes & names.get(given, sexes):
-            continue  # JON/JOHN may be one person; LOUIS/LOUISE are two
+        if (other in related or jellyfish.metaphone(other) == sound) \
+                and sexes & names.get(given, sexes):
+            continue
         out.append(other)
     return sorted(out)
 

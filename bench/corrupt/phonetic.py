@@ -4,9 +4,10 @@ into another standard spelling of the same sound.
 The rules are general sound correspondences between transliteration systems (Arabic,
 Slavic, Korean, German and Spanish-to-English conventions), not a table of names:
 long vowels (``ee``/``i``, ``oo``/``u``, ``ou``/``u``, ``aa``/``a``), ``k``/``c``/``q``,
-``ph``/``f``, ``kh``/``h``, ``sh``/``sch``, ``ch``/``tch``, ``j``/``y``/``dj``, ``w``/``v``,
-``ts``/``tz``, ``x``/``ks``, ``th``/``t``, ``ei``/``ey``, ``ai``/``ay``, ``ya``/``ia``,
-final ``i``/``y`` and ``ie``/``y``, a ``y`` glide before an initial vowel
+``ph``/``f``, ``kh``/``h``, initial ``chr``/``kr``, ``sh``/``sch``, ``ch``/``tch``,
+``j``/``y``/``dj``, ``w``/``v``, ``ts``/``tz``, ``x``/``ks``, ``th``/``t``, ``ei``/``ey``,
+``ai``/``ay``, ``ya``/``ia``, final ``i``/``y`` and ``ie``/``y``,
+a ``y`` glide before an initial vowel
 (Ekaterina/Yekaterina), doubled/single consonants, Korean ``eo``/``o``/``u``, final ``h``,
 non-rhotic ``ar``/``a`` before a final consonant, initial ``b``/``p``, ``g``/``k``,
 ``d``/``t``, and the unstressed vowels ``o``/``u`` and ``e``/``a`` between consonants.
@@ -32,6 +33,7 @@ RULES: tuple[tuple[str, str], ...] = (
     (f"c(?=[aou]|{_E})", "k"), ("k(?=[aou])", "c"),
     ("q(?!u)", "k"), ("k(?=[ai])", "q"),
     ("kh", "h"), (f"{_S}h(?=[aeiou])", "kh"), ("kh", "ch"), ("ch(?=r)", "kh"),
+    (f"{_S}chr", "kr"), (f"{_S}kr", "chr"),
     ("sch", "sh"), ("sh", "sch"), ("tch", "ch"), ("(?<!t)ch", "tch"),
     (f"{_S}j", "y"), (f"{_S}y(?=[aeou])", "j"), ("dj", "j"), ("(?<!d)j", "dj"),
     ("w", "v"), ("v", "w"), ("tz", "ts"), ("ts", "tz"), ("x", "ks"), ("ks", "x"),
