@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from bench.corrupt import (
+    OPERATOR_WEIGHTS,
     OPERATORS,
     corrupt_rows,
     double_letter,
@@ -163,3 +165,11 @@ def test_corrupt_rows_is_deterministic_nested_and_puts_one_to_three_errors() -> 
     assert changed == set(high_ops)
     assert rows[0] == dict(_row(), request_row_id="R0")  # the input is not modified
     assert corrupt_rows(rows, 0.0, seed=101) == (rows, {})
+
+
+def test_every_operator_is_documented_in_matching_md() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "MATCHING.md").read_text(
+        encoding="utf-8")
+    section = text[text.index("## Robustness (independent corruption)"):]
+    for name, weight in OPERATOR_WEIGHTS.items():
+        assert f"| `{name}` | {weight:g} |" in section, f"{name} missing from MATCHING.md"
