@@ -169,7 +169,15 @@ def hard_sets(base: rs.Base, args: argparse.Namespace, limits: dict[str, Any]) -
             out.write(f"| {name} | {approach} | {_num(r['precision'])} | {_num(r['recall'])} "
                       f"| {r['false_disclosures']} | {r['disclosed_when_expected_n']} |\n")
     for name, info, _ in table:
-        out.write(f"{name}: " + ", ".join(f"{k} {v}" for k, v in info.items()) + "\n")
+        out.write(f"{name}: " + ", ".join(f"{k} {v}" for k, v in info.items()
+                                          if isinstance(v, int)) + "\n")
+    if args.romanisation and "lastknown" not in args.skip:
+        outcomes = rs.package_outcomes(stem / "romanisation")
+        ids = next(info["ids"] for name, info, _ in table if name == "romanisation")
+        out.write("romanisation, lastknown disclosed: " + ", ".join(
+            f"{sum(outcomes.get(i) == 'M' for i in rows)} of {len(rows)} with the {label} "
+            "respelled" for label, rows in (("given name", ids["first_name"]),
+                                            ("surname", ids["last_name"]))) + "\n")
 
 
 def main() -> None:

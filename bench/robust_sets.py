@@ -179,8 +179,10 @@ def single_year_set(base: Base, seed: int, out: Path, rate: float = 0.0,
 
 def romanisation_set(base: Base, seed: int, out: Path) -> tuple[Path, dict]:
     """Every clean M row with its given name or surname respelled (1 rule, or 2 in 3 of
-    10 rows), at its confirmed address; plus the N rows, unchanged."""
-    rows, truth, which = [], [], {"first_name": 0, "last_name": 0}
+    10 rows), at its confirmed address; plus the N rows, unchanged. ``ids`` in the info:
+    the row ids by the column respelled."""
+    rows, truth = [], []
+    which: dict[str, list[str]] = {"first_name": [], "last_name": []}
     for rid in base.clean_m:
         rng = random.Random(f"{seed}:romanisation:{rid}")
         column = "first_name" if rng.random() < 0.5 else "last_name"
@@ -188,13 +190,14 @@ def romanisation_set(base: Base, seed: int, out: Path) -> tuple[Path, dict]:
         new = respell(value, rng, steps=2 if rng.random() < 0.3 else 1)
         if norm(new) == norm(value):
             continue
-        which[column] += 1
+        which[column].append(rid)
         rows.append(dict(base.rows[rid], **{column: new}))
         truth.append(base.truth[rid])
     rows += [base.rows[i] for i in base.n_ids]
     truth += [base.truth[i] for i in base.n_ids]
     return _write_set(out, base, rows, truth), {
-        "given_respelled": which["first_name"], "surname_respelled": which["last_name"]}
+        "given_respelled": len(which["first_name"]), "surname_respelled": len(which["last_name"]),
+        "ids": which}
 
 
 def _first_names() -> dict[str, set[str]]:
