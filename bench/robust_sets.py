@@ -10,15 +10,13 @@ errors; truth stays what it was.
 * `romanisation_set`: the given name or the surname of every clean M row respelled by
   the phonetic rules (at the supplied, confirmed address), plus the N rows;
 * `attack_set`: rows asking, at a filer's own address and surname, for a different given
-  name 1–2 letters from the filer's (a real name from the Census first-name list; for
-  the same sex, nicknames and spelling variants of the filer's name are left out;
-  cross-sex pairs such as LOUIS/LOUISE are kept), all expected N, plus the clean M rows.
+  name 1–2 letters from the filer's (`corrupt.near_names`), all expected N, plus the
+  clean M rows.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
 import random
 import re
 import shutil
@@ -26,13 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import jellyfish
 import pyarrow as pa
 import pyarrow.parquet as pq
-from corrupt import corrupt_rows, respell, respellings
-from nicknames import NickNamer
-
-import lastknown
+from corrupt import corrupt_rows, near_names, respell
 
 Row = dict[str, str]
 ADDRESS = ("street", "unit", "city", "state", "zip")
@@ -200,37 +194,6 @@ def romanisation_set(base: Base, seed: int, out: Path) -> tuple[Path, dict]:
         "ids": which}
 
 
-def _first_names() -> dict[str, set[str]]:
-    """Census first names → the sexes they are recorded for."""
-    path = Path(lastknown.__file__).parent / "data" / "first_names.csv.gz"
-    names: dict[str, set[str]] = {}
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for rec in csv.DictReader(f):
-            names.setdefault(rec["name"].upper(), set()).add(rec["sex"])
-    return names
-
-
-def _near_names(given: str, names: dict[str, set[str]], nick: NickNamer) -> list[str]:
-    """Real names 1–2 edits from ``given`` that could not be the same person's name: not,
-    for the same sex, a nickname, a same-sounding spelling (metaphone) or a respelling of
-    it (JON/JOHN, KENNITH/KENNETH, KRISTOPHER/CHRISTOPHER are left out; LOUIS/LOUISE,
-    DUANE/DIANE, RONALD/DONALD are kept)."""
-    related = {n.upper() for n in nick.nicknames_of(given) | nick.canonicals_of(given)}
-    related |= {v.upper() for v in respellings(given)}
-    sound = jellyfish.metaphone(given)
-    out = []
-    for other, sexes in names.items():
-        if other == given or len(other) < 3 or abs(len(other) - len(given)) > 2:
-            continue
-        if not 1 <= jellyfish.damerau_levenshtein_distance(given, other) <= 2:
-            continue
-        if (other in related or jellyfish.metaphone(other) == sound) \
-                and sexes & names.get(given, sexes):
-            continue
-        out.append(other)
-    return sorted(out)
-
-
 def attack_set(base: Base, seed: int, out: Path, wanted: int) -> tuple[Path, dict]:
     """``wanted`` rows naming a near-miss given name at a filer's own address and surname
     (nobody of that given name files there in any year), expected N; plus clean M rows."""
@@ -241,7 +204,6 @@ def attack_set(base: Base, seed: int, out: Path, wanted: int) -> tuple[Path, dic
         FROM {base.master_glob} WHERE tax_year = {year} AND coalesce(street, '') <> ''
         AND coalesce(last_name, '') <> '' ORDER BY tin""").fetchall()
     random.Random(f"{seed}:attack").shuffle(filers)
-    names, nick = _first_names(), NickNamer()
     near: dict[str, list[str]] = {}
     rng = random.Random(f"{seed}:attack-names")
     rows, truth, used = [], [], set()
@@ -252,7 +214,7 @@ def attack_set(base: Base, seed: int, out: Path, wanted: int) -> tuple[Path, dic
         if address in used or not given:
             continue
         if given not in near:
-            near[given] = _near_names(given, names, nick)
+            near[given] = near_names(given)
         options = [g for g in near[given] if (*address, g) not in filed_at]
         if not options:
             continue

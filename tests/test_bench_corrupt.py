@@ -15,6 +15,7 @@ from bench.corrupt import (
     insert_space,
     keyboard_neighbours,
     keyboard_substitute,
+    near_names,
     ocr_confuse,
     remove_space,
     respell,
@@ -173,3 +174,21 @@ def test_every_operator_is_documented_in_matching_md() -> None:
     section = text[text.index("## Robustness (independent corruption)"):]
     for name, weight in OPERATOR_WEIGHTS.items():
         assert f"| `{name}` | {weight:g} |" in section, f"{name} missing from MATCHING.md"
+
+
+def test_near_names_are_real_different_names_one_or_two_edits_away() -> None:
+    import jellyfish
+    from bench.corrupt import census_first_names
+
+    names = census_first_names()
+    for given in ("LOUIS", "RONALD", "KENNETH", "CHRISTOPHER", "JOHN", "DUANE"):
+        near = near_names(given)
+        assert near and given not in near
+        assert all(n in names for n in near)
+        assert all(1 <= jellyfish.damerau_levenshtein_distance(given, n) <= 2 for n in near)
+    assert {"LOUISE", "LEWIS"} & set(near_names("LOUIS")) == {"LOUISE"}  # cross-sex kept
+    assert "DONALD" in near_names("RONALD") and "DIANE" in near_names("DUANE")
+    assert "KENNITH" not in near_names("KENNETH")  # same sound, same sex: maybe him
+    assert "KRISTOPHER" not in near_names("CHRISTOPHER")  # a respelling
+    assert "JON" not in near_names("JOHN")  # a nickname of the same sex
+    assert near_names("louis") == near_names("LOUIS")

@@ -16,12 +16,14 @@ and no rates with synth's defects):
   fields, missing values (middle name, unit, ZIP), truncated values, a wrong ZIP digit,
   a city typo, spaces inserted into or removed from street names and types.
 
-`strings` holds the string operators, `phonetic` the respelling rules, `rows` the row
+`strings` holds the string operators, `phonetic` the respelling rules, `names` the
+near-miss given names of a *different* person (the attack set), `rows` the row
 operators and `corrupt_rows`, which picks the rows to corrupt (1–3 errors each),
 deterministically from a seed. The weights in `rows.OPERATOR_WEIGHTS` are this model's
 own choice (names typed most often wrong), stated there; none was tuned on a matcher.
 """
 
+from .names import census_first_names, near_names
 from .phonetic import respell, respellings
 from .rows import OPERATOR_WEIGHTS, OPERATORS, corrupt_row, corrupt_rows
 from .strings import (
@@ -36,6 +38,7 @@ from .strings import (
     truncate,
 )
 
-__all__ = ["OPERATORS", "OPERATOR_WEIGHTS", "corrupt_row", "corrupt_rows", "double_letter",
-           "drop_letter", "insert_space", "keyboard_neighbours", "keyboard_substitute",
-           "ocr_confuse", "remove_space", "respell", "respellings", "transpose", "truncate"]
+__all__ = ["OPERATORS", "OPERATOR_WEIGHTS", "census_first_names", "corrupt_row",
+           "corrupt_rows", "double_letter", "drop_letter", "insert_space",
+           "keyboard_neighbours", "keyboard_substitute", "near_names", "ocr_confuse",
+           "remove_space", "respell", "respellings", "transpose", "truncate"]
