@@ -171,6 +171,14 @@ def single_year_set(base: Base, seed: int, out: Path, rate: float = 0.0,
                  "corrupted": len(applied)}
 
 
+def with_base_master(data: Path, base: Base, out: Path) -> Path:
+    """The requests and truth of set ``data`` against the base's master (every year on
+    file): the reference the single-year recall is compared with."""
+    _, rows = _read_csv(data / "request.csv")
+    _, truth = _read_csv(data / "truth.csv")
+    return _write_set(out, base, rows, truth)
+
+
 def romanisation_set(base: Base, seed: int, out: Path) -> tuple[Path, dict]:
     """Every clean M row with its given name or surname respelled (1 rule, or 2 in 3 of
     10 rows), at its confirmed address; plus the N rows, unchanged. ``ids`` in the info:
