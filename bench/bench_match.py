@@ -55,19 +55,23 @@ def _norm(col: str) -> str:
 
 
 def _score_hits(con: duckdb.DuckDBPyConnection, data: Path) -> dict[str, float]:
-    """Precision/recall of table ``hits(request_row_id, street, unit, zip)`` vs truth.csv."""
+    """Precision/recall of table ``hits(request_row_id, street, unit, zip)`` vs truth.csv,
+    and how many hits truth expected `N` for (bench_robust.py's attack rows)."""
     truth = f"read_csv('{data / 'truth.csv'}', all_varchar = true)"
-    tp, disclosed, expected = con.execute(f"""
+    tp, disclosed, expected, to_n = con.execute(f"""
         SELECT count_if(t.expected_outcome = 'M'
                         AND {_norm('h.street')} = {_norm('t.expected_street')}
                         AND {_norm('h.unit')} = {_norm('t.expected_unit')}
                         AND left(h.zip, 5) = left(t.expected_zip, 5)),
                count(h.request_row_id),
-               (SELECT count_if(expected_outcome = 'M') FROM {truth})
+               (SELECT count_if(expected_outcome = 'M') FROM {truth}),
+               count_if(t.expected_outcome = 'N')
         FROM hits AS h JOIN {truth} AS t USING (request_row_id)
     """).fetchall()[0]
+    tp, to_n = tp or 0, to_n or 0  # count_if over no hits is NULL
     return {"precision": tp / disclosed if disclosed else 0.0,
-            "recall": tp / expected if expected else 0.0, "false_disclosures": disclosed - tp}
+            "recall": tp / expected if expected else 0.0, "false_disclosures": disclosed - tp,
+            "disclosed_when_expected_n": to_n}
 
 
 def _master(data: Path) -> str:

@@ -136,18 +136,9 @@ def _confirms(engine: DuckDBEngine, supplied: str, on_file: str, *, zip_code: st
     return bool(rows[0][0])
 
 
-_XFAIL_POSTDIR = pytest.mark.xfail(
-    strict=True, reason="normalize/address.py drops a grid's trailing directional "
-    "(350 N and 350 S both give street_name 350)")
-_XFAIL_QUEENS = pytest.mark.xfail(
-    strict=True, reason="normalize/address.py takes only `107` of `107-12` as the house "
-    "number; `12 LIBERTY`/`14 LIBERTY` then pass as a one-letter street typo")
-_XFAIL_FRACTION = pytest.mark.xfail(
-    strict=True, reason="normalize/address.py puts the `1/2` of `12 1/2` into the street "
-    "name (`1 2 MAIN`) instead of the house number; `1 4 MAIN` is then one typo away")
 _XFAIL_NO_NUMBER = pytest.mark.xfail(
-    strict=True, reason="lines without a house number (PO/RR/HC boxes, military boxes, "
-    "Wisconsin grid, URB) never confirm: no house_number is extracted")
+    strict=True, reason="Puerto Rico urbanization lines (URB name, then number and street) "
+    "never confirm: no house_number is extracted")
 
 
 @pytest.mark.parametrize(("supplied", "on_file"), [
@@ -156,11 +147,11 @@ _XFAIL_NO_NUMBER = pytest.mark.xfail(
     ("12 1/2 Main St", "12 1/2 Main Street"),
     ("107-12 Liberty Ave", "107-12 Liberty Avenue"),
     ("12 Main St Apt 4", "12 Main Street #4"),
-    pytest.param("PO Box 123", "P.O. Box 123", marks=_XFAIL_NO_NUMBER),
-    pytest.param("RR 2 Box 15", "RR 2 Box 15", marks=_XFAIL_NO_NUMBER),
-    pytest.param("HC 1 Box 5", "HC 1 Box 5", marks=_XFAIL_NO_NUMBER),
-    pytest.param("PSC 1234 Box 5678", "PSC 1234 Box 5678", marks=_XFAIL_NO_NUMBER),
-    pytest.param("W156N8480 Pilgrim Rd", "W156N8480 Pilgrim Road", marks=_XFAIL_NO_NUMBER),
+    ("PO Box 123", "P.O. Box 123"),
+    ("RR 2 Box 15", "RR 2 Box 15"),
+    ("HC 1 Box 5", "HC 1 Box 5"),
+    ("PSC 1234 Box 5678", "PSC 1234 Box 5678"),
+    ("W156N8480 Pilgrim Rd", "W156N8480 Pilgrim Road"),
     pytest.param("URB Las Gladiolas 150 Calle A", "URB Las Gladiolas 150 Calle A",
                  marks=_XFAIL_NO_NUMBER),
 ])
@@ -170,11 +161,11 @@ def test_one_address_in_two_spellings_confirms(engine: DuckDBEngine, supplied: s
 
 
 @pytest.mark.parametrize(("supplied", "on_file"), [
-    pytest.param("1074 W 350 N", "1074 W 350 S", marks=_XFAIL_POSTDIR),
+    ("1074 W 350 N", "1074 W 350 S"),
     ("1074 W 350 N", "1074 E 350 N"),
-    pytest.param("107-12 Liberty Ave", "107-14 Liberty Ave", marks=_XFAIL_QUEENS),
+    ("107-12 Liberty Ave", "107-14 Liberty Ave"),
     ("12 1/2 Main St", "12 Main St"),
-    pytest.param("12 1/2 Main St", "12 1/4 Main St", marks=_XFAIL_FRACTION),
+    ("12 1/2 Main St", "12 1/4 Main St"),
     ("12 Main St Apt 4", "12 Main St Apt 5"),
     ("PO Box 123", "PO Box 124"),
 ])

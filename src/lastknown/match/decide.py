@@ -43,7 +43,8 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
     * house number equal — always; a line without a house number or street name never
       confirms;
     * street: name equal after USPS standardisation, or equal once spaces are ignored, or
-      one typo in a name of 5+ letters; or, when one side's street type was not
+      one typo in a name of 5+ letters without digits (numbers are never typos: ``350 N``
+      and ``350 S`` are two grid streets); or, when one side's street type was not
       recognised (misspelt or split: ``Parker Tsreet``, ``Franc P Lace``, ``Hallen
       Clise``), the spelled-out lines (``street_line``: name + type word, no spaces) equal
       or one edit apart for lines of 8+ letters;
@@ -76,6 +77,9 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
         THEN (CASE
             WHEN {q}.street_name = {r}.street_name THEN true
             WHEN replace({q}.street_name, ' ', '') = replace({r}.street_name, ' ', '') THEN true
+            -- a number in a street name is never a typo (350 N / 350 S, 21ST / 22ND)
+            WHEN regexp_matches({q}.street_name, '[0-9]')
+                 OR regexp_matches({r}.street_name, '[0-9]') THEN false
             WHEN length({q}.street_name) >= 5
                  AND abs(length({q}.street_name) - length({r}.street_name)) <= 1
                  AND damerau_levenshtein({q}.street_name, {r}.street_name) <= 1 THEN true

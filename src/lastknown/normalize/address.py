@@ -150,6 +150,30 @@ def house_number_ocr_sql(expr: str) -> str:
             f"ELSE {expr} END")
 
 
+#: A house number: digits with an optional fraction (``12F12`` for ``12 1/2``), or a
+#: Wisconsin grid number (``W156N8480``).
+HOUSE_NUMBER = "[0-9]+(F[0-9]+)?|[NSEW][0-9]+[NSEW][0-9]+"
+
+
+def street_line_sql(expr: str) -> str:
+    """The street line cleaned, with its house number in one token (see :data:`HOUSE_NUMBER`).
+
+    * a Queens-style hyphenated number keeps both parts (``107-12`` → ``10712``);
+    * a fraction joins the number (``12 1/2`` → ``12F12``), so ``12 1/4`` stays another house;
+    * a box is a house number on a street named by its route (``PO Box 123`` →
+      ``123 POBOX``; ``RR 2 Box 15`` → ``15 RR 2``; ``PSC 1234 Box 5678`` →
+      ``5678 PSC 1234``), so boxes confirm like houses do.
+    """
+    raw = f"upper(trim(coalesce(CAST({expr} AS VARCHAR), '')))"
+    joined = (f"regexp_replace(regexp_replace({raw}, '^([0-9]+)-([0-9]+)(\\s)', '\\1\\2\\3'), "
+              f"'^([0-9]+)\\s+([0-9])/([0-9]+)(\\s)', '\\1F\\2\\3\\4')")
+    cleaned = clean_address_sql(joined)
+    boxes = (f"regexp_replace(regexp_replace({cleaned}, "
+             f"'^(P ?O|POST OFFICE) BOX ([0-9]+)', '\\2 POBOX'), "
+             f"'^(RR|HC|PSC|CMR|UNIT|RURAL ROUTE) ([0-9]+) BOX ([0-9]+)', '\\3 \\1 \\2')")
+    return house_number_ocr_sql(boxes)
+
+
 def clean_address_sql(expr: str) -> str:
     """Upper-case, accent-free; ``#`` spaced out as a token; other punctuation → space."""
     return (
@@ -206,7 +230,10 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
                  THEN {types}[_core[-1]] END AS _type
         FROM (
             SELECT *,
+                -- a trailing directional goes, but not after a grid number (350 N is
+                -- another street than 350 S)
                 CASE WHEN len(_mapped) > 1 AND _mapped[-1] IN {dirs}
+                          AND NOT regexp_matches(_mapped[-2], '^[0-9]+$')
                      THEN _mapped[1:-2] ELSE _mapped END AS _core
             FROM (
                 SELECT *,
@@ -225,15 +252,15 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
                                  THEN len(_rest) END) AS _cut
                     FROM (
                         SELECT *,
-                            NULLIF(regexp_extract(_st, '^([0-9]+)', 1), '') AS house_number,
+                            NULLIF(regexp_extract(_st, '^({HOUSE_NUMBER})', 1), '')
+                                AS house_number,
                             list_filter(string_split(
-                                CASE WHEN regexp_matches(_st, '^[0-9]')
+                                CASE WHEN regexp_matches(_st, '^({HOUSE_NUMBER})')
                                      THEN regexp_replace(_st, '^[0-9A-Z]*', '') ELSE _st END,
                                 ' '), lambda t: t <> '') AS _rest,
                             list_filter(string_split({clean_address_sql(unit)}, ' '),
                                         lambda t: t <> '') AS _unit_col
-                        FROM (SELECT *, {house_number_ocr_sql(clean_address_sql(street))} AS _st
-                              FROM {source})
+                        FROM (SELECT *, {street_line_sql(street)} AS _st FROM {source})
                     )
                     )
                 )
