@@ -20,6 +20,7 @@ Rules
   (``2528 S Sierra Pl 3D``); the unit is reduced to its identifier (``Apt 4-B`` → ``4B``);
 * the street *name* drops a leading/trailing directional and a trailing street
   type, so ``1234 West Main Street`` and ``1234 W Main`` share ``MAIN``;
+* an ordinal's suffix is the one its number takes (``17HT`` → ``17TH``);
 * zip → first five digits (letters that look like digits read as them: ``O`` → ``0``);
   a leading house number of digits and O/I/L read the same way (``1O74`` → ``1074``);
   city tokens ``ST``/``MT``/``FT`` → ``SAINT``/``MOUNT``/``FORT``;
@@ -113,10 +114,23 @@ def _mapped_tokens_sql(tokens: str) -> str:
                                 | set(usps.DIRECTIONAL_REPLACEMENTS.values())))
     at_type = (f"len({tokens}) > 1 AND (i = len({tokens}) OR (i = len({tokens}) - 1 "
                f"AND i > 1 AND {tokens}[-1] IN {dir_words}))")
-    return (f"list_transform({tokens}, lambda t, i: CASE "
-            f"WHEN {at_type} THEN coalesce({_type_token_map_sql()}[t], t) "
-            f"WHEN i = 1 AND len({tokens}) > 1 THEN coalesce({_edge_token_map_sql()}[t], t) "
-            f"ELSE coalesce({_map_literal(_ORDINALS)}[t], t) END)")
+    mapped = (f"list_transform({tokens}, lambda t, i: CASE "
+              f"WHEN {at_type} THEN coalesce({_type_token_map_sql()}[t], t) "
+              f"WHEN i = 1 AND len({tokens}) > 1 THEN coalesce({_edge_token_map_sql()}[t], t) "
+              f"ELSE coalesce({_map_literal(_ORDINALS)}[t], t) END)")
+    return f"list_transform({mapped}, lambda t: {ordinal_sql('t')})"
+
+
+def ordinal_sql(token: str) -> str:
+    """A numbered street's ordinal with its suffix written right (``17HT``, ``38THH`` →
+    ``17TH``, ``38TH``; ``21TH`` → ``21ST``): the number says which suffix it takes, so a
+    keyed-wrong suffix carries no information. Other tokens stay as they are."""
+    tail = f"CAST(right(regexp_extract({token}, '^[0-9]+'), 2) AS INTEGER)"
+    return (f"CASE WHEN regexp_matches({token}, '^[0-9]+[STNDRH]{{1,3}}$') "
+            f"THEN regexp_extract({token}, '^[0-9]+') || CASE "
+            f"WHEN {tail} BETWEEN 11 AND 13 THEN 'TH' WHEN {tail} % 10 = 1 THEN 'ST' "
+            f"WHEN {tail} % 10 = 2 THEN 'ND' WHEN {tail} % 10 = 3 THEN 'RD' ELSE 'TH' END "
+            f"ELSE {token} END")
 
 
 def _unit_designators() -> list[str]:
