@@ -174,6 +174,8 @@ def street_line_sql(expr: str) -> str:
 
     * a Queens-style hyphenated number keeps both parts (``107-12`` → ``10712``);
     * a fraction joins the number (``12 1/2`` → ``12F12``), so ``12 1/4`` stays another house;
+    * a Puerto Rico urbanization line puts its number first (``URB Las Gladiolas 150
+      Calle A`` → ``150 CALLE A URB LAS GLADIOLAS``);
     * a box is a house number on a street named by its route (``PO Box 123`` →
       ``123 POBOX``; ``RR 2 Box 15`` → ``15 RR 2``; ``PSC 1234 Box 5678`` →
       ``5678 PSC 1234``), so boxes confirm like houses do.
@@ -182,7 +184,9 @@ def street_line_sql(expr: str) -> str:
     joined = (f"regexp_replace(regexp_replace({raw}, '^([0-9]+)-([0-9]+)(\\s)', '\\1\\2\\3'), "
               f"'^([0-9]+)\\s+([0-9])/([0-9]+)(\\s)', '\\1F\\2\\3\\4')")
     cleaned = clean_address_sql(joined)
-    boxes = (f"regexp_replace(regexp_replace({cleaned}, "
+    urbanization = (f"regexp_replace({cleaned}, '^(URB|URBANIZACION) ([A-Z ]+?) ([0-9]+) (.+)$', "
+                    f"'\\3 \\4 \\1 \\2')")
+    boxes = (f"regexp_replace(regexp_replace({urbanization}, "
              f"'^(P ?O|POST OFFICE) BOX ([0-9]+)', '\\2 POBOX'), "
              f"'^(RR|HC|PSC|CMR|UNIT|RURAL ROUTE) ([0-9]+) BOX ([0-9]+)', '\\3 \\1 \\2')")
     return house_number_ocr_sql(boxes)
