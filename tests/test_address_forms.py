@@ -1,8 +1,8 @@
 """Every valid US address form passes intake; placeholder text does not (DESIGN, reason codes).
 
 The second half checks the same forms in address normalisation and confirmation
-(``normalize/address.py``, ``match/decide.py``): known mis-normalisations are
-``xfail(strict=True)`` with the reason, so a fix shows up as an XPASS to un-mark.
+(``normalize/address.py``, ``match/decide.py``): one address in two spellings confirms,
+two different addresses of the same form do not.
 """
 
 from __future__ import annotations
