@@ -23,7 +23,8 @@ from lastknown.match.model import (
 from lastknown.normalize.names import normalised_names_sql
 from lastknown.normalize.nicknames import first_groups_sql, register_nicknames
 from lastknown.normalize.phonetic import (
-    given_name_sexes,
+    SEX_SHARE,
+    given_name_male_shares,
     name_keys_sql,
     phonetic_key_python,
     phonetic_key_sql,
@@ -87,15 +88,16 @@ def test_key_of_null_is_null(engine: DuckDBEngine) -> None:
     assert engine.fetchall(f"SELECT {phonetic_key_sql('CAST(NULL AS VARCHAR)')}")[0][0] is None
 
 
-def test_sex_of_a_name_needs_a_clear_majority() -> None:
-    sexes = given_name_sexes()
-    assert sexes["LOUIS"] == "M" and sexes["LOUISE"] == "F"
-    assert sexes["GERALDINE"] == "F" and sexes["JERRY"] == "M"
-    assert sexes["JAMIE"] is None  # given to both sexes
-    # listed for one sex only: that sex, however rare (precision first: GEORGINE is not
-    # GEORGE, CLAUD is not CLAUDIA)
-    assert sexes["DANIELL"] == "F" and sexes["GEORGINE"] == "F" and sexes["CLAUD"] == "M"
-    assert "XQZWV" not in sexes
+def test_the_share_of_men_among_a_names_bearers() -> None:
+    shares = given_name_male_shares()
+    assert shares["LOUIS"] > 0.9 and shares["LOUISE"] < 0.1
+    assert shares["GERALDINE"] == 0.0 and shares["JERRY"] > 0.9
+    assert 0.3 < shares["JAMIE"] < 0.7  # given to both sexes
+    # listed for one sex only: wholly that sex, however rare (GEORGINE is not GEORGE)
+    assert shares["DANIELL"] == 0.0 and shares["GEORGINE"] == 0.0 and shares["CLAUD"] == 1.0
+    assert abs(shares["MARTY"] - shares["MARTHA"]) >= SEX_SHARE  # opposite sexes
+    assert abs(shares["MARTY"] - shares["MARTIN"]) < SEX_SHARE
+    assert "XQZWV" not in shares
 
 
 def _people(engine: DuckDBEngine, table: str, names: list[tuple[str, str]]) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 
 from lastknown.engines.base import Engine
 from lastknown.errors import ConfigError, PipelineError
+from lastknown.normalize.phonetic import SEX_SHARE
 
 #: Columns every scored record carries (request side and master side alike).
 COMPARE_COLUMNS: tuple[str, ...] = (
@@ -120,8 +121,9 @@ def request_level_upper(comparison: str, label: str) -> float | None:
     return bounds[2]
 
 
-#: Given names not of opposite sexes (a name's sex is unknown unless clearly one).
-SAME_SEX = 'coalesce("first_sex_l" = "first_sex_r", true)'
+#: Given names not of opposite sexes: the shares of men among their bearers differ by less
+#: than :data:`~lastknown.normalize.phonetic.SEX_SHARE` (true when either is not listed).
+SAME_SEX = f'coalesce(abs("first_sex_l" - "first_sex_r") < {SEX_SHARE}, true)'
 #: Equal phonetic keys, and spellings not far apart (Jaro-Winkler ≥ 0.75): the key alone
 #: joined VONNA and WAYNE (W/V, vowels) in a false disclosure on synth seed 4; respellings
 #: across romanisations mostly keep ≥ 0.78 (YOUSSEF/YUSUF 0.81, JEONG/JUNG 0.81,

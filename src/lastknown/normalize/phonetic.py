@@ -19,9 +19,9 @@ runs in any SQL engine and over distinct names only at index time):
 * ``Y`` is a vowel; every run of vowels → ``A``; doubled consonants → one.
 
 Given-name facts come from the shipped Census table ``data/first_names.csv.gz``: a name
-is *known* when it is listed there, and has a *sex* when it is listed for one sex only or
-at least :data:`SEX_SHARE` of its frequency is of one sex (else unknown;
-:func:`given_name_sexes`).
+is *known* when it is listed there; ``first_sex`` is the share of its bearers who are men
+(:func:`given_name_male_shares`; NULL for a name not listed), and two given names are of
+*opposite sexes* when their shares differ by :data:`SEX_SHARE` or more.
 
 >>> key = phonetic_key_python
 >>> key("KAREEM") == key("KARIM"), key("MOUSSA") == key("MUSA"), key("SUH") == key("SEO")
@@ -63,10 +63,14 @@ PHONETIC_RULES: tuple[tuple[str, str], ...] = (
     *((f"{c}{c}+", c) for c in "FJKLMNPRSTX"),
 )
 
-#: Share of a name's frequency that must be of one sex for the name to have that sex.
-SEX_SHARE = 0.9
-#: Engine table ``(name VARCHAR, sex VARCHAR)``: every Census given name;
-#: sex NULL when the name is given to both sexes or too rare to tell.
+#: Two given names are of opposite sexes when the shares of men among their bearers differ
+#: by this much or more: half the scale (MARTY, 86 % men, is not MARTHA; JAMIE, 30 %, may
+#: be JAMES or JAMIE-LYNN). It replaced a rule that gave a name a sex only at 90 % of one,
+#: under which MARTY (86 %) was sexless and a request for MARTY where MARTHA files was
+#: disclosed (bench_robust attack set, seed 103 — a tuning seed since).
+SEX_SHARE = 0.5
+#: Engine table ``(name VARCHAR, sex DOUBLE)``: every Census given name and the share of
+#: men among its bearers.
 GIVEN_NAME_TABLE = "match_given_name"
 #: Columns :func:`name_keys_sql` adds.
 PHONETIC_COLUMNS: tuple[str, ...] = ("first_ph", "first_sex", "first_known", "surname_ph")
@@ -101,36 +105,32 @@ def _census_rows() -> list[dict[str, str]]:
 
 
 @cache
-def given_name_sexes() -> dict[str, str | None]:
-    """Census given name → ``'M'``, ``'F'`` or None (both sexes, or too rare to tell).
+def given_name_male_shares() -> dict[str, float]:
+    """Census given name → the share of its bearers who are men (0 to 1).
 
-    A name listed for one sex only is that sex — also a rare one (GEORGINE, DANIELL): a
-    request for GEORGINE where only GEORGE files is a different person (bench_robust's
-    attack set disclosed GEORGINE/GEORGE, GEORGIE/GEORGE and CLAUD/CLAUDIA rows while such
-    names counted as unknown). The price is a requester's one-letter slip that lands on
-    the other sex's list (DANIELL for DANIEL), which then is not matched. A name on both
-    lists has a sex when :data:`SEX_SHARE` of its frequency is of one (LOUISE, JERRY), else
-    none (JESSIE, LOU).
+    Each list gives a name's frequency among men or among women; the share is the men's
+    part of the two. A name listed for one sex only is wholly that sex (0 or 1), also a rare
+    one (GEORGINE, CLAUD): precision first — a request for GEORGINE where only GEORGE files
+    is a different person (bench_robust's attack set disclosed such rows while rare
+    one-list names counted as unknown). The price is a requester's slip that lands on the
+    other sex's list (DANIELL for DANIEL), which is then not matched.
+
+    >>> shares = given_name_male_shares()
+    >>> shares["LOUISE"] < 0.1 < 0.9 < shares["LOUIS"], 0.3 < shares["JAMIE"] < 0.7
+    (True, True)
     """
     freq: dict[str, dict[str, float]] = {}
     for row in _census_rows():
         by_sex = freq.setdefault(row["name"].strip().upper(), {})
-        f = float(row["freq"])
-        by_sex[row["sex"]] = by_sex.get(row["sex"], 0.0) + f
-    out: dict[str, str | None] = {}
-    for name, by_sex in freq.items():
-        if len(by_sex) == 1:  # listed for one sex only: precision first, it is that sex
-            out[name] = next(iter(by_sex))
-            continue
-        total = sum(by_sex.values())
-        out[name] = next((s for s, f in by_sex.items() if f / total >= SEX_SHARE), None)
-    return out
+        by_sex[row["sex"]] = by_sex.get(row["sex"], 0.0) + float(row["freq"])
+    return {name: by_sex.get("M", 0.0) / sum(by_sex.values()) for name, by_sex in freq.items()}
 
 
 def register_given_names(engine: Engine) -> str:
     """Load :data:`GIVEN_NAME_TABLE` into ``engine``; return its name."""
-    sexes = sorted(given_name_sexes().items())
-    data = pa.table({"name": [n for n, _ in sexes], "sex": [s for _, s in sexes]})
+    shares = sorted(given_name_male_shares().items())
+    data = pa.table({"name": [n for n, _ in shares],
+                     "sex": pa.array([m for _, m in shares], pa.float64())})
     engine.register_arrow(f"{GIVEN_NAME_TABLE}_arrow", data)
     engine.execute(f"CREATE OR REPLACE TABLE {GIVEN_NAME_TABLE} AS "
                    f"SELECT name, sex FROM {GIVEN_NAME_TABLE}_arrow")
