@@ -117,13 +117,13 @@ def sweep_set(base: Base, rate: float, seed: int,
 
 
 def package_outcomes(data: Path) -> dict[str, str]:
-    """request_row_id → outcome in the newest response package under ``data`` (R for a
-    rejected row)."""
-    package = max(data.glob("response-*"))
-    out = {r["request_row_id"]: "R" for r in _read_csv(package / "rejected.csv")[1]}
-    out |= {r["request_row_id"]: r["outcome"] for r in _read_csv(package / "unmatched.csv")[1]}
-    out |= {r["request_row_id"]: "M" for r in _read_csv(package / "matched.csv")[1]}
-    return out
+    """request_row_id → outcome (M/N/A/U/P, R for a rejected row) of the newest run under
+    ``data``, from its internal record (the package itself no longer tells unmatched rows
+    apart)."""
+    archive = max(data.glob("archive-*"))
+    record = next(p.parent for p in archive.glob("*/outcomes.csv"))
+    return {r["request_row_id"]: r["outcome"]
+            for r in _read_csv(record / "outcomes.csv")[1]}
 
 
 def _last_year(base: Base) -> int:

@@ -1,8 +1,8 @@
 """Every valid US address form passes intake; placeholder text does not (DESIGN, reason codes).
 
 The second half checks the same forms in address normalisation and confirmation
-(``normalize/address.py``, ``match/decide.py``): known mis-normalisations are
-``xfail(strict=True)`` with the reason, so a fix shows up as an XPASS to un-mark.
+(``normalize/address.py``, ``match/decide.py``): one address in two spellings confirms,
+two different addresses of the same form do not.
 """
 
 from __future__ import annotations
@@ -136,9 +136,6 @@ def _confirms(engine: DuckDBEngine, supplied: str, on_file: str, *, zip_code: st
     return bool(rows[0][0])
 
 
-_XFAIL_NO_NUMBER = pytest.mark.xfail(
-    strict=True, reason="Puerto Rico urbanization lines (URB name, then number and street) "
-    "never confirm: no house_number is extracted")
 
 
 @pytest.mark.parametrize(("supplied", "on_file"), [
@@ -152,8 +149,7 @@ _XFAIL_NO_NUMBER = pytest.mark.xfail(
     ("HC 1 Box 5", "HC 1 Box 5"),
     ("PSC 1234 Box 5678", "PSC 1234 Box 5678"),
     ("W156N8480 Pilgrim Rd", "W156N8480 Pilgrim Road"),
-    pytest.param("URB Las Gladiolas 150 Calle A", "URB Las Gladiolas 150 Calle A",
-                 marks=_XFAIL_NO_NUMBER),
+    ("URB Las Gladiolas 150 Calle A", "Urb. Las Gladiolas 150 Calle A"),
 ])
 def test_one_address_in_two_spellings_confirms(engine: DuckDBEngine, supplied: str,
                                                on_file: str) -> None:
@@ -168,6 +164,7 @@ def test_one_address_in_two_spellings_confirms(engine: DuckDBEngine, supplied: s
     ("12 1/2 Main St", "12 1/4 Main St"),
     ("12 Main St Apt 4", "12 Main St Apt 5"),
     ("PO Box 123", "PO Box 124"),
+    ("URB Las Gladiolas 150 Calle A", "URB Los Robles 150 Calle A"),
 ])
 def test_two_different_addresses_do_not_confirm(engine: DuckDBEngine, supplied: str,
                                                 on_file: str) -> None:

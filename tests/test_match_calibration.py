@@ -66,6 +66,7 @@ def _decide(residents: list[tuple[str, float, float]], odds: float) -> dict[str,
     comps = [*NAME_COMPARISONS, *ADDRESS_COMPARISONS]
     with DuckDBEngine() as engine:
         addr = ("'1' AS house_number, 'MAIN' AS street_name, 'MAIN' AS street_line, "
+                "NULL::VARCHAR AS street_type, "
                 "'78701' AS zip5, 'AUSTIN' AS city_n, 'TX' AS state_n, "
                 "NULL::VARCHAR AS unit_n, NULL::VARCHAR AS predir")
         engine.execute(f"CREATE TABLE q AS SELECT 1 AS source_row, 'R1' AS request_row_id, "

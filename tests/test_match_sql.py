@@ -29,7 +29,8 @@ def _confirms(engine: DuckDBEngine, q: tuple[str | None, ...], r: tuple[str | No
         engine.execute(f"CREATE OR REPLACE TABLE {name} ({_ADDRESS})")
         engine.execute(f"INSERT INTO {name} VALUES (?, ?, ?, ?, ?, ?, ?)", list(row))
         engine.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT *, "
-                       f"replace(street_name, ' ', '') AS street_line FROM {name}")
+                       f"replace(street_name, ' ', '') AS street_line, "
+                       f"CAST(NULL AS VARCHAR) AS street_type FROM {name}")
     return engine.fetchall(f"SELECT {address_confirmed_sql()} FROM q, r")[0][0]
 
 
@@ -75,6 +76,15 @@ def test_confirmation_tolerates_keying_errors(engine: DuckDBEngine, supplied: tu
     ("12 Mainstreet", "12 Main St", True),             # merged name and type
     ("12 Oak Plaza", "12 Oak Place", True),            # types are never compared
     ("12 Oakk Plaza", "12 Oak Place", False),          # a typo'd short name stays a typo
+    ("12 Elm Age", "12 Elm Ave", True),                # a keyed-wrong type
+    ("12 Ocean Cri", "12 Ocean Cir", True),
+    ("12 Wellingtonst", "12 Wellington St", True),     # a type run into the name
+    ("12 Pacificdr", "12 Pacifica Dr", True),          # ... and a typo in the name
+    ("12 Oakwood", "12 Oak St", False),                # a longer name is another street
+    ("12 Elm Baker", "12 Elm Ave", False),             # a word, not a keyed-wrong type
+    ("12 17ht St", "12 17th St", True),                # an ordinal's suffix keyed wrong
+    ("12 Frank1in St", "12 Franklin St", True),        # a scanned digit in a name
+    ("1074 W 350 N", "1074 W 350 S", False),           # grid streets: numbers are exact
 ])
 def test_street_line_rule(engine: DuckDBEngine, supplied: str, filed: str,
                           expected: bool) -> None:

@@ -77,9 +77,9 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
         THEN (CASE
             WHEN {q}.street_name = {r}.street_name THEN true
             WHEN replace({q}.street_name, ' ', '') = replace({r}.street_name, ' ', '') THEN true
-            -- a number in a street name is never a typo (350 N / 350 S, 21ST / 22ND)
-            WHEN regexp_matches({q}.street_name, '[0-9]')
-                 OR regexp_matches({r}.street_name, '[0-9]') THEN false
+            -- a number standing alone in a street name is never a typo (350 N / 350 S)
+            WHEN regexp_matches({q}.street_name, '(^| )[0-9]+( |$)')
+                 OR regexp_matches({r}.street_name, '(^| )[0-9]+( |$)') THEN false
             WHEN length({q}.street_name) >= 5
                  AND abs(length({q}.street_name) - length({r}.street_name)) <= 1
                  AND damerau_levenshtein({q}.street_name, {r}.street_name) <= 1 THEN true
@@ -87,9 +87,29 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
             WHEN {q}.street_line = {r}.street_line THEN true
             WHEN length({q}.street_line) >= 8
                  AND abs(length({q}.street_line) - length({r}.street_line)) <= 1
-            THEN {untyped} AND damerau_levenshtein({q}.street_line, {r}.street_line) <= 1
+                 AND {untyped} AND damerau_levenshtein({q}.street_line, {r}.street_line) <= 1
+            THEN true
+            WHEN {q}.street_type IS NULL AND {r}.street_type IS NOT NULL
+            THEN {_garbled_type_sql(q, r)}
+            WHEN {r}.street_type IS NULL AND {q}.street_type IS NOT NULL
+            THEN {_garbled_type_sql(r, q)}
             ELSE false END)
         ELSE false END)"""
+
+
+def _garbled_type_sql(a: str, b: str) -> str:
+    """``a``'s line is ``b``'s street name (or one typo in 5+ letters) followed by a short
+    unrecognised token one edit from ``b``'s street type, abbreviated or spelled out
+    (``Elm Age``, ``Aspen Avc``, ``WellingtonSt``, ``Ocean Cri``): a keyed-wrong type."""
+    name = f"replace({b}.street_name, ' ', '')"
+    head = f"left({a}.street_line, length({name}))"
+    rest = f"substr({a}.street_line, length({name}) + 1)"
+    word = f"substr({b}.street_line, length({name}) + 1)"
+    return (f"(length({a}.street_line) - length({name}) BETWEEN 1 AND 6 "
+            f"AND ({head} = {name} OR (length({name}) >= 5 "
+            f"AND damerau_levenshtein({head}, {name}) <= 1)) "
+            f"AND (damerau_levenshtein({rest}, {b}.street_type) <= 1 "
+            f"OR damerau_levenshtein({rest}, {word}) <= 1))")
 
 
 def confirm_steps(*, requests: str, records: str, scored: str = "lk_scored") -> list[SqlStep]:

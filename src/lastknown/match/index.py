@@ -153,7 +153,8 @@ def index_steps(*, master_table: str, schema: str = INDEX_SCHEMA) -> list[SqlSte
     # Lists are slow to group by: first_groups, first_ph, first_sex, first_known are
     # functions of first_n, and surname_tokens and surname_ph of surname_n (its tokens
     # joined by spaces, none containing one), so they ride along.
-    derived = {"first_groups", "surname_tokens", *PHONETIC_COLUMNS}
+    # street_line is street_name (spaces out) and street_type spelled out: it rides along too
+    derived = {"first_groups", "surname_tokens", "street_line", *PHONETIC_COLUMNS}
     group_cols = ", ".join(c for c in COMPARE_COLUMNS if c not in derived)
     cols = ", ".join(f"any_value({c}) AS {c}" if c in derived else c for c in COMPARE_COLUMNS)
     flagged = "lk_master_flagged"

@@ -34,7 +34,8 @@ from lastknown.errors import ConfigError, PipelineError
 COMPARE_COLUMNS: tuple[str, ...] = (
     "first_n", "first_initial", "first_groups", "first_ph", "first_sex", "first_known",
     "middle_n", "middle_initial", "surname_tokens", "surname_n", "surname_ph", "suffix_n",
-    "house_number", "predir", "street_name", "street_line", "unit_n", "zip5", "city_n",
+    "house_number", "predir", "street_name", "street_type", "street_line", "unit_n", "zip5",
+    "city_n",
     "state_n",
 )
 #: Comparisons that describe the name; their weights form the "name weight".

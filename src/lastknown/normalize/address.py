@@ -20,6 +20,7 @@ Rules
   (``2528 S Sierra Pl 3D``); the unit is reduced to its identifier (``Apt 4-B`` → ``4B``);
 * the street *name* drops a leading/trailing directional and a trailing street
   type, so ``1234 West Main Street`` and ``1234 W Main`` share ``MAIN``;
+* an ordinal's suffix is the one its number takes (``17HT`` → ``17TH``);
 * zip → first five digits (letters that look like digits read as them: ``O`` → ``0``);
   a leading house number of digits and O/I/L read the same way (``1O74`` → ``1074``);
   city tokens ``ST``/``MT``/``FT`` → ``SAINT``/``MOUNT``/``FORT``;
@@ -113,10 +114,23 @@ def _mapped_tokens_sql(tokens: str) -> str:
                                 | set(usps.DIRECTIONAL_REPLACEMENTS.values())))
     at_type = (f"len({tokens}) > 1 AND (i = len({tokens}) OR (i = len({tokens}) - 1 "
                f"AND i > 1 AND {tokens}[-1] IN {dir_words}))")
-    return (f"list_transform({tokens}, lambda t, i: CASE "
-            f"WHEN {at_type} THEN coalesce({_type_token_map_sql()}[t], t) "
-            f"WHEN i = 1 AND len({tokens}) > 1 THEN coalesce({_edge_token_map_sql()}[t], t) "
-            f"ELSE coalesce({_map_literal(_ORDINALS)}[t], t) END)")
+    mapped = (f"list_transform({tokens}, lambda t, i: CASE "
+              f"WHEN {at_type} THEN coalesce({_type_token_map_sql()}[t], t) "
+              f"WHEN i = 1 AND len({tokens}) > 1 THEN coalesce({_edge_token_map_sql()}[t], t) "
+              f"ELSE coalesce({_map_literal(_ORDINALS)}[t], t) END)")
+    return f"list_transform({mapped}, lambda t: {ordinal_sql('t')})"
+
+
+def ordinal_sql(token: str) -> str:
+    """A numbered street's ordinal with its suffix written right (``17HT``, ``38THH`` →
+    ``17TH``, ``38TH``; ``21TH`` → ``21ST``): the number says which suffix it takes, so a
+    keyed-wrong suffix carries no information. Other tokens stay as they are."""
+    tail = f"CAST(right(regexp_extract({token}, '^[0-9]+'), 2) AS INTEGER)"
+    return (f"CASE WHEN regexp_matches({token}, '^[0-9]+[STNDRH]{{1,3}}$') "
+            f"THEN regexp_extract({token}, '^[0-9]+') || CASE "
+            f"WHEN {tail} BETWEEN 11 AND 13 THEN 'TH' WHEN {tail} % 10 = 1 THEN 'ST' "
+            f"WHEN {tail} % 10 = 2 THEN 'ND' WHEN {tail} % 10 = 3 THEN 'RD' ELSE 'TH' END "
+            f"ELSE {token} END")
 
 
 def _unit_designators() -> list[str]:
@@ -160,6 +174,8 @@ def street_line_sql(expr: str) -> str:
 
     * a Queens-style hyphenated number keeps both parts (``107-12`` → ``10712``);
     * a fraction joins the number (``12 1/2`` → ``12F12``), so ``12 1/4`` stays another house;
+    * a Puerto Rico urbanization line puts its number first (``URB Las Gladiolas 150
+      Calle A`` → ``150 CALLE A URB LAS GLADIOLAS``);
     * a box is a house number on a street named by its route (``PO Box 123`` →
       ``123 POBOX``; ``RR 2 Box 15`` → ``15 RR 2``; ``PSC 1234 Box 5678`` →
       ``5678 PSC 1234``), so boxes confirm like houses do.
@@ -168,7 +184,9 @@ def street_line_sql(expr: str) -> str:
     joined = (f"regexp_replace(regexp_replace({raw}, '^([0-9]+)-([0-9]+)(\\s)', '\\1\\2\\3'), "
               f"'^([0-9]+)\\s+([0-9])/([0-9]+)(\\s)', '\\1F\\2\\3\\4')")
     cleaned = clean_address_sql(joined)
-    boxes = (f"regexp_replace(regexp_replace({cleaned}, "
+    urbanization = (f"regexp_replace({cleaned}, '^(URB|URBANIZACION) ([A-Z ]+?) ([0-9]+) (.+)$', "
+                    f"'\\3 \\4 \\1 \\2')")
+    boxes = (f"regexp_replace(regexp_replace({urbanization}, "
              f"'^(P ?O|POST OFFICE) BOX ([0-9]+)', '\\2 POBOX'), "
              f"'^(RR|HC|PSC|CMR|UNIT|RURAL ROUTE) ([0-9]+) BOX ([0-9]+)', '\\3 \\1 \\2')")
     return house_number_ocr_sql(boxes)

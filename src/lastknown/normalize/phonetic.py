@@ -19,8 +19,9 @@ runs in any SQL engine and over distinct names only at index time):
 * ``Y`` is a vowel; every run of vowels → ``A``; doubled consonants → one.
 
 Given-name facts come from the shipped Census table ``data/first_names.csv.gz``: a name
-is *known* when it is listed there, and has a *sex* when at least
-:data:`SEX_SHARE` of its frequency is of one sex (else unknown; :func:`given_name_sexes`).
+is *known* when it is listed there, and has a *sex* when it is listed for one sex only or
+at least :data:`SEX_SHARE` of its frequency is of one sex (else unknown;
+:func:`given_name_sexes`).
 
 >>> key = phonetic_key_python
 >>> key("KAREEM") == key("KARIM"), key("MOUSSA") == key("MUSA"), key("SUH") == key("SEO")
@@ -103,21 +104,26 @@ def _census_rows() -> list[dict[str, str]]:
 def given_name_sexes() -> dict[str, str | None]:
     """Census given name → ``'M'``, ``'F'`` or None (given to both sexes).
 
-    A name listed for one sex only has that sex, however rare (GEORGIE, CLAUD, KIT): a
-    nickname list joining it to a name of the other sex (GEORGE, CLAUDIA, CHRISTOPHER)
-    does not make them one person. (Counting a missing name at half its list's cutoff,
-    tried on synth seed 1, gave 13 synth nickname rows back and let GEORGIE/GEORGE and
-    CLAUD/CLAUDIA through on the near-miss attack set of bench_robust.py.)
+    A name listed for one sex only is that sex — also a rare one (GEORGINE, DANIELL): a
+    request for GEORGINE where only GEORGE files is a different person (bench_robust's
+    attack set disclosed GEORGINE/GEORGE, GEORGIE/GEORGE and CLAUD/CLAUDIA rows while such
+    names counted as unknown). The price is a requester's one-letter slip that lands on
+    the other sex's list (DANIELL for DANIEL), which then is not matched. A name on both
+    lists has a sex when :data:`SEX_SHARE` of its frequency is of one (LOUISE, JERRY), else
+    none (JESSIE, LOU).
     """
     freq: dict[str, dict[str, float]] = {}
     for row in _census_rows():
         by_sex = freq.setdefault(row["name"].strip().upper(), {})
-        by_sex[row["sex"]] = by_sex.get(row["sex"], 0.0) + float(row["freq"])
+        f = float(row["freq"])
+        by_sex[row["sex"]] = by_sex.get(row["sex"], 0.0) + f
     out: dict[str, str | None] = {}
     for name, by_sex in freq.items():
+        if len(by_sex) == 1:  # listed for one sex only: precision first, it is that sex
+            out[name] = next(iter(by_sex))
+            continue
         total = sum(by_sex.values())
-        out[name] = next((s for s, f in by_sex.items() if total and f / total >= SEX_SHARE),
-                         None)
+        out[name] = next((s for s, f in by_sex.items() if f / total >= SEX_SHARE), None)
     return out
 
 
