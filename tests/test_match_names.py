@@ -158,7 +158,7 @@ def test_close_known_given_name_is_another_person(engine: DuckDBEngine, asked: s
 
 @pytest.mark.parametrize(("asked", "filed"), [
     ("Louise", "Louis"), ("Ernestine", "Ernest"), ("Geraldine", "Jerry"), ("Frances", "Frank"),
-    ("Roberta", "Bob"), ("Antoinette", "Tony"),
+    ("Roberta", "Bob"), ("Antoinette", "Tony"), ("Georgie", "George"), ("Claud", "Claudia"),
 ])
 def test_nicknames_never_join_the_sexes(engine: DuckDBEngine, asked: str, filed: str) -> None:
     assert _given(engine, asked, filed) in {"other name", "different"}
