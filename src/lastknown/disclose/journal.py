@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lastknown.disclose.receipt import fsync_dir
 from lastknown.errors import LedgerError
 
 if TYPE_CHECKING:
@@ -124,14 +125,14 @@ class HeldRecord:
         os.lseek(self._fd, 0, os.SEEK_SET)
         os.write(self._fd, data)
         os.fsync(self._fd)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
 
     def release(self, *, remove: bool = True) -> None:
         """Remove the record (and, with it, the run's claim), then drop the lock."""
         try:
             if remove:
                 self.path.unlink(missing_ok=True)
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
         finally:
             os.close(self._fd)
 
@@ -163,10 +164,3 @@ def remove_scratch(record: RunRecord) -> None:
     """Remove a run's scratch folder (idempotent)."""
     shutil.rmtree(record.scratch, ignore_errors=True)
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -62,7 +62,7 @@ from lastknown.disclose.policy import (
     PolicyDecision,
     recheck_in_transaction,
 )
-from lastknown.disclose.receipt import receipt_head, summary_from_receipt
+from lastknown.disclose.receipt import fsync_dir, receipt_head, summary_from_receipt
 from lastknown.disclose.record import (
     begin_record,
     deliver_record,
@@ -129,14 +129,6 @@ def staging_dir_for(final_dir: Path) -> Path:
     return final_dir.parent / f".{final_dir.name}.staging"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _published(ledger: Ledger, final_dir: Path) -> Publication | None:
     """The package already at ``final_dir`` when the ledger holds the head its receipt names."""
     anchored = receipt_head(final_dir) if final_dir.is_dir() else None
@@ -166,7 +158,7 @@ def recover(*, ledger: Ledger, final_dir: Path) -> Publication | None:
     record = deliver_record(staging)
     summary = read_record(record) if record is not None else summary_from_receipt(staging)
     os.rename(staging, final_dir)
-    _fsync_dir(final_dir.parent)
+    fsync_dir(final_dir.parent)
     return Publication(final_dir=final_dir, summary=summary, head=EntryRef(seq=seq, hash=head),
                        recovered=True)
 
@@ -515,6 +507,6 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
         append_anchor(anchors, ledger, head)
     deliver_record(staging)
     os.rename(staging, final_dir)
-    _fsync_dir(final_dir.parent)
+    fsync_dir(final_dir.parent)
     step("published")
     return Publication(final_dir=final_dir, summary=package_summary, head=head)
