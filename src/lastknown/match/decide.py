@@ -65,8 +65,7 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
                  f"AND damerau_levenshtein({q}.city_n, {r}.city_n) <= 1))")
     zip_digit = (f"({q}.zip5 IS NULL OR (length({q}.zip5) = 5 AND length({r}.zip5) = 5 "
                  f"AND hamming({q}.zip5, {r}.zip5) <= 1))")
-    untyped = (f"({q}.street_line = replace({q}.street_name, ' ', '') "
-               f"OR {r}.street_line = replace({r}.street_name, ' ', ''))")
+    untyped = f"({q}.street_type IS NULL OR {r}.street_type IS NULL)"
     return f"""(CASE
         WHEN {q}.house_number IS NOT NULL AND {q}.house_number = {r}.house_number
              AND {q}.street_name IS NOT NULL AND {r}.street_name IS NOT NULL

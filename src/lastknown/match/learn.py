@@ -42,7 +42,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -224,11 +223,11 @@ def _exact_gamma(model: dict[str, Any], name: str) -> int:
     return max(g for g, _ in _levels(model, name))
 
 
-def pattern_step(table: str, comparisons: Sequence[str], where: str, out: str) -> SqlStep:
-    """``out(gamma_<c>…, n)``: pairs of ``table`` meeting ``where``, grouped by their levels."""
+def pattern_step(table: str, comparisons: Sequence[str], out: str) -> SqlStep:
+    """``out(gamma_<c>…, n)``: the pairs of ``table`` grouped by their levels."""
     cols = ", ".join(f"gamma_{c}" for c in comparisons)
-    return SqlStep(sql=f"SELECT {cols}, count(*) AS n FROM {table} WHERE {where} "
-                       f"GROUP BY {cols}", output_table_name=out)
+    return SqlStep(sql=f"SELECT {cols}, count(*) AS n FROM {table} GROUP BY {cols}",
+                   output_table_name=out)
 
 
 def learning_steps(model: dict[str, Any], *, table: str) -> list[SqlStep]:
@@ -250,9 +249,9 @@ def learning_steps(model: dict[str, Any], *, table: str) -> list[SqlStep]:
                 FROM {table} WHERE {where}) WHERE k = 1""", output_table_name=out)
 
     return [best("address_confirmed", "lk_learn_confirmed"),
-            pattern_step("lk_learn_confirmed", NAME_COMPARISONS, "true", "lk_learn_names"),
+            pattern_step("lk_learn_confirmed", NAME_COMPARISONS, "lk_learn_names"),
             best(exact, "lk_learn_named"),
-            pattern_step("lk_learn_named", ADDRESS_COMPARISONS, "true", "lk_learn_address")]
+            pattern_step("lk_learn_named", ADDRESS_COMPARISONS, "lk_learn_address")]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -348,8 +347,3 @@ def delta_sql(deltas: dict[str, dict[int, float]] | None, comparison: str) -> st
     cases = " ".join(f"WHEN {int(g)} THEN {float(d)!r}" for g, d in sorted(levels.items())
                      if abs(d) > 1e-9)
     return f"(CASE gamma_{comparison} {cases} ELSE 0.0 END)" if cases else "0.0"
-
-
-def safe_name(agency: str) -> str:
-    """A readable fragment of an agency name for logs (no personal data)."""
-    return re.sub(r"[^a-z0-9]+", "-", agency.casefold()).strip("-")[:40]

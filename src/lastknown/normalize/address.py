@@ -218,12 +218,13 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
     types = street_type_map_sql()
     units = sql_list(_unit_designators())
     city_map = _map_literal(_CITY_WORDS)
+    # the street name's tokens: the core without a pre-directional or a trailing type
+    name_tokens = ("list_filter(_core, lambda t, i: NOT (i = 1 AND _has_predir) "
+                   "AND NOT (i = len(_core) AND _type IS NOT NULL))")
     return f"""
     SELECT {kept}, house_number,
         CASE WHEN _has_predir THEN _core[1] END AS predir,
-        NULLIF(array_to_string(list_filter(_core, lambda t, i:
-            NOT (i = 1 AND _has_predir)
-            AND NOT (i = len(_core) AND _type IS NOT NULL)), ' '), '') AS street_name,
+        NULLIF(array_to_string({name_tokens}, ' '), '') AS street_name,
         _type AS street_type,
         coalesce({unit_identifier_sql('_unit_col')}, {unit_identifier_sql('_unit_in_street')})
             AS unit_n,
@@ -233,9 +234,7 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
             string_split({clean_address_sql(city)}, ' '),
             lambda t: coalesce({city_map}[t], t)), ' '), '') AS city_n,
         NULLIF(upper(trim(coalesce(CAST({state} AS VARCHAR), ''))), '') AS state_n,
-        NULLIF(array_to_string(list_filter(_core, lambda t, i:
-            NOT (i = 1 AND _has_predir)
-            AND NOT (i = len(_core) AND _type IS NOT NULL)), '')
+        NULLIF(array_to_string({name_tokens}, '')
             || coalesce({_map_literal(street_type_words())}[_type], ''), '') AS street_line
     FROM (
         SELECT *,
