@@ -52,16 +52,26 @@ def write_receipt(out_dir: Path, summary: Mapping[str, Any]) -> str:
     return sha256_file(out_dir / RECEIPT_JSON)
 
 
-def read_receipt(out_dir: Path) -> dict[str, Any]:
-    """The receipt.json of a package folder; InputError naming the file if unreadable."""
-    path = out_dir / RECEIPT_JSON
+def read_json_object(path: Path, *, what: str, missing: str) -> dict[str, Any]:
+    """A JSON object lastknown wrote (a receipt, a record); InputError naming the file,
+    with ``missing`` as the fix when it is not there."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise InputError(f"{path} is missing: point at a complete response package") from exc
+        raise InputError(f"{path} is missing: {missing}") from exc
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{path} is not the receipt lastknown writes: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("batch_id"), str):
+        raise InputError(f"{path} is not the {what} lastknown writes: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path} is not the {what} lastknown writes (not a JSON object)")
+    return data
+
+
+def read_receipt(out_dir: Path) -> dict[str, Any]:
+    """The receipt.json of a package folder; InputError naming the file if unreadable."""
+    path = out_dir / RECEIPT_JSON
+    data = read_json_object(path, what="receipt",
+                            missing="point at a complete response package")
+    if not isinstance(data.get("batch_id"), str):
         raise InputError(f"{path} has no batch_id: it is not the receipt lastknown writes")
     return data
 

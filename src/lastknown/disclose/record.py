@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from lastknown.disclose.cells import neutralise_sql, progress_bar_off, sha256_file, sql_literal
-from lastknown.disclose.receipt import fsync_dir, write_json, write_receipt
+from lastknown.disclose.receipt import fsync_dir, read_json_object, write_json, write_receipt
 from lastknown.engines.base import Engine
-from lastknown.errors import InputError, LedgerError, PipelineError
+from lastknown.errors import LedgerError, PipelineError
 
 RECORD_JSON, OUTCOMES_CSV, EXPLANATION_CSV = "record.json", "outcomes.csv", "explanation.csv"
 OUTCOME_COLUMNS = ("source_row", "request_row_id", "outcome", "match_probability",
@@ -152,16 +152,8 @@ def seal(package_staging: Path, record_staging: Path, summary: dict[str, Any]) -
 
 def read_record(record_dir: Path) -> dict[str, Any]:
     """record.json of an internal record; InputError naming the file if unreadable."""
-    path = record_dir / RECORD_JSON
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError(f"{path} is missing: no internal record there (see `--record`)") from exc
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{path} is not the record lastknown writes: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InputError(f"{path} is not the record lastknown writes (not a JSON object)")
-    return data
+    return read_json_object(record_dir / RECORD_JSON, what="record",
+                            missing="no internal record there (see `--record`)")
 
 
 def _outcomes_sql(engine: Engine, result: str, rejected: str, scored: str) -> str:
