@@ -57,7 +57,9 @@ def make_client(settings: ServiceSettings, db: AppDB | None = None,
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
-    """Sign in through the login form; return the session's CSRF token."""
+    """Sign in through the login form (as a fresh browser); return the session's CSRF
+    token."""
+    client.cookies.clear()
     page = client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert token, page.text
