@@ -10,6 +10,7 @@ anything else (the endpoint ran: 200, 204, 303 or 422 for the missing body).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.routing import iter_route_contexts
@@ -138,3 +139,21 @@ def test_matrix(world: tuple[TestClient, AppDB], route: tuple[str, str]) -> None
         response = client.request(method, path, headers=headers)
         got.append(response.status_code)
     assert dict(zip(WHO, got, strict=True)) == dict(zip(WHO, EXPECTED[route], strict=True))
+
+
+def test_docs_show_the_same_matrix() -> None:
+    """docs/SERVICE.md's "who may call" column says what EXPECTED says."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "SERVICE.md").read_text(
+        encoding="utf-8")
+    documented = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`") and " /" in cells[0]:
+            method, path = cells[0].strip("`").split(" ", 1)
+            documented[(method, path)] = cells[1]
+    expected = {}
+    for route, statuses in EXPECTED.items():
+        who = [w for w, s in zip(WHO, statuses, strict=True)
+               if (s not in (401, 303) if w == "anonymous" else s != 403)]
+        expected[route] = "anyone" if len(who) == len(WHO) else ", ".join(who)
+    assert documented == expected
