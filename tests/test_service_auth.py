@@ -175,6 +175,8 @@ def test_admin_changes_are_recorded_without_secrets(client: TestClient, db: AppD
     client.post("/api/users/pat/password", json={"password": "another long one"},
                 headers=admin)
     client.patch("/api/agencies/1", json={"max_rows_per_batch": 500}, headers=admin)
+    huge = client.patch("/api/agencies/9223372036854775808", json={}, headers=admin)
+    assert huge.status_code == 422  # found by the fuzzer: it overflowed SQLite
     changes = client.get("/api/admin-changes").json()
     mine = [c for c in changes if c["actor"] == "admin"]
     assert [(c["action"], c["object_type"], c["object_key"]) for c in mine] == [
@@ -288,3 +290,22 @@ def test_security_headers(client: TestClient) -> None:
     assert "default-src 'self'" in response.headers["content-security-policy"]
     assert response.headers["cache-control"] == "no-store"
     assert "cdn" not in response.text.lower()
+
+
+def test_sessions_expire_and_admins_cannot_lock_themselves_out(client: TestClient,
+                                                               db: AppDB) -> None:
+    admin = {"X-CSRF-Token": login(client, "admin")}
+    for change in ({"active": False}, {"role": "auditor"}):
+        refused = client.patch("/api/users/admin", json=change, headers=admin)
+        assert refused.status_code == 400 and "themselves" in refused.json()["error"]["message"]
+    with db.begin() as conn:
+        conn.execute(t.sessions.update().values(expires_at=t.now()))
+    assert client.get("/api/me").status_code == 401
+
+
+def test_verify_without_a_ledger_says_so(client: TestClient) -> None:
+    login(client, "auditor")
+    page = client.get("/auditor/verify")
+    assert page.status_code == 200 and "no ledger at" in page.text
+    api = client.get("/api/ledger/verify")
+    assert api.status_code == 503 and api.json()["error"]["code"] == "ledger_unavailable"

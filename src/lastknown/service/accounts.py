@@ -75,8 +75,9 @@ def _caps(caps: dict[str, int | None]) -> dict[str, int | None]:
     if unknown:
         raise InputError(f"unknown cap(s) {', '.join(sorted(unknown))}; caps: {', '.join(CAPS)}")
     for cap, value in caps.items():
-        if value is not None and value <= 0:
-            raise InputError(f"`{cap}` must be a whole number above 0 (or empty: the policy's)")
+        if value is not None and not 0 < value < 2**31:
+            raise InputError(f"`{cap}` must be a whole number from 1 to {2**31 - 1:,} (or "
+                             "empty: the policy's)")
     return caps
 
 
@@ -191,6 +192,10 @@ def update_user(db: AppDB, actor: str, username: str, *, role: Role | str | None
     Deactivating ends the user's sessions and stops their API tokens."""
     with db.begin() as conn:
         row = _user_row(conn, username)
+        if row["username"] == actor and (active is False or (
+                role is not None and Role(role) is not Role.ADMIN)):
+            raise InputError("administrators cannot deactivate or demote themselves (so "
+                             "one always remains); ask another administrator")
         before = _user_view(row)
         values: dict[str, Any] = {}
         if role is not None or agency is not None:

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lastknown import __version__
 from lastknown.errors import PipelineError
 from lastknown.service import access, errors
-from lastknown.service.auth import password_hasher
+from lastknown.service.auth import new_secret, password_hasher
 from lastknown.service.db import AppDB, open_app_db
 from lastknown.service.pages import STATIC
 from lastknown.service.pages import router as page_router
@@ -55,6 +55,7 @@ def create_app(settings: ServiceSettings, *, db: AppDB | None = None) -> FastAPI
     app.state.settings = settings
     app.state.db = db or open_app_db(settings.app_db)
     app.state.hasher = password_hasher(settings.password_cost)
+    app.state.dummy_hash = app.state.hasher.hash(new_secret())  # for unknown usernames
     app.include_router(api_router)
     app.include_router(page_router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

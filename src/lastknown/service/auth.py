@@ -71,20 +71,15 @@ def session_cookie_name(settings: ServiceSettings) -> str:
     return "__Host-lk_session" if settings.secure_cookies else "lk_session"
 
 
-def check_password(db: AppDB, hasher: PasswordHash, username: str,
+def check_password(db: AppDB, hasher: PasswordHash, dummy_hash: str, username: str,
                    password: str) -> dict[str, Any] | None:
-    """The active user with this username and password, or None (same work either way)."""
+    """The active user with this username and password, or None. An unknown username
+    is verified against ``dummy_hash`` (a hash of a random secret), so it costs the same."""
     with db.begin() as conn:
         row = conn.execute(sa.select(t.users).where(
             t.users.c.username == username.strip().casefold())).mappings().first()
-    stored = row["password_hash"] if row is not None else _DUMMY.get(id(hasher))
-    if stored is None:
-        stored = _DUMMY[id(hasher)] = hasher.hash(new_secret())
-    ok = hasher.verify(password, stored)
+    ok = hasher.verify(password, row["password_hash"] if row is not None else dummy_hash)
     return dict(row) if ok and row is not None and row["active"] else None
-
-
-_DUMMY: dict[int, str] = {}
 
 
 def recent_failures(db: AppDB, username: str) -> int:

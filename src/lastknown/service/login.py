@@ -26,8 +26,8 @@ async def sign_in(request: Request, response: Response, username: str, password:
         request.state.access_detail = "refused: too many failed logins"
         raise ApiError(429, "too_many_requests", "too many failed sign-ins for this user; "
                                                  "wait 15 minutes or ask an administrator")
-    user = await run_in_threadpool(auth.check_password, state.db, state.hasher, username,
-                                   password)
+    user = await run_in_threadpool(auth.check_password, state.db, state.hasher,
+                                   state.dummy_hash, username, password)
     if user is None:
         request.state.access_detail = "unknown user, wrong password or inactive"
         raise ApiError(401, "login_failed", "unknown username or wrong password")

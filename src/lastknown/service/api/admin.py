@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -15,6 +15,10 @@ from lastknown.service.roles import Principal, Role, allow
 router = APIRouter(tags=["admin"])
 Admin = Annotated[Principal, Depends(allow(Role.ADMIN))]
 AdminOrAuditor = Annotated[Principal, Depends(allow(Role.ADMIN, Role.AUDITOR))]
+#: A row id in a path: bounded, so a huge number is a 422, not a database overflow.
+RowId = Annotated[int, Path(ge=1, le=2**53)]
+#: A cap fits the database's 32-bit INTEGER.
+CapValue = Annotated[int | None, Field(default=None, gt=0, lt=2**31)]
 
 
 class User(BaseModel):
@@ -45,9 +49,9 @@ class NewPassword(BaseModel):
 
 
 class Caps(BaseModel):
-    max_rows_per_batch: int | None = Field(default=None, gt=0)
-    max_rows_per_official_per_period: int | None = Field(default=None, gt=0)
-    period_days: int | None = Field(default=None, gt=0)
+    max_rows_per_batch: CapValue = None
+    max_rows_per_official_per_period: CapValue = None
+    period_days: CapValue = None
 
 
 class Agency(Caps):
@@ -142,7 +146,7 @@ def agency_create(request: Request, body: NewAgency, user: Admin) -> Agency:
 
 
 @router.patch("/agencies/{agency_id}", name="api_agency_update")
-def agency_update(request: Request, agency_id: int, body: AgencyChange, user: Admin) -> Agency:
+def agency_update(request: Request, agency_id: RowId, body: AgencyChange, user: Admin) -> Agency:
     caps = body.model_dump(include=set(accounts.CAPS), exclude_unset=True)
     changed = accounts.update_agency(request.app.state.db, user.username, agency_id,
                                      statutes=body.statutes, caps=caps)
@@ -164,7 +168,7 @@ def token_create(request: Request, body: NewToken, user: Admin) -> CreatedToken:
 
 
 @router.post("/tokens/{token_id}/revoke", name="api_token_revoke")
-def token_revoke(request: Request, token_id: int, user: Admin) -> Token:
+def token_revoke(request: Request, token_id: RowId, user: Admin) -> Token:
     view = accounts.revoke_token(request.app.state.db, user.username, token_id)
     _note(request, f"revoked API token #{token_id}")
     return Token(**view)

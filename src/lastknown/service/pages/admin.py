@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from lastknown.service import accounts
+from lastknown.service.api.admin import RowId
 from lastknown.service.pages import back_to, render
 from lastknown.service.roles import Principal, Role, allow
 
@@ -18,7 +19,8 @@ Cap = Annotated[str, Form(max_length=12)]
 
 
 def _cap(value: str) -> int | None:
-    return int(value) if value.strip().isdigit() else None
+    """A cap typed in a form; empty (or not a number) means the policy's."""
+    return int(value) if value.strip().isdigit() and len(value.strip()) < 10 else None
 
 
 def _lines(text: str) -> list[str]:
@@ -83,7 +85,7 @@ def agency_create(request: Request, user: Admin, name: Text,
 
 
 @router.post("/agencies/{agency_id}", name="admin_agency_update")
-def agency_update(request: Request, agency_id: int, user: Admin,
+def agency_update(request: Request, agency_id: RowId, user: Admin,
                   statutes: Annotated[str, Form(max_length=5000)],
                   max_rows_per_batch: Cap = "", max_rows_per_official_per_period: Cap = "",
                   period_days: Cap = "") -> Response:
@@ -117,7 +119,7 @@ def token_create(request: Request, user: Admin, username: Text, label: Text = ""
 
 
 @router.post("/tokens/{token_id}/revoke", name="admin_token_revoke")
-def token_revoke(request: Request, token_id: int, user: Admin) -> Response:
+def token_revoke(request: Request, token_id: RowId, user: Admin) -> Response:
     accounts.revoke_token(request.app.state.db, user.username, token_id)
     request.state.access_detail = f"revoked API token #{token_id}"
     return back_to("/admin/tokens", "revoked")
