@@ -24,11 +24,11 @@ from test_jobs_queue import FAST, status_of, wait_for
 class Workers:
     """`lastknown worker` processes on one job table and queue, all stopped at the end."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, queue_url: str) -> None:
         self.tmp_path = tmp_path
         self.database = f"sqlite:///{tmp_path / 'app.sqlite'}"
-        self.settings = QueueSettings(url=f"sqlite:///{tmp_path / 'queue.sqlite'}",
-                                      name=f"lk-test-{uuid.uuid4().hex[:10]}", **FAST)
+        self.settings = QueueSettings(url=queue_url, name=f"lk-test-{uuid.uuid4().hex[:10]}",
+                                      **FAST)
         self.queue = JobQueue(JobStore(self.database), self.settings)
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -54,11 +54,14 @@ class Workers:
                     proc.wait()
 
 
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Workers]:
-    running = Workers(tmp_path)
+@pytest.fixture(params=["sqlite", "redis"])
+def workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workers]:
+    url = (f"sqlite:///{tmp_path / 'queue.sqlite'}" if request.param == "sqlite"
+           else "redis://127.0.0.1:6379/0")
+    running = Workers(tmp_path, url)
     yield running
     running.stop_all()
+    running.queue.huey.flush()
     running.queue.store.close()
 
 

@@ -8,6 +8,7 @@ report their stages); the worker resolves them by import path exactly as it reso
 from __future__ import annotations
 
 import logging
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -182,3 +183,34 @@ def test_a_job_lost_from_the_queue_is_sent_again_by_the_sweep(queue: JobQueue,
     finally:
         stop_embedded_worker(started)
     assert status_of(queue, job.id) == "done"
+
+
+@pytest.mark.postgres
+def test_production_postgres_job_table_and_redis_queue(tmp_path: Path) -> None:
+    from test_jobs_store import pg_engine
+
+    settings = QueueSettings(url="redis://127.0.0.1:6379/0",
+                             name=f"lk-test-{uuid.uuid4().hex[:10]}", **FAST)
+    with pg_engine() as engine:
+        job_queue = JobQueue(JobStore(engine), settings)
+        started = start_embedded_worker(job_queue)
+        try:
+            job = job_queue.submit("prepare", f"{HERE}:write_report",
+                                   {"out": str(tmp_path / "o"), "rows": 4}, stages_total=3)
+            wait_for(finished(job_queue, job.id), what="the job")
+        finally:
+            stop_embedded_worker(started)
+            job_queue.huey.flush()
+        shown = job_queue.store.get(job.id).public()  # type: ignore[union-attr]
+    assert (shown["status"], shown["fraction"]) == ("done", 1.0)
+    assert (tmp_path / "o" / "total.txt").read_text() == "6"
+
+
+def test_the_embedded_worker_leaves_the_servers_signal_handlers_alone(
+        queue: JobQueue) -> None:
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    started = start_embedded_worker(queue)
+    try:
+        assert {sig: signal.getsignal(sig) for sig in before} == before
+    finally:
+        stop_embedded_worker(started)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,13 +19,9 @@ from test_ledger_fixtures import BACKENDS, PG_URL, pg_problem
 FUNCTION = "test_jobs_queue:write_report"
 
 
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
-    if request.param == "sqlite":
-        sqlite_store = JobStore(f"sqlite:///{tmp_path / 'app.sqlite'}")
-        yield sqlite_store
-        sqlite_store.close()
-        return
+@contextmanager
+def pg_engine() -> Iterator[sa.Engine]:
+    """An engine on a fresh PostgreSQL schema of db `test`, dropped afterwards."""
     if problem := pg_problem():
         pytest.skip(problem)
     schema = f"lk_jobs_{uuid.uuid4().hex[:12]}"
@@ -33,14 +30,30 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
     engine = sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
     try:
-        pg_store = JobStore(engine)
-        assert engine.dialect.name == "postgresql"
-        yield pg_store
+        yield engine
     finally:
         engine.dispose()
         with admin.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    if request.param == "sqlite":
+        sqlite_store = JobStore(f"sqlite:///{tmp_path / 'app.sqlite'}")
+        yield sqlite_store
+        sqlite_store.close()
+        return
+    with pg_engine() as engine:
+        yield JobStore(engine)
+        assert engine.dialect.name == "postgresql"
+
+
+def test_the_table_is_created_once_and_found_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.sqlite'}"
+    job_id = JobStore(url).enqueue("prepare", FUNCTION, {}).id
+    assert JobStore(url).get(job_id) is not None  # a second start keeps the jobs
 
 
 def _job(store: JobStore, **fields: object) -> str:

@@ -117,6 +117,18 @@ class JobRecord:
             return None
         return min(self.stages_done / self.stages_total, 1.0)
 
+    def public(self) -> dict[str, Any]:
+        """What a page or API response may show of the job: never its arguments (server
+        paths) or worker; times as ISO 8601.
+
+        >>> store = JobStore("sqlite://")
+        >>> shown = store.enqueue("prepare", "m:f", {"request": "/srv/in/r.csv"}).public()
+        >>> sorted(shown)[:6], "/srv/in/r.csv" in str(shown)
+        (['agency', 'attempts', 'batch_id', 'created_at', 'finished_at', 'fraction'], False)
+        """
+        shown = {k: getattr(self, k) for k in _PUBLIC}
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in shown.items()}
+
 
 @dataclass(frozen=True)
 class Recovery:
@@ -296,6 +308,9 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+_PUBLIC = ("id", "kind", "batch_id", "agency", "submitted_by", "status", "stage", "stages_done",
+           "stages_total", "fraction", "message", "attempts", "max_attempts", "created_at",
+           "started_at", "finished_at")
 _TIMES = ("created_at", "queued_at", "started_at", "finished_at", "heartbeat_at")
 _FIELDS = ("id", "kind", "batch_id", "agency", "submitted_by", "status", "stage", "stages_done",
            "stages_total", "message", "attempts", "max_attempts", "worker")
