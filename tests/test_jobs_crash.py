@@ -101,3 +101,22 @@ def test_with_no_attempts_left_the_job_fails_and_a_retry_finishes_it(workers: Wo
     assert workers.queue.retry(job_id) is not None
     wait_for(lambda: status_of(workers.queue, job_id) == "done", what="the retried job")
     assert workers.queue.store.get(job_id).attempts == 1  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("database", "queue", "says"), [
+    ("nonsense://x", "sqlite:///{tmp}/q.sqlite", "cannot use the job table in nonsense://x"),
+    ("postgresql+psycopg://lk:secret@127.0.0.1:1/none", "sqlite:///{tmp}/q.sqlite",
+     "cannot use the job table in postgresql+psycopg://lk:***@127.0.0.1:1/none"),
+    ("sqlite:///{tmp}/app.sqlite", "amqp://localhost", "job queue URL 'amqp://localhost'"),
+])
+def test_a_worker_with_a_bad_database_or_queue_says_so(tmp_path: Path, database: str,
+                                                       queue: str, says: str) -> None:
+    from click.testing import CliRunner
+
+    from lastknown.cli import cli
+
+    args = ["worker", "--database", database.format(tmp=tmp_path),
+            "--queue", queue.format(tmp=tmp_path)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert says in result.output and "secret" not in result.output

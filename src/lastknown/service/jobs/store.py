@@ -35,7 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from lastknown.errors import PipelineError
+from lastknown.errors import ConfigError, PipelineError
 
 #: Job kinds and their default ``max_attempts``: a prepare only rebuilds a held package,
 #: so a dead worker's prepare runs again by itself; a release killed mid-way waits for a
@@ -142,9 +142,14 @@ class JobStore:
     """The job table on one database (a URL or an existing SQLAlchemy engine)."""
 
     def __init__(self, db: str | sa.Engine, *, create: bool = True) -> None:
-        self.engine = db if isinstance(db, sa.Engine) else _engine(db)
-        if create:
-            create_table(self.engine)
+        """Raises :class:`ConfigError` when the database cannot be reached or used."""
+        try:
+            self.engine = db if isinstance(db, sa.Engine) else _engine(db)
+            if create:
+                create_table(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise ConfigError(f"cannot use the job table in {_shown(db)}: {type(exc).__name__}; "
+                              "check the service's database URL") from exc
 
     def enqueue(self, kind: str, function: str, kwargs: dict[str, Any], *,
                 batch_id: str | None = None, agency: str | None = None,
@@ -283,6 +288,15 @@ def create_table(engine: sa.Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('lastknown.jobs'))"))
         metadata.create_all(conn, checkfirst=True)
+
+
+def _shown(db: str | sa.Engine) -> str:
+    """A database URL fit to print: without its password."""
+    try:
+        url = db.url if isinstance(db, sa.Engine) else sa.make_url(db)
+    except sa.exc.ArgumentError:
+        return "the database URL given"
+    return url.render_as_string(hide_password=True)
 
 
 def _owned(worker: str) -> sa.ColumnElement[bool]:
