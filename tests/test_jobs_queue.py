@@ -173,10 +173,13 @@ def test_two_jobs_run_in_parallel_and_both_finish(queue: JobQueue, worker: Worke
     assert [status_of(queue, job.id) for job in jobs] == ["done", "done"]
 
 
-def test_a_job_lost_from_the_queue_is_sent_again_by_the_sweep(queue: JobQueue,
-                                                              tmp_path: Path) -> None:
-    job = queue.store.enqueue("prepare", f"{HERE}:write_report",
-                              {"out": str(tmp_path / "o"), "rows": 2})  # never sent
+def test_a_job_the_queue_never_got_is_sent_by_the_sweep(queue: JobQueue,
+                                                        tmp_path: Path) -> None:
+    broker_down = JobQueue(queue.store, QueueSettings(url="redis://127.0.0.1:1/0",
+                                                      name=queue.settings.name, **FAST))
+    job = broker_down.submit("prepare", f"{HERE}:write_report",
+                             {"out": str(tmp_path / "o"), "rows": 2})  # recorded, not sent
+    assert status_of(queue, job.id) == "queued" and queue.huey.pending_count() == 0
     started = start_embedded_worker(queue)
     try:
         wait_for(finished(queue, job.id), what="the sweep to send the job")

@@ -88,9 +88,12 @@ class JobQueue:
 
     def submit(self, kind: str, function: str, kwargs: dict[str, Any],
                **fields: Any) -> JobRecord:
-        """Record a job (:meth:`JobStore.enqueue` takes the same arguments) and send it."""
+        """Record a job (:meth:`JobStore.enqueue` takes the same arguments) and send it.
+
+        A recorded job runs: if the queue cannot be reached now, a later sweep sends it.
+        """
         job = self.store.enqueue(kind, function, kwargs, **fields)
-        self.send(job.id)
+        self._send_or_leave(job.id)
         return job
 
     def send(self, job_id: str) -> None:
@@ -102,7 +105,7 @@ class JobQueue:
         job = self.store.retry(job_id)
         if job is not None:
             log.info("job %s re-queued by retry", job_id)
-            self.send(job_id)
+            self._send_or_leave(job_id)
         return job
 
     def sweep(self) -> Recovery:
@@ -125,6 +128,12 @@ class JobQueue:
                                 job_id)
                     self.send(job_id)
         return recovery
+
+    def _send_or_leave(self, job_id: str) -> None:
+        try:
+            self.send(job_id)
+        except Exception:  # the job is recorded as queued: the sweep sends it later
+            log.exception("job %s recorded but not sent; a sweep will send it", job_id)
 
     def _run(self, job_id: str) -> str:
         worker = f"{self.worker_id}/{threading.current_thread().name}"
