@@ -31,9 +31,10 @@ HERE = "test_jobs_queue"
 FAST = {"heartbeat_seconds": 0.1, "stale_seconds": 0.5, "sweep_seconds": 0.1}
 
 
-def write_report(*, out: str, rows: int, on_stage: Callable[[str], None]) -> None:
-    """Read numbers, sum them, write the total: three stages, one line in runs.log a run."""
-    folder = Path(out)
+def write_report(*, out: Path, rows: int, on_stage: Callable[[str], None]) -> None:
+    """Read numbers, sum them, write the total: three stages, one line in runs.log a run.
+    ``out`` arrives as a Path though the job carries a string (runner.with_paths)."""
+    folder = out
     on_stage("read")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "numbers.txt").write_text("\n".join(str(i) for i in range(rows)))

@@ -1,9 +1,9 @@
 """Run one job: claim it, call its function with a stage callback, record the outcome.
 
 The job's function is named by an import path (``"lastknown.workflow:prepare"``) and
-called with the job's JSON keyword arguments plus ``on_stage``. While it runs, a
-heartbeat thread keeps the job's ``heartbeat_at`` fresh, so a live job is never taken
-for a dead one however long a stage takes.
+called with the job's JSON keyword arguments (:func:`with_paths`) plus ``on_stage``.
+While it runs, a heartbeat thread keeps the job's ``heartbeat_at`` fresh, so a live job
+is never taken for a dead one however long a stage takes.
 
 What the submitter sees of a failure is :func:`safe_message`: a lastknown error's class
 and message (already written for the person who supplied the input, with anything
@@ -14,10 +14,12 @@ to the server log only.
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import re
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from lastknown.errors import LastknownError, PipelineError
@@ -56,6 +58,26 @@ def resolve(function: str) -> Callable[..., Any]:
     return found  # type: ignore[no-any-return]
 
 
+def with_paths(function: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with each string given to a parameter annotated ``Path`` (or
+    ``Path | None``) made a :class:`~pathlib.Path`: jobs carry paths as JSON strings.
+
+    >>> def f(request: Path, *, out: Path | None = None, name: str = "") -> None: ...
+    >>> with_paths(f, {"request": "/in/r.csv", "out": "/o", "name": "/x"})
+    {'request': PosixPath('/in/r.csv'), 'out': PosixPath('/o'), 'name': '/x'}
+    """
+    params = inspect.signature(function).parameters
+    return {key: Path(value) if isinstance(value, str) and key in params
+            and _is_path(params[key].annotation) else value for key, value in kwargs.items()}
+
+
+def _is_path(annotation: object) -> bool:
+    if annotation is Path:
+        return True
+    text = annotation if isinstance(annotation, str) else str(annotation)
+    return "Path" in {part.strip().rpartition(".")[2] for part in text.split("|")}
+
+
 def run_job(store: JobStore, job_id: str, worker: str, *, heartbeat_seconds: float) -> str:
     """Run job ``job_id`` as ``worker``; return the status it ended in.
 
@@ -72,8 +94,9 @@ def run_job(store: JobStore, job_id: str, worker: str, *, heartbeat_seconds: flo
                             name=f"heartbeat-{job_id[:8]}", daemon=True)
     beat.start()
     try:
-        resolve(job.function)(**job.kwargs,
-                              on_stage=lambda stage: _stage(store, job_id, worker, stage))
+        function = resolve(job.function)
+        function(**with_paths(function, job.kwargs),
+                 on_stage=lambda stage: _stage(store, job_id, worker, stage))
     except Exception as exc:
         log.exception("job %s failed", job_id)
         owned = store.fail(job_id, worker, safe_message(exc))
