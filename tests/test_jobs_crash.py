@@ -37,7 +37,7 @@ class Workers:
         proc = subprocess.Popen(
             [sys.executable, "-m", "lastknown.cli", "worker", "--database", self.database,
              "--queue", self.settings.url, "--queue-name", self.settings.name,
-             "--workers", "1", "--heartbeat", "0.1", "--stale-after", "0.5", "--sweep", "0.1"],
+             "--workers", "1", "--heartbeat", "0.1", "--stale-after", "2", "--sweep", "0.1"],
             env=child_env(), stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.procs.append(proc)
@@ -62,6 +62,7 @@ def workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workers]
     yield running
     running.stop_all()
     running.queue.huey.flush()
+    running.queue.close()
     running.queue.store.close()
 
 

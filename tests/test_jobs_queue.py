@@ -12,6 +12,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,9 @@ from lastknown.service.jobs import (
 from lastknown.service.jobs.runner import INTERNAL
 
 HERE = "test_jobs_queue"
-FAST = {"heartbeat_seconds": 0.1, "stale_seconds": 0.5, "sweep_seconds": 0.1}
+#: Quick sweeps; a stale limit no live job reaches however loaded the machine (the tests of
+#: dead workers set their own).
+FAST = {"heartbeat_seconds": 0.2, "stale_seconds": 30.0, "sweep_seconds": 0.1}
 
 
 def write_report(*, out: Path, rows: int, on_stage: Callable[[str], None]) -> None:
@@ -101,6 +104,7 @@ def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobQueue]:
     yield job_queue
     job_queue.huey.flush()  # the test's queue keys, gone from Redis
     assert job_queue.huey.pending_count() == 0
+    job_queue.close()
     job_queue.store.close()
 
 
@@ -180,12 +184,15 @@ def test_a_job_the_queue_never_got_is_sent_by_the_sweep(queue: JobQueue,
                                                       name=queue.settings.name, **FAST))
     job = broker_down.submit("prepare", f"{HERE}:write_report",
                              {"out": str(tmp_path / "o"), "rows": 2})  # recorded, not sent
+    broker_down.close()
     assert status_of(queue, job.id) == "queued" and queue.huey.pending_count() == 0
-    started = start_embedded_worker(queue)
+    sweeping = JobQueue(queue.store, replace(queue.settings, stale_seconds=1.0))
+    started = start_embedded_worker(sweeping)
     try:
         wait_for(finished(queue, job.id), what="the sweep to send the job")
     finally:
         stop_embedded_worker(started)
+        sweeping.close()
     assert status_of(queue, job.id) == "done"
 
 
@@ -205,6 +212,7 @@ def test_production_postgres_job_table_and_redis_queue(tmp_path: Path) -> None:
         finally:
             stop_embedded_worker(started)
             job_queue.huey.flush()
+            job_queue.close()
         shown = job_queue.store.get(job.id).public()  # type: ignore[union-attr]
     assert (shown["status"], shown["fraction"]) == ("done", 1.0)
     assert (tmp_path / "o" / "total.txt").read_text() == "6"

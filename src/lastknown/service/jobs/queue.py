@@ -129,6 +129,14 @@ class JobQueue:
                     self.send(job_id)
         return recovery
 
+    def close(self) -> None:
+        """Close the queue's connections (after its workers have stopped); the job store
+        is the caller's to close."""
+        self.huey.storage.close()
+        pool = getattr(self.huey.storage, "pool", None)  # Redis: its connection pool
+        if pool is not None:
+            pool.disconnect()
+
     def _send_or_leave(self, job_id: str) -> None:
         try:
             self.send(job_id)
