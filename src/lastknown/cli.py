@@ -247,6 +247,45 @@ def recover(ledger: str | None, journal: Path | None, outs: tuple[Path, ...]) ->
 
 
 @cli.command()
+@click.option("--database", envvar="LASTKNOWN_DATABASE", required=True,
+              help="The service's database (SQLAlchemy URL) holding the job table "
+                   "[env LASTKNOWN_DATABASE].")
+@click.option("--queue", "queue_url", envvar="LASTKNOWN_QUEUE", required=True,
+              help="redis://HOST:PORT/DB or sqlite:///PATH [env LASTKNOWN_QUEUE].")
+@click.option("--queue-name", default="lastknown", show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Jobs run at once.")
+@click.option("--heartbeat", type=click.FloatRange(min=0.01), default=10.0, show_default=True,
+              help="Seconds between a running job's heartbeats.")
+@click.option("--stale-after", type=click.FloatRange(min=0.02), default=60.0,
+              show_default=True, help="Seconds without a heartbeat before a job's worker "
+                                      "counts as dead and the job is re-queued.")
+@click.option("--sweep", type=click.FloatRange(min=0.01), default=30.0, show_default=True,
+              help="Seconds between looks for such jobs.")
+@_friendly_errors
+def worker(database: str, queue_url: str, queue_name: str, workers: int, heartbeat: float,
+           stale_after: float, sweep: float) -> None:
+    """Run the service's jobs (prepare, release) from the queue until Ctrl-C.
+
+    SIGINT lets running jobs finish; SIGTERM or a kill stops at once, and their jobs
+    are re-queued by the next worker's sweep (docs/JOBS.md).
+
+    Example:
+
+        lastknown worker --database postgresql+psycopg://lk@db/lastknown --queue redis://127.0.0.1:6379/0
+    """
+    import logging
+
+    from lastknown.service.jobs import JobQueue, JobStore, QueueSettings, Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = QueueSettings(url=queue_url, name=queue_name, workers=workers,
+                             heartbeat_seconds=heartbeat, stale_seconds=stale_after,
+                             sweep_seconds=sweep)
+    Worker(JobQueue(JobStore(database), settings), embedded=False).run()
+
+
+@cli.command()
 @click.option("--result", "result_dir", type=click.Path(exists=True, file_okay=False,
               path_type=Path), required=True, help="A response package folder.")
 @click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=Path),
