@@ -11,77 +11,23 @@ loaded machine), never sleeps.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from bench.served import Served, ServerFailed, serve_demo
 from browsing import CHROMIUM, CHROMIUM_ARGS, ROOT, WAIT_MS
 from playwright.sync_api import Browser, Page, sync_playwright
 
 
-@dataclass(frozen=True)
-class Server:
-    url: str
-    data: Path  # the XDG data folder: the demo deployment is under lastknown/service-demo
-    log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"lastknown serve exited with {process.returncode}:\n"
-                        f"{log.read_text(encoding='utf-8')[-3000:]}")
-        try:
-            if httpx.get(f"{url}/login", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)  # polling for start-up, not an assertion
-    pytest.fail(f"lastknown serve did not answer in 120 s:\n"
-                f"{log.read_text(encoding='utf-8')[-3000:]}")
-
-
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`lastknown serve --demo` as a user starts it, in its own data folder."""
-    home = tmp_path_factory.mktemp("served")
-    port = _free_port()
-    python_path = [str(Path(p).resolve()) for p in
-                   filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    env = {**os.environ, "XDG_DATA_HOME": str(home / "data"),
-           "XDG_CONFIG_HOME": str(home / "config"), "PYTHONPATH": os.pathsep.join(python_path)}
-    env.pop("LASTKNOWN_CONFIG", None)
-    log = home / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from lastknown.cli import main; main()",
-             "serve", "--demo", "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=home)
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url, process, log)
-        yield Server(url=url, data=home / "data", log=log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with serve_demo(tmp_path_factory.mktemp("served")) as served:
+            yield served
+    except ServerFailed as failure:
+        pytest.fail(str(failure))
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +44,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def new_page(browser: Browser, server: Server) -> Iterator[Callable[[], Page]]:
+def new_page(browser: Browser, server: Served) -> Iterator[Callable[[], Page]]:
     """``new_page()``: a page in a fresh browser profile (own cookies), as a second person
     at another desk; all are closed after the test."""
     contexts = []
