@@ -9,7 +9,8 @@ hierarchy with ``raise ... from``.
     ├── InputError                 bad input supplied by a person
     │   ├── RequestFileError       the request file cannot be read / mapped
     │   ├── BatchError             batch metadata missing, malformed or not certified
-    │   └── MasterError            the master does not meet the master contract
+    │   ├── MasterError            the master does not meet the master contract
+    │   └── NotFoundError          no such held batch (or other named thing)
     ├── ConfigError                a settings / thresholds / policy file is wrong
     ├── PolicyError                the batch is over a policy cap and needs an override
     ├── LedgerError                the ledger cannot be written or read
@@ -45,6 +46,10 @@ class BatchError(InputError):
 
 class MasterError(InputError):
     """The master (return records) does not meet the master contract."""
+
+
+class NotFoundError(InputError):
+    """A named thing (a held batch) does not exist; the message says how to list them."""
 
 
 class ConfigError(LastknownError):

@@ -149,42 +149,30 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     options: ProcessOptions | None = None) -> ProcessResult:
     """Answer one request file end to end and return what went where.
 
+    The single-operator path: :func:`run_stages` (what ``workflow.prepare`` holds for
+    review) then :func:`lastknown.workflow.disclose` (what ``workflow.release`` does), in
+    one run, with the operator as submitter and approver — only where the policy's
+    ``single_operator_release`` allows it (else PolicyError, exit 3).
+
     >>> result = process_request(Path("request.csv"), master=Path("master"),
     ...                          batch_path=Path("batch.toml"), out=Path("response"))
     ... # doctest: +SKIP
     """
-    from lastknown.disclose.ledger import open_ledger
-    from lastknown.disclose.ledger.verify import quick_verify
     from lastknown.disclose.package import BACKGROUND_XLSX_ROWS, stage_package
-    from lastknown.disclose.policy import check_policy, load_policy, refuse_uncertified
-    from lastknown.disclose.publish import publish, publish_run
+    from lastknown.disclose.publish import publish_run
     from lastknown.disclose.record import record_dir_for
-    from lastknown.match.config import load_match_config
-    from lastknown.match.learn import ESTIMATES_FOLDER, EstimateStore
-    from lastknown.match.run import Learning, match_requests
-    from lastknown.request.batch import load_batch
-    from lastknown.request.intake import read_request
-    from lastknown.request.validate import validate_request
+    from lastknown.workflow import disclose
 
     opts = options or ProcessOptions()
     deployment = resolve_deployment(opts)
     opts = replace(opts, deployment=deployment)  # later stages read opts.deployment
-    anchors = opts.anchors or deployment.anchors
     check_can_create(out)
-    today = opts.today or date.today()
-    received = datetime.now(UTC)
-    archive = deployment.archive
     stages = Stages(STAGES, show=opts.progress)
+    operator = opts.operator or getpass.getuser()
     try:
         with stages.stage("batch"):
-            batch = load_batch(batch_path)
-            policy = load_policy(opts.policy)
-            match_config = load_match_config(opts.match_config)
-            ledger = open_ledger(deployment.ledger, create=True)
-            # ANCHOR CHECK: never write to a ledger whose tail or anchors fail (exit 5)
-            quick_verify(ledger, anchors)
-            refuse_uncertified(batch, ledger=ledger, user=opts.operator)  # before any row
-        with publish_run(ledger, _journal(opts), batch_id=batch.batch_id,
+            start = open_run(batch_path, opts, single_operator=True)
+        with publish_run(start.ledger, _journal(opts), batch_id=start.batch.batch_id,
                          final_dir=out) as run, make_engine(
             opts.engine, threads=opts.threads, memory_limit=opts.memory_limit
         ) as engine:
@@ -196,70 +184,16 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
             if out.exists():
                 raise InputError(f"output folder {out} already exists: choose a new --out "
                                  "folder (a response package is never overwritten)")
-            with stages.stage("intake"):
-                intake = read_request(engine, request, encoding=opts.encoding, sheet=opts.sheet,
-                                      header_row=opts.header_row)
-            with stages.stage("policy"):
-                decision = check_policy(policy, batch, row_count=intake.row_count,
-                                        ledger=ledger, match_config=match_config,
-                                        user=opts.operator)
-            with stages.stage("master"):
-                index = _prepare_index(engine, master, run.scratch, opts.progress)
-            with stages.stage("validate"):
-                validation = validate_request(
-                    engine, batch, master_years=(index.year_min, index.year_max), today=today,
-                    years_on_file=index.tax_years,
-                )
-            with stages.stage("match"):
-                store = EstimateStore(opts.estimates or deployment.archive / ESTIMATES_FOLDER)
-                learning = None
-                if opts.learn:
-                    pooled = store.load(batch.requesting_agency)
-                    learning = Learning(batch_id=batch.batch_id, pooled=pooled)
-                matching = match_requests(engine, index=index, config=match_config,
-                                          progress=opts.progress, learning=learning)
-            summary: dict[str, Any] = {
-                "lastknown_version": __version__,
-                "batch_id": batch.batch_id,
-                "requesting_agency": batch.requesting_agency,
-                "request_file": request.name,
-                "request_sha256": intake.sha256,
-                "received_at": received.isoformat(timespec="seconds"),
-                "engine": opts.engine,
-                "model_id": matching.model_id,
-                "estimates": matching.estimates,
-                "thresholds": matching.thresholds,
-                "match_settings": match_config.as_dict(),  # whole, for the internal record
-                "warnings": [*intake.warnings, *matching.warnings],
-                "match_timings_seconds": dict(matching.timings),
-                "policy": decision.as_summary(),
-                "validation": {"valid": validation.valid_count,
-                               "rejected": validation.rejected_count,
-                               "periods_partly_on_file": validation.periods_partly_on_file},
-                "master_quarantined_rows": index.quarantined_rows,
-            }
+            prepared = run_stages(engine, stages, start, request=request, master=master,
+                                  options=opts, scratch=run.scratch)
             with stages.stage("publish"):
-                summary["timings_seconds"] = dict(stages.timings)
-                published = publish(
-                    ledger=ledger,
-                    batch=batch,
-                    engine=engine,
-                    final_dir=out,
-                    summary=summary,
+                prepared.summary["timings_seconds"] = dict(stages.timings)
+                published = disclose(
+                    start.ledger, engine, prepared, out=out, approver=operator,
+                    submitted_by=operator, archive=deployment.archive,
+                    anchors=opts.anchors or deployment.anchors, estimates=_estimates(opts),
                     write_package=lambda staging, s: stage_package(
-                        engine, staging, summary=s, background_xlsx_from=BACKGROUND_XLSX_ROWS
-                    ),
-                    intake=intake,
-                    validation=validation,
-                    policy_decision=decision,
-                    operator=opts.operator or getpass.getuser(),
-                    received_at=received,
-                    archive=archive,
-                    anchors=anchors,
-                )
-            if learning is not None and matching.learned is not None:
-                store.save(batch.requesting_agency,
-                           learning.pooled.add(matching.learned.batch_counts))
+                        engine, staging, summary=s, background_xlsx_from=BACKGROUND_XLSX_ROWS))
     finally:
         stages.close()
     final = published.summary
@@ -269,10 +203,132 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
         rows_matched=int(final["rows_matched"]),
         rows_unmatched=int(final["rows_unmatched"]),
         rows_rejected=int(final["rows_rejected"]),
-        record=record_dir_for(archive.resolve(), batch.batch_id),
+        record=record_dir_for(deployment.archive.resolve(), start.batch.batch_id),
         summary=final,
     )
 
+
+@dataclass(frozen=True, kw_only=True)
+class RunStart:
+    """A run's batch, policy, settings and ledger: read and checked before any row."""
+
+    batch: Any  # lastknown.request.batch.Batch
+    policy: Any  # lastknown.disclose.policy.Policy
+    match_config: Any  # lastknown.match.config.MatchConfig
+    ledger: Any  # lastknown.disclose.ledger.Ledger
+    received: datetime
+
+
+def open_run(batch_path: Path, opts: ProcessOptions, *, single_operator: bool) -> RunStart:
+    """Read the batch, the policy and the settings; open and check the ledger.
+
+    ``single_operator``: the run releases what it prepares (``process``), which the
+    policy must allow (``single_operator_release``), else PolicyError (exit 3).
+    """
+    from lastknown.disclose.ledger import open_ledger
+    from lastknown.disclose.ledger.verify import quick_verify
+    from lastknown.disclose.policy import load_policy, refuse_uncertified
+    from lastknown.errors import PolicyError
+    from lastknown.match.config import load_match_config
+    from lastknown.request.batch import load_batch
+
+    deployment = resolve_deployment(opts)
+    received = datetime.now(UTC)
+    batch = load_batch(batch_path)
+    policy = load_policy(opts.policy)
+    if single_operator and not policy.single_operator_release:
+        raise PolicyError(f"the disclosure policy ({policy.source}) does not let one person "
+                          "prepare and release a batch (single_operator_release = false): "
+                          "run `lastknown process --hold ...`, then another person runs "
+                          f"`lastknown release {batch.batch_id} --approver NAME --out DIR`")
+    match_config = load_match_config(opts.match_config)
+    ledger = open_ledger(deployment.ledger, create=True)
+    # ANCHOR CHECK: never write to a ledger whose tail or anchors fail (exit 5)
+    quick_verify(ledger, opts.anchors or deployment.anchors)
+    refuse_uncertified(batch, ledger=ledger, user=opts.operator)  # before any row
+    return RunStart(batch=batch, policy=policy, match_config=match_config, ledger=ledger,
+                    received=received)
+
+
+@dataclass(kw_only=True)
+class Prepared:
+    """What the stages up to matching produced: enough to publish (or hold) the batch."""
+
+    batch: Any  # lastknown.request.batch.Batch
+    decision: Any  # lastknown.disclose.policy.PolicyDecision
+    intake: Any  # an IntakeLike: row_count, sha256
+    validation: Any  # a ValidationLike: valid_count, rejected_count
+    summary: dict[str, Any]
+    received: datetime
+    #: What the batch taught about the requester's errors, pooled when it is released.
+    learned: Any = None  # lastknown.match.learn.LevelCounts | None
+    #: The index's table of master records (names for the review, masked when held).
+    records_table: str | None = None
+
+
+def run_stages(engine: Engine, stages: Stages, start: RunStart, *, request: Path, master: Path,
+               options: ProcessOptions, scratch: Path) -> Prepared:
+    """Intake, policy gate, master, validation, matching: the batch's tables in ``engine``."""
+    from lastknown.disclose.policy import check_policy
+    from lastknown.match.learn import EstimateStore
+    from lastknown.match.run import Learning, match_requests
+    from lastknown.request.intake import read_request
+    from lastknown.request.validate import validate_request
+
+    opts, batch = options, start.batch
+    with stages.stage("intake"):
+        intake = read_request(engine, request, encoding=opts.encoding, sheet=opts.sheet,
+                              header_row=opts.header_row)
+    with stages.stage("policy"):
+        decision = check_policy(start.policy, batch, row_count=intake.row_count,
+                                ledger=start.ledger, match_config=start.match_config,
+                                user=opts.operator)
+    with stages.stage("master"):
+        index = _prepare_index(engine, master, scratch, opts.progress)
+    with stages.stage("validate"):
+        validation = validate_request(
+            engine, batch, master_years=(index.year_min, index.year_max),
+            today=opts.today or date.today(), years_on_file=index.tax_years,
+        )
+    with stages.stage("match"):
+        learning = None
+        if opts.learn:
+            learning = Learning(batch_id=batch.batch_id,
+                                pooled=EstimateStore(_estimates(opts)).load(
+                                    batch.requesting_agency))
+        matching = match_requests(engine, index=index, config=start.match_config,
+                                  progress=opts.progress, learning=learning)
+    summary: dict[str, Any] = {
+        "lastknown_version": __version__,
+        "batch_id": batch.batch_id,
+        "requesting_agency": batch.requesting_agency,
+        "request_file": request.name,
+        "request_sha256": intake.sha256,
+        "received_at": start.received.isoformat(timespec="seconds"),
+        "engine": opts.engine,
+        "model_id": matching.model_id,
+        "estimates": matching.estimates,
+        "thresholds": matching.thresholds,
+        "match_settings": start.match_config.as_dict(),  # whole, for the internal record
+        "warnings": [*intake.warnings, *matching.warnings],
+        "match_timings_seconds": dict(matching.timings),
+        "policy": decision.as_summary(),
+        "validation": {"valid": validation.valid_count,
+                       "rejected": validation.rejected_count,
+                       "periods_partly_on_file": validation.periods_partly_on_file},
+        "master_quarantined_rows": index.quarantined_rows,
+    }
+    learned = matching.learned.batch_counts if learning and matching.learned else None
+    return Prepared(batch=batch, decision=decision, intake=intake, validation=validation,
+                    summary=summary, received=start.received, learned=learned,
+                    records_table=index.table("idx_record"))
+
+
+def _estimates(opts: ProcessOptions) -> Path:
+    """The folder of the per-agency learned estimates."""
+    from lastknown.match.learn import ESTIMATES_FOLDER
+
+    return opts.estimates or resolve_deployment(opts).archive / ESTIMATES_FOLDER
 
 
 def _journal(opts: ProcessOptions) -> Path:
