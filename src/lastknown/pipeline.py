@@ -184,6 +184,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
             if out.exists():
                 raise InputError(f"output folder {out} already exists: choose a new --out "
                                  "folder (a response package is never overwritten)")
+            _refuse_held(deployment, start.batch.batch_id)
             prepared = run_stages(engine, stages, start, request=request, master=master,
                                   options=opts, scratch=run.scratch)
             with stages.stage("publish"):
@@ -322,6 +323,18 @@ def run_stages(engine: Engine, stages: Stages, start: RunStart, *, request: Path
     return Prepared(batch=batch, decision=decision, intake=intake, validation=validation,
                     summary=summary, received=start.received, learned=learned,
                     records_table=index.table("idx_record"))
+
+
+def _refuse_held(deployment: Deployment, batch_id: str) -> None:
+    """PolicyError when the batch was prepared for review: its release is the officer's."""
+    from lastknown.disclose.held import held_dir
+    from lastknown.errors import PolicyError
+
+    if held_dir(deployment.archive, batch_id).exists():
+        raise PolicyError(f"batch {batch_id} was prepared with --hold and waits for review: "
+                          f"`lastknown release {batch_id} --approver NAME --out DIR` or "
+                          f"`lastknown deny {batch_id} ...` decides it (see `lastknown "
+                          "batches`)")
 
 
 def _estimates(opts: ProcessOptions) -> Path:

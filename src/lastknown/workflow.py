@@ -143,6 +143,11 @@ def _folder(deployment: Deployment, batch_id: str) -> Path:
     return folder
 
 
+def _others(deployment: Deployment, folder: Path) -> list[BatchState]:
+    """The deployment's other prepared batches (for the review's same-file check)."""
+    return [held.read_state(f) for f in held.all_held(deployment.archive) if f != folder]
+
+
 def list_batches(deployment: Deployment | None = None, *,
                  status: str | None = None) -> list[BatchState]:
     """Every prepared batch of the deployment, oldest first; ``status`` filters."""
@@ -189,11 +194,10 @@ def review(batch_id: str, deployment: Deployment | None = None, *,
                                     "was not kept (settled by recovery); its internal record "
                                     "is in the archive")
             return BatchReview.from_dict({**kept, "batch": state.as_dict()})
-        others = [held.read_state(f) for f in held.all_held(deployment.archive) if f != folder]
         with make_engine() as engine:
             held.load_tables(engine, folder)
             return build_review(engine, ledger, state=state, prepared=held.read_prepared(folder),
-                                others=others, sample=sample)
+                                others=_others(deployment, folder), sample=sample)
     finally:
         ledger.close()
 
@@ -218,7 +222,7 @@ def release(batch_id: str, *, approver: str, out: Path, deployment: Deployment |
     try:
         folder = _folder(deployment, batch_id)
         check_can_create(out)
-        state = held.require_held(holding.reconcile(ledger, folder), "released")
+        state = holding.reconcile(ledger, folder)
         if same_person(approver, state.submitted_by) and not allow_same_person:
             ledger.audit(event_type="batch_release_refused", success=False,
                          obj=f"batch {state.batch_id}", user=approver,
@@ -245,7 +249,7 @@ def release(batch_id: str, *, approver: str, out: Path, deployment: Deployment |
             with make_engine() as engine:
                 held.load_tables(engine, folder)
                 kept = build_review(engine, ledger, state=state, prepared=data,
-                                    others=[], sample=20)
+                                    others=_others(deployment, folder))
                 published = disclose(
                     ledger, engine, holding.prepared_from(data), out=out, approver=approver,
                     submitted_by=state.submitted_by, archive=deployment.archive,
@@ -284,7 +288,8 @@ def deny(batch_id: str, *, officer: str, reason: str,
             with make_engine() as engine:
                 held.load_tables(engine, folder)
                 kept = build_review(engine, ledger, state=state,
-                                    prepared=held.read_prepared(folder), others=[])
+                                    prepared=held.read_prepared(folder),
+                                    others=_others(deployment, folder))
             ledger.audit(event_type="batch_denied", success=True, obj=f"batch {state.batch_id}",
                          detail=reason, user=officer)
             held.write_review(folder, kept.as_dict())

@@ -38,7 +38,7 @@ def mask_sql(column: str) -> str:
     """SQL masking a name: each word's first letter, then one ``*`` per further letter.
 
     >>> import duckdb
-    >>> duckdb.sql("SELECT " + mask_sql("'JOHN Q SMITH'")).fetchone()[0]
+    >>> duckdb.sql("SELECT " + mask_sql("'JOHN Q SMITH'")).fetchall()[0][0]
     'J*** Q S****'
     """
     return (f"array_to_string(list_transform(string_split(trim(coalesce({column}, '')), ' '), "
