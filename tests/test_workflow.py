@@ -280,3 +280,95 @@ def test_process_is_refused_where_the_policy_wants_two_people(
                     batch_path=synth.folder / "batch.toml", submitted_by="alice",
                     options=options)
     assert state.status == "held"
+
+
+def test_two_held_batches_of_one_official_never_exceed_the_cap_at_release(
+        synth: Synth, deployment: Deployment, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("max_rows_per_official_per_period = 60\n")
+    approval = ('\n[overrides]\nreason = "cap under test"\napproved_by = "Counsel"\n'
+                '[overrides.policy]\nmax_rows_per_official_per_period = 60\n')
+    ids = []
+    for batch_id in ("CAP-A", "CAP-B"):  # each passes the early check: nothing released yet
+        path = second_batch(synth, tmp_path, batch_id)
+        path.write_text(path.read_text() + approval)
+        ids.append(prepare(synth.folder / "request.csv", master=synth.index, batch_path=path,
+                           submitted_by="alice", options=ProcessOptions(
+                               deployment=deployment, today=TODAY, policy=policy)).batch_id)
+    assert review(ids[1], deployment).policy["remaining_after_release"][
+        "max_rows_per_official_per_period"] == 20
+    release(ids[0], approver="Bob", out=tmp_path / "a", deployment=deployment)
+    assert review(ids[1], deployment).policy["remaining_after_release"][
+        "max_rows_per_official_per_period"] == -20  # the officer sees it before trying
+    with pytest.raises(PolicyError, match="at commit the disclosure policy refuses it"):
+        release(ids[1], approver="Bob", out=tmp_path / "b", deployment=deployment)
+    assert get_batch(ids[1], deployment).status == "held"  # the officer may still deny it
+    assert not (tmp_path / "b").exists() and ledger_rows(deployment)[0] == 1
+    assert deny(ids[1], officer="Bob", reason="over the official's cap",
+                deployment=deployment).status == "denied"
+
+
+def test_the_review_sample_explains_the_match_and_masks_the_rival(tmp_path: Path) -> None:
+    from lastknown.disclose.held import BatchState
+    from lastknown.disclose.review import COMPARISONS, NAMES_TABLE, build_review, names_sql
+    from test_ledger_fixtures import engine_with_results, synthetic_tin
+
+    engine = engine_with_results(matched=[synthetic_tin(i) for i in range(3)], unmatched=1)
+    engine.execute("CREATE OR REPLACE TABLE request_valid AS SELECT source_row, request_row_id, "
+                   "'JOHN' AS first_name, NULL AS middle_name, 'SMITH' AS last_name, "
+                   "'8 U.S.C. 1253(A)(1)' AS statute FROM match_result")
+    weights = ", ".join(f"1.5 AS mw_{c}" for c in COMPARISONS)
+    engine.execute(f"CREATE TABLE match_explanation AS SELECT m.source_row, r.tin_rank, "
+                   f"CASE r.tin_rank WHEN 1 THEN m.tin ELSE '{synthetic_tin(99)}' END AS tin, "
+                   "m.source_row * 10 + r.tin_rank AS record_id, 20.0 AS match_weight, "
+                   f"0.999 AS match_probability, 9.0 AS name_weight, {weights}, "
+                   "r.tin_rank = 1 AS address_confirmed, false AS name_swapped "
+                   "FROM match_result m, (VALUES (1), (2)) r(tin_rank) WHERE m.outcome = 'M'")
+    engine.execute("CREATE TABLE idx_record AS SELECT record_id, CASE WHEN record_id % 10 = 1 "
+                   "THEN 'JOHN' ELSE 'JANE MARIE' END AS first_n, 'SMITH' AS surname_n "
+                   "FROM match_explanation")
+    engine.execute(f"CREATE TABLE {NAMES_TABLE} AS {names_sql('idx_record')}")
+    state = BatchState(batch_id="B-1", status="held", requesting_agency="ICE",
+                       requesting_official="Dana", submitted_by="alice", submitted_at="t",
+                       rows_total=4, rows_matched=3, rows_unmatched=1, request_sha256="ab")
+    prepared = {"batch": {k: "x" for k in ("requesting_agency", "requesting_official",
+                                            "official_title", "reason", "certification")}
+                | {"authorised_statutes": ["s"], "certified": True},
+                "decision": {"caps": {"max_rows_per_batch": 10, "max_rows_per_official_per_period":
+                                      10}, "overrides": {}, "override_reason": None,
+                             "override_approved_by": None, "period_days": 365,
+                             "official_rows_in_period": 0, "statutes_allowed": ["s"],
+                             "policy_source": "p", "policy_sha256": "", "settings": {},
+                             "recent_disclosure_days": 90},
+                "summary": {}, "package": {"outcome_counts": {"M": 3, "N": 1},
+                                           "reason_counts": {}, "expected_false_matches": 0.003}}
+    ledger = open_ledger(tmp_path / "l.sqlite", create=True)
+    try:
+        page = build_review(engine, ledger, state=state, prepared=prepared, others=[], sample=2)
+    finally:
+        ledger.close()
+        engine.close()
+    assert len(page.sample) == 2
+    row = page.sample[0]
+    assert row["requested_name"] == "JOHN SMITH"
+    assert [(c["role"], c["name_masked"]) for c in row["candidates"]] == [
+        ("match", "J*** S****"), ("rival", "J*** M**** S****")]
+    assert row["candidates"][1]["weights"] == dict.fromkeys(COMPARISONS, 1.5)
+    assert page.outcome_counts == {"M": 3, "N": 1, "A": 0, "U": 0, "P": 0}
+    assert synthetic_tin(99) not in json.dumps(page.as_dict())
+
+
+def test_a_review_that_would_show_a_tin_is_stopped() -> None:
+    from lastknown.disclose.review import assert_no_tin
+    from lastknown.errors import PipelineError
+    from test_ledger_fixtures import engine_with_results, synthetic_tin
+
+    engine = engine_with_results(matched=[synthetic_tin(7)])
+    try:
+        assert_no_tin(engine, {"sample": [{"note": "no TIN here"}]})
+        tin = synthetic_tin(7)
+        for shown in (tin, f"{tin[:3]}-{tin[3:5]}-{tin[5:]}"):
+            with pytest.raises(PipelineError, match="would show a TIN"):
+                assert_no_tin(engine, {"sample": [{"note": f"see {shown}"}]})
+    finally:
+        engine.close()

@@ -203,11 +203,11 @@ def review(batch_id: str, deployment: Deployment | None = None, *,
 
 
 def release(batch_id: str, *, approver: str, out: Path, deployment: Deployment | None = None,
-            anchors: Path | None = None, allow_same_person: bool = False) -> ProcessResult:
+            anchors: Path | None = None) -> ProcessResult:
     """Approve a held batch: record its disclosures and deliver its package at ``out``.
 
     PolicyError (exit 3) unless the batch is held and ``approver`` is not its submitter
-    (``allow_same_person`` is for ``process`` under ``single_operator_release``).
+    (``process`` under ``single_operator_release`` goes through :func:`disclose` itself).
     """
     from lastknown.disclose.ledger.verify import quick_verify
     from lastknown.disclose.publish import publish_run
@@ -223,7 +223,7 @@ def release(batch_id: str, *, approver: str, out: Path, deployment: Deployment |
         folder = _folder(deployment, batch_id)
         check_can_create(out)
         state = holding.reconcile(ledger, folder)
-        if same_person(approver, state.submitted_by) and not allow_same_person:
+        if same_person(approver, state.submitted_by):
             ledger.audit(event_type="batch_release_refused", success=False,
                          obj=f"batch {state.batch_id}", user=approver,
                          detail="the approver is the submitter; another person must approve")
