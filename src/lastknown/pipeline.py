@@ -6,7 +6,9 @@
 Every stage leaves its tables in one engine (see docs/INTERNALS.md); Python
 only sees counts. The ledger and the package are written in one protocol
 (``disclose.publish``) so that a crash never leaves a disclosure unrecorded or
-a recorded disclosure unpublished.
+a recorded disclosure unpublished. The stages and the release are shared with the
+two-person path, prepare → review → release (:mod:`lastknown.answer`,
+:mod:`lastknown.workflow`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from lastknown import __version__
 from lastknown.config import Deployment, load_deployment
 from lastknown.engines import make_engine
 from lastknown.engines.base import Engine
@@ -149,19 +150,20 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     options: ProcessOptions | None = None) -> ProcessResult:
     """Answer one request file end to end and return what went where.
 
-    The single-operator path: :func:`run_stages` (what ``workflow.prepare`` holds for
-    review) then :func:`lastknown.workflow.disclose` (what ``workflow.release`` does), in
-    one run, with the operator as submitter and approver — only where the policy's
-    ``single_operator_release`` allows it (else PolicyError, exit 3).
+    The single-operator path: :func:`lastknown.answer.run_stages` (what
+    ``workflow.prepare`` holds for review) then :func:`lastknown.answer.disclose` (what
+    ``workflow.release`` does), in one run, with the operator as submitter and approver
+    — only where the policy's ``single_operator_release`` allows it (else PolicyError,
+    exit 3).
 
     >>> result = process_request(Path("request.csv"), master=Path("master"),
     ...                          batch_path=Path("batch.toml"), out=Path("response"))
     ... # doctest: +SKIP
     """
+    from lastknown.answer import disclose, estimates_dir, open_run, run_stages
     from lastknown.disclose.package import BACKGROUND_XLSX_ROWS, stage_package
     from lastknown.disclose.publish import publish_run
     from lastknown.disclose.record import record_dir_for
-    from lastknown.workflow import disclose
 
     opts = options or ProcessOptions()
     deployment = resolve_deployment(opts)
@@ -192,7 +194,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 published = disclose(
                     start.ledger, engine, prepared, out=out, approver=operator,
                     submitted_by=operator, archive=deployment.archive,
-                    anchors=opts.anchors or deployment.anchors, estimates=_estimates(opts),
+                    anchors=opts.anchors or deployment.anchors, estimates=estimates_dir(opts),
                     write_package=lambda staging, s: stage_package(
                         engine, staging, summary=s, background_xlsx_from=BACKGROUND_XLSX_ROWS))
     finally:
@@ -209,122 +211,6 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     )
 
 
-@dataclass(frozen=True, kw_only=True)
-class RunStart:
-    """A run's batch, policy, settings and ledger: read and checked before any row."""
-
-    batch: Any  # lastknown.request.batch.Batch
-    policy: Any  # lastknown.disclose.policy.Policy
-    match_config: Any  # lastknown.match.config.MatchConfig
-    ledger: Any  # lastknown.disclose.ledger.Ledger
-    received: datetime
-
-
-def open_run(batch_path: Path, opts: ProcessOptions, *, single_operator: bool) -> RunStart:
-    """Read the batch, the policy and the settings; open and check the ledger.
-
-    ``single_operator``: the run releases what it prepares (``process``), which the
-    policy must allow (``single_operator_release``), else PolicyError (exit 3).
-    """
-    from lastknown.disclose.ledger import open_ledger
-    from lastknown.disclose.ledger.verify import quick_verify
-    from lastknown.disclose.policy import load_policy, refuse_uncertified
-    from lastknown.errors import PolicyError
-    from lastknown.match.config import load_match_config
-    from lastknown.request.batch import load_batch
-
-    deployment = resolve_deployment(opts)
-    received = datetime.now(UTC)
-    batch = load_batch(batch_path)
-    policy = load_policy(opts.policy)
-    if single_operator and not policy.single_operator_release:
-        raise PolicyError(f"the disclosure policy ({policy.source}) does not let one person "
-                          "prepare and release a batch (single_operator_release = false): "
-                          "run `lastknown process --hold ...`, then another person runs "
-                          f"`lastknown release {batch.batch_id} --approver NAME --out DIR`")
-    match_config = load_match_config(opts.match_config)
-    ledger = open_ledger(deployment.ledger, create=True)
-    # ANCHOR CHECK: never write to a ledger whose tail or anchors fail (exit 5)
-    quick_verify(ledger, opts.anchors or deployment.anchors)
-    refuse_uncertified(batch, ledger=ledger, user=opts.operator)  # before any row
-    return RunStart(batch=batch, policy=policy, match_config=match_config, ledger=ledger,
-                    received=received)
-
-
-@dataclass(kw_only=True)
-class Prepared:
-    """What the stages up to matching produced: enough to publish (or hold) the batch."""
-
-    batch: Any  # lastknown.request.batch.Batch
-    decision: Any  # lastknown.disclose.policy.PolicyDecision
-    intake: Any  # an IntakeLike: row_count, sha256
-    validation: Any  # a ValidationLike: valid_count, rejected_count
-    summary: dict[str, Any]
-    received: datetime
-    #: What the batch taught about the requester's errors, pooled when it is released.
-    learned: Any = None  # lastknown.match.learn.LevelCounts | None
-    #: The index's table of master records (names for the review, masked when held).
-    records_table: str | None = None
-
-
-def run_stages(engine: Engine, stages: Stages, start: RunStart, *, request: Path, master: Path,
-               options: ProcessOptions, scratch: Path) -> Prepared:
-    """Intake, policy gate, master, validation, matching: the batch's tables in ``engine``."""
-    from lastknown.disclose.policy import check_policy
-    from lastknown.match.learn import EstimateStore
-    from lastknown.match.run import Learning, match_requests
-    from lastknown.request.intake import read_request
-    from lastknown.request.validate import validate_request
-
-    opts, batch = options, start.batch
-    with stages.stage("intake"):
-        intake = read_request(engine, request, encoding=opts.encoding, sheet=opts.sheet,
-                              header_row=opts.header_row)
-    with stages.stage("policy"):
-        decision = check_policy(start.policy, batch, row_count=intake.row_count,
-                                ledger=start.ledger, match_config=start.match_config,
-                                user=opts.operator)
-    with stages.stage("master"):
-        index = _prepare_index(engine, master, scratch, opts.progress)
-    with stages.stage("validate"):
-        validation = validate_request(
-            engine, batch, master_years=(index.year_min, index.year_max),
-            today=opts.today or date.today(), years_on_file=index.tax_years,
-        )
-    with stages.stage("match"):
-        learning = None
-        if opts.learn:
-            learning = Learning(batch_id=batch.batch_id,
-                                pooled=EstimateStore(_estimates(opts)).load(
-                                    batch.requesting_agency))
-        matching = match_requests(engine, index=index, config=start.match_config,
-                                  progress=opts.progress, learning=learning)
-    summary: dict[str, Any] = {
-        "lastknown_version": __version__,
-        "batch_id": batch.batch_id,
-        "requesting_agency": batch.requesting_agency,
-        "request_file": request.name,
-        "request_sha256": intake.sha256,
-        "received_at": start.received.isoformat(timespec="seconds"),
-        "engine": opts.engine,
-        "model_id": matching.model_id,
-        "estimates": matching.estimates,
-        "thresholds": matching.thresholds,
-        "match_settings": start.match_config.as_dict(),  # whole, for the internal record
-        "warnings": [*intake.warnings, *matching.warnings],
-        "match_timings_seconds": dict(matching.timings),
-        "policy": decision.as_summary(),
-        "validation": {"valid": validation.valid_count,
-                       "rejected": validation.rejected_count,
-                       "periods_partly_on_file": validation.periods_partly_on_file},
-        "master_quarantined_rows": index.quarantined_rows,
-    }
-    learned = matching.learned.batch_counts if learning and matching.learned else None
-    return Prepared(batch=batch, decision=decision, intake=intake, validation=validation,
-                    summary=summary, received=start.received, learned=learned,
-                    records_table=index.table("idx_record"))
-
-
 def _refuse_held(deployment: Deployment, batch_id: str) -> None:
     """PolicyError when the batch was prepared for review: its release is the officer's."""
     from lastknown.disclose.held import held_dir
@@ -335,13 +221,6 @@ def _refuse_held(deployment: Deployment, batch_id: str) -> None:
                           f"`lastknown release {batch_id} --approver NAME --out DIR` or "
                           f"`lastknown deny {batch_id} ...` decides it (see `lastknown "
                           "batches`)")
-
-
-def _estimates(opts: ProcessOptions) -> Path:
-    """The folder of the per-agency learned estimates."""
-    from lastknown.match.learn import ESTIMATES_FOLDER
-
-    return opts.estimates or resolve_deployment(opts).archive / ESTIMATES_FOLDER
 
 
 def _journal(opts: ProcessOptions) -> Path:

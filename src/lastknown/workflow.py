@@ -28,23 +28,20 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from lastknown.answer import RunStart, disclose, open_run, run_stages, same_person
 from lastknown.config import Deployment, load_deployment
 from lastknown.disclose import held, holding
 from lastknown.disclose.held import BatchState
 from lastknown.disclose.review import BatchReview
 from lastknown.engines import make_engine
 from lastknown.errors import InputError, NotFoundError, PolicyError
-from lastknown.pipeline import (
-    Prepared,
-    ProcessOptions,
-    ProcessResult,
-    open_run,
-    resolve_deployment,
-    run_stages,
-)
+from lastknown.pipeline import ProcessOptions, ProcessResult, resolve_deployment
 from lastknown.stages import Stages
+
+if TYPE_CHECKING:
+    from lastknown.disclose.ledger import Ledger
 
 PreparedBatch = BatchState
 PREPARE_STAGES = ["batch", "intake", "policy", "master", "validate", "match", "hold"]
@@ -61,15 +58,6 @@ def _person(name: str, what: str) -> str:
     if not text:
         raise InputError(f"{what} is required: the name of the person (it is recorded)")
     return text
-
-
-def same_person(a: str, b: str) -> bool:
-    """Names compared case- and spacing-insensitively.
-
-    >>> same_person(" Alice  Smith", "alice smith")
-    True
-    """
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
 def _journal(deployment: Deployment) -> Path:
@@ -95,6 +83,7 @@ def prepare(request: Path, *, master: Path, batch_path: Path, submitted_by: str,
     deployment = resolve_deployment(opts)
     opts = replace(opts, deployment=deployment, operator=opts.operator or submitted_by)
     stages = Stages(PREPARE_STAGES, show=opts.progress, on_start=on_stage)
+    start: RunStart | None = None
     try:
         with stages.stage("batch"):
             start = open_run(batch_path, opts, single_operator=False)
@@ -125,10 +114,12 @@ def prepare(request: Path, *, master: Path, batch_path: Path, submitted_by: str,
                                user=submitted_by)
     finally:
         stages.close()
+        if start is not None:
+            start.ledger.close()
     return state
 
 
-def _open(deployment: Deployment | None) -> tuple[Deployment, Any]:
+def _open(deployment: Deployment | None) -> tuple[Deployment, Ledger]:
     from lastknown.disclose.ledger import open_ledger
 
     deployment = deployment or load_deployment()
@@ -299,30 +290,6 @@ def deny(batch_id: str, *, officer: str, reason: str,
     finally:
         ledger.close()
     return state
-
-
-def disclose(ledger: Any, engine: Any, prepared: Prepared, *, out: Path, approver: str,
-             submitted_by: str, archive: Path, anchors: Path | None, estimates: Path,
-             write_package: Callable[[Path, dict[str, Any]], Any]) -> Any:
-    """The release itself (shared by :func:`release` and ``process``): the publish protocol
-    with who submitted and who approved in the batch record, then the learned estimates
-    pooled. ``engine`` holds the batch's tables."""
-    from lastknown.disclose.publish import publish
-    from lastknown.match.learn import EstimateStore
-
-    approval = {"submitted_by": submitted_by, "approved_by": approver,
-                "single_operator": same_person(submitted_by, approver)}
-    published = publish(ledger=ledger, batch=prepared.batch, engine=engine, final_dir=out,
-                        summary=prepared.summary, write_package=write_package,
-                        intake=prepared.intake, validation=prepared.validation,
-                        policy_decision=prepared.decision, operator=approver,
-                        received_at=prepared.received, archive=archive, anchors=anchors,
-                        release=approval)
-    if prepared.learned is not None:
-        store = EstimateStore(estimates)
-        agency = prepared.batch.requesting_agency
-        store.save(agency, store.load(agency).add(prepared.learned))
-    return published
 
 
 def default_user() -> str:

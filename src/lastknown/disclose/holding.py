@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from lastknown.answer import Prepared
 from lastknown.disclose import held
 from lastknown.disclose.cells import sha256_file
 from lastknown.disclose.held import BatchState
@@ -28,7 +29,6 @@ from lastknown.disclose.ledger import Ledger, batch_key
 from lastknown.disclose.ledger.models import audit_events, batches
 from lastknown.engines.base import Engine
 from lastknown.errors import LedgerError, PipelineError
-from lastknown.pipeline import Prepared
 
 
 @dataclass(frozen=True, kw_only=True)
