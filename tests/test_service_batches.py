@@ -34,7 +34,7 @@ from lastknown.service import db as t
 from lastknown.service.db import AppDB
 from lastknown.service.jobs.store import jobs
 from lastknown.service.settings import ServiceSettings
-from service_helpers import AGENCY_A, login
+from service_helpers import AGENCY_A, login, make_client
 
 
 class World:
@@ -269,3 +269,23 @@ def test_no_reply_or_table_holds_a_tin(world: World) -> None:
     text = "\n".join(SEEN)
     assert "SVC-1" in text and "matched.csv" in text and len(world.synth.tins) > 400
     assert sorted(tin for tin in world.synth.tins if tin in text) == []
+
+
+def test_the_demo_sample_goes_through_as_printed(_private_user_dirs_per_test: Path) -> None:
+    """`serve --demo`'s sample request and batch values, submitted as its printout says."""
+    import tomllib
+
+    from lastknown.service.demo import DEMO_PASSWORD
+    from lastknown.service.serve import prepare
+
+    settings, folder = prepare(None, demo=True, host="127.0.0.1", app_db=None)
+    assert folder is not None
+    values = tomllib.loads((folder / "sample" / "batch.toml").read_text(encoding="utf-8"))
+    with make_client(settings) as client:
+        csrf = login(client, "submitter", DEMO_PASSWORD)
+        sent = submit_api(client, csrf, folder / "sample" / "request.xlsx", "DEMO-1",
+                          requesting_official=values["requesting_official"],
+                          statutes=values["authorised_statutes"])
+        assert sent.status_code == 202, sent.text
+        assert wait_settled(client, "DEMO-1")["status"] == "held"
+    client.app.state.db.close()  # type: ignore[attr-defined]

@@ -78,6 +78,9 @@ def test_demo_seeds_a_private_folder_once(_private_user_dirs_per_test: Path) -> 
     assert sorted(users) == sorted((u.username, u.role.value) for u in DEMO_USERS)
     assert agencies == 2
     assert not (Path.cwd() / "service-demo").exists()
+    assert settings.master == folder / "master-index" and settings.master.is_dir()
+    assert {p.name for p in (folder / "sample").iterdir()} == {
+        "request.csv", "request.xlsx", "batch.toml"}
 
 
 def test_demo_listens_only_on_loopback() -> None:
@@ -95,6 +98,7 @@ def test_serve_demo_says_how_to_sign_in(monkeypatch: pytest.MonkeyPatch) -> None
     assert result.exit_code == 0, result.output
     assert "http://127.0.0.1:8123/login" in result.stdout and DEMO_PASSWORD in result.stdout
     assert all(u.username in result.stdout for u in DEMO_USERS)
+    assert "request.csv" in result.stdout and "batch.toml" in result.stdout
     assert served and served[0][1:] == ("127.0.0.1", 8123) and served[0][0].demo
     assert login_help("http://x", Path("/f")).startswith("Demo deployment in /f")
 
