@@ -37,6 +37,17 @@ def test_service_table_is_read_and_relative_paths_follow_the_file(tmp_path: Path
     assert flagged.app_db == "sqlite:///x.db"
 
 
+def test_master_policy_and_queue_settings(tmp_path: Path) -> None:
+    path = deployment_with(tmp_path, 'archive = "ar"\n[service]\nmaster = "idx"\n'
+                                     'policy = "/etc/p.toml"\nqueue = "redis://r:6379/1"\n')
+    settings = ServiceSettings.from_deployment(load_deployment(path))
+    assert (settings.master, settings.policy, settings.queue) == (
+        tmp_path / "idx", Path("/etc/p.toml"), "redis://r:6379/1")
+    assert settings.files_dir == tmp_path / "service-files"
+    bare = ServiceSettings.from_deployment(load_deployment(deployment_with(tmp_path, "")))
+    assert (bare.master, bare.policy, bare.queue) == (None, None, None)
+
+
 def test_default_app_db_sits_beside_the_archive(tmp_path: Path) -> None:
     path = deployment_with(tmp_path, 'archive = "data/archive"\n')
     settings = ServiceSettings.from_deployment(load_deployment(path))

@@ -334,8 +334,8 @@ def view(job: JobRecord | None, state: BatchState | None, *, officer: bool) -> d
         "status": status,
         "agency": job.agency if job else state.requesting_agency if state else None,
         "submitted_by": job.submitted_by if job else state.submitted_by if state else None,
-        "submitted_at": job.created_at.isoformat() if job else state.submitted_at
-        if state else None,
+        "submitted_at": job.created_at.isoformat(timespec="seconds") if job
+        else state.submitted_at if state else None,
         "stage": job.stage if job and status in ("queued", "running") else None,
         "fraction": job.fraction if job and status in ("queued", "running") else None,
         "message": job.message if job and status == "failed" else None,
