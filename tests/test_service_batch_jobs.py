@@ -1,6 +1,7 @@
 """The batch service's hard cases: two approvals at once never exceed the official's cap;
-a prepare job killed mid-way ends held (re-run) with nothing in the ledger; and the main
-flow on the production pair, PostgreSQL (app, jobs, ledger) + Redis (queue)."""
+a prepare job killed mid-way ends held (re-run) with nothing in the ledger; a release
+killed after its commit is delivered when the service starts again; and the main flow on
+the production pair, PostgreSQL (app, jobs, ledger) + Redis (queue)."""
 
 from __future__ import annotations
 
@@ -36,12 +37,14 @@ from lastknown.disclose.ledger.models import disclosures
 from lastknown.service import accounts, auth
 from lastknown.service import db as t
 from lastknown.service.app import job_queue
+from lastknown.service.batches import package_folder
 from lastknown.service.db import AppDB, open_app_db
 from lastknown.service.jobs import JobQueue, JobStore, QueueSettings, Worker
 from lastknown.service.jobs.runner import run_job
 from lastknown.service.jobs.store import now_utc
-from service_helpers import AGENCY_A, login
+from service_helpers import AGENCY_A, login, make_client
 from test_ledger_fixtures import PG_URL, pg_problem
+from test_recovery import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +243,29 @@ def test_the_main_flow_on_postgresql_and_redis(tmp_path: Path, synth: Synth,
         assert client.get("/api/ledger/verify").json()["ok"] is True
         log = client.get("/api/access-log?event_type=batch_download").json()
         assert [r["username"] for r in log] == ["submitter"]
+
+
+def test_a_release_killed_after_its_commit_is_delivered_when_the_service_starts(
+        tmp_path: Path, synth: Synth) -> None:
+    settings = service_settings(tmp_path, synth)
+    with running_app(settings) as (client, db):
+        held_batch(client, synth, "REL-1")
+        d = settings.deployment
+        (tmp_path / "lastknown.toml").write_text(
+            f'ledger = "{d.ledger}"\narchive = "{d.archive}"\nanchors = "{d.anchors}"\n',
+            encoding="utf-8")
+        out = package_folder(settings, "REL-1")
+        killed = run_cli(["release", "REL-1", "--approver", "officer", "--out", str(out)],
+                         cwd=tmp_path, env={"LK_KILL_AT": "committed"}, driver=True)
+        assert killed.returncode == 17, killed.stderr[-2000:]
+        assert not out.exists()  # committed in the ledger, not yet delivered
+        matched = ledger_counts(d.ledger)[1]
+        assert matched > 0
+    db = open_app_db(settings.app_db)
+    with make_client(settings, db) as restarted:  # its start settles the killed release
+        login(restarted, "submitter")
+        shown = restarted.get("/api/batches/REL-1").json()
+        assert shown["status"] == "released" and "matched.csv" in shown["files"]
+        assert restarted.get("/batches/REL-1/package.zip").status_code == 200
+    db.close()
+    assert ledger_counts(settings.deployment.ledger) == (1, matched)

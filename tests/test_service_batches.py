@@ -18,6 +18,7 @@ from batch_helpers import (
     SEEN,
     Synth,
     call,
+    form_values,
     held_batch,
     make_synth,
     running_app,
@@ -252,25 +253,6 @@ def test_upload_over_the_limit_is_413_and_leaves_nothing(
     assert not uploads.exists() or list(uploads.iterdir()) == []
 
 
-def test_no_reply_or_table_holds_a_tin(world: World) -> None:
-    """Every page of both roles, then everything this module saw and stored."""
-    client = world.client
-    for who, paths in (("submitter", ("/", "/batches", "/batches/new", "/api/batches",
-                                      "/batches/SVC-1", "/batches/SVC-2")),
-                       ("officer", ("/", "/review", "/review/SVC-1", "/review/SVC-2",
-                                    "/review/SVC-3", "/api/batches", "/api/batches/SVC-3",
-                                    "/api/batches/SVC-3/review"))):
-        login(client, who)
-        for path in paths:
-            assert call(client, "GET", path).status_code == 200, path
-    with world.db.begin() as conn:
-        for table in (t.access_log, jobs):
-            SEEN.append(repr(conn.execute(sa.select(table)).all()))
-    text = "\n".join(SEEN)
-    assert "SVC-1" in text and "matched.csv" in text and len(world.synth.tins) > 400
-    assert sorted(tin for tin in world.synth.tins if tin in text) == []
-
-
 def test_the_demo_sample_goes_through_as_printed(_private_user_dirs_per_test: Path) -> None:
     """`serve --demo`'s sample request and batch values, submitted as its printout says."""
     import tomllib
@@ -289,3 +271,39 @@ def test_the_demo_sample_goes_through_as_printed(_private_user_dirs_per_test: Pa
         assert sent.status_code == 202, sent.text
         assert wait_settled(client, "DEMO-1")["status"] == "held"
     client.app.state.db.close()  # type: ignore[attr-defined]
+
+
+def test_an_agency_system_submits_and_polls_with_its_api_token(world: World) -> None:
+    token, _ = accounts.create_token(world.db, "admin", username="submitter", label="ICE system")
+    client = world.client
+    client.cookies.clear()
+    bearer = {"Authorization": f"Bearer {token}"}
+    with world.synth.request.open("rb") as handle:  # no cookie, so no CSRF token needed
+        sent = call(client, "POST", "/api/batches", headers=bearer,
+                    data=form_values("TOK-1"), files={"file": ("r.csv", handle, "text/csv")})
+    assert sent.status_code == 202 and sent.json()["submitted_by"] == "submitter"
+    shown = call(client, "GET", "/api/batches/TOK-1", headers=bearer).json()
+    assert shown["batch_id"] == "TOK-1" and shown["agency"] == AGENCY_A
+    assert call(client, "POST", "/api/batches/TOK-1/approve", headers=bearer).status_code == 403
+    other, _ = accounts.create_token(world.db, "admin", username="submitter2", label="USMS")
+    assert call(client, "GET", "/api/batches/TOK-1",
+                headers={"Authorization": f"Bearer {other}"}).status_code == 404
+
+
+def test_no_reply_or_table_holds_a_tin(world: World) -> None:
+    """Every page of both roles, then everything this module saw and stored."""
+    client = world.client
+    for who, paths in (("submitter", ("/", "/batches", "/batches/new", "/api/batches",
+                                      "/batches/SVC-1", "/batches/SVC-2", "/batches/TOK-1")),
+                       ("officer", ("/", "/review", "/review/SVC-1", "/review/SVC-2",
+                                    "/review/SVC-3", "/api/batches", "/api/batches/SVC-3",
+                                    "/api/batches/SVC-3/review"))):
+        login(client, who)
+        for path in paths:
+            assert call(client, "GET", path).status_code == 200, path
+    with world.db.begin() as conn:
+        for table in (t.access_log, jobs):
+            SEEN.append(repr(conn.execute(sa.select(table)).all()))
+    text = "\n".join(SEEN)
+    assert "SVC-1" in text and "matched.csv" in text and len(world.synth.tins) > 400
+    assert sorted(tin for tin in world.synth.tins if tin in text) == []

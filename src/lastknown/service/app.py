@@ -18,16 +18,18 @@ scripts from a CDN.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lastknown import __version__
-from lastknown.errors import PipelineError
+from lastknown.errors import LastknownError, PipelineError
 from lastknown.service import access, errors
 from lastknown.service.auth import new_secret, password_hasher
 from lastknown.service.db import AppDB, open_app_db
@@ -37,6 +39,8 @@ from lastknown.service.pages import STATIC
 from lastknown.service.pages import router as page_router
 from lastknown.service.roles import unguarded
 from lastknown.service.settings import ServiceSettings
+
+log = logging.getLogger("lastknown.service")
 
 #: Headers on every response: no framing, no MIME sniffing, scripts and styles only from
 #: this site, no Referer leaving it.
@@ -56,8 +60,14 @@ def create_app(settings: ServiceSettings, *, db: AppDB | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """The embedded deployment runs its jobs in this process; production runs
         ``lastknown worker`` processes on the Redis queue instead."""
+        from lastknown.service.batches import settle_interrupted
         from lastknown.service.jobs import start_embedded_worker, stop_embedded_worker
 
+        try:  # a release killed with the last server: deliver it or undo it now
+            for line in await run_in_threadpool(settle_interrupted, settings.deployment):
+                log.warning("settled an interrupted run: %s", line)
+        except LastknownError as exc:  # no ledger yet, or it is away: `lastknown recover`
+            log.warning("interrupted runs not settled at start: %s", type(exc).__name__)
         worker = start_embedded_worker(job_queue(app)) if settings.queue is None else None
         try:
             yield

@@ -209,10 +209,10 @@ def submit(db: AppDB, settings: ServiceSettings, queue: JobQueue, *, agency: dic
         raise ConflictError(f"batch id {form.batch_id.strip()} has been used already: a batch "
                             "is answered once; give this request a new batch id")
     d = settings.deployment
-    kwargs = {"request": str(request), "batch_path": str(batch_path),
-              "master": str(settings.master), "policy": str(policy_path),
-              "submitted_by": username, "ledger": d.ledger, "archive": str(d.archive),
-              "anchors": str(d.anchors)}
+    paths = {"request": request, "batch_path": batch_path, "master": settings.master,
+             "policy": policy_path, "archive": d.archive, "anchors": d.anchors}
+    kwargs = {k: str(v.absolute()) for k, v in paths.items()}  # any worker's cwd
+    kwargs |= {"submitted_by": username, "ledger": d.ledger}
     return queue.submit("prepare", PREPARE_JOB, kwargs, batch_id=form.batch_id.strip(),
                         agency=agency["name"], submitted_by=username,
                         stages_total=len(PREPARE_STAGES))
@@ -351,3 +351,21 @@ def view(job: JobRecord | None, state: BatchState | None, *, officer: bool) -> d
     if state is not None and status == "released":
         shown["files"] = [p.name for p in package_files(state)]
     return shown
+
+
+def settle_interrupted(deployment: Deployment) -> list[str]:
+    """Settle publish runs whose process died (the service's start): a release killed
+    after its ledger commit is delivered, anything uncommitted removed (nothing was
+    disclosed). A run still alive in another process is left alone."""
+    from lastknown.disclose.journal import journal_dir
+    from lastknown.disclose.ledger import open_ledger
+    from lastknown.disclose.publish import recover_interrupted
+
+    journal = journal_dir(deployment.ledger, archive=deployment.archive)
+    if not journal.is_dir():
+        return []
+    ledger = open_ledger(deployment.ledger)
+    try:
+        return [done.describe() for done in recover_interrupted(ledger, journal)]
+    finally:
+        ledger.close()
