@@ -144,6 +144,10 @@ def test_deny_discloses_nothing(world: World) -> None:
     client = world.client
     held_batch(client, world.synth, "SVC-2")
     csrf = login(client, "officer")
+    same = call(client, "GET", "/api/batches/SVC-2/review").json()["same_file_answered"]
+    assert "SVC-1" in {f["batch_id"] for f in same}  # the same file was answered before
+    assert "answered or held before:\n<strong class=\"problem\">yes" in call(
+        client, "GET", "/review/SVC-2").text
     empty = call(client, "POST", "/review/SVC-2/deny", data={"csrf_token": csrf, "reason": " "})
     assert empty.status_code == 400 and "reason" in empty.text
     denied = call(client, "POST", "/api/batches/SVC-2/deny", headers={"X-CSRF-Token": csrf},
@@ -158,6 +162,11 @@ def test_deny_discloses_nothing(world: World) -> None:
     assert call(client, "GET", "/batches/SVC-2/package.zip").status_code == 404
     assert call(client, "GET", "/api/batches/SVC-2/package").status_code == 404
     assert call(client, "GET", "/api/batches/SVC-2").json()["files"] == []
+    with world.db.begin() as conn:
+        decided = conn.execute(sa.select(t.access_log.c.detail).where(
+            t.access_log.c.event_type == "api_deny_batch",
+            t.access_log.c.success.is_(True))).scalars().all()
+    assert decided == ["denied batch SVC-2"]
 
 
 def test_other_agency_sees_404_and_a_submitter_cannot_decide(world: World) -> None:
