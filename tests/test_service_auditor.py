@@ -157,7 +157,8 @@ def test_no_response_or_log_line_holds_a_tin(world: World) -> None:
         for path in ("/", "/admin/users", "/admin/agencies", "/admin/tokens",
                      "/admin/changes", "/auditor/verify", "/auditor/report",
                      "/auditor/access-log?days=1", "/api/access-log", "/api/me",
-                     "/api/admin-changes", "/api/ledger/report?year=2026", "/openapi.json"):
+                     "/api/admin-changes", "/api/ledger/report?year=2026", "/openapi.json",
+                     "/batches", "/batches/new", "/review", "/api/batches"):
             world.call("GET", path)
     frame = pl.read_parquet(str(world.data / "master" / "*.parquet"), columns=["tin"])
     tins = set(frame["tin"].to_list())

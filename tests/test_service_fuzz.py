@@ -84,6 +84,7 @@ def test_no_server_errors_and_refusals_by_role(caller: str, tmp_path: Path) -> N
     assert ("GET /api/users" in answered) == (caller == "admin")
     assert ("GET /api/access-log" in answered) == (caller == "auditor")
     assert ("GET /api/me" in answered) == (caller != "anonymous")
+    assert ("GET /api/batches" in answered) == (caller in ("submitter", "token", "officer"))
     db.close()
 
 

@@ -25,6 +25,7 @@ from service_helpers import USERS, deployment_in, make_client, seed, settings_fo
 WHO = ("anonymous", "submitter", "officer", "auditor", "admin")
 A, U = 401, 303  # anonymous on the API / on a page (sent to the login page)
 F = 403
+N = 404
 
 #: (method, path) -> status for anonymous, submitter, officer, auditor, admin
 EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
@@ -68,9 +69,30 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/auditor/accounting"): (U, F, F, 200, F),
     ("POST", "/auditor/accounting"): (401, F, F, 422, F),
     ("GET", "/auditor/access-log"): (U, F, F, 200, F),
+    # batches: an unknown batch id answers 404 to those who may ask (N)
+    ("POST", "/api/batches"): (A, 422, F, F, F),
+    ("GET", "/api/batches"): (A, 200, 200, F, F),
+    ("GET", "/api/batches/{batch_id}"): (A, N, N, F, F),
+    ("POST", "/api/batches/{batch_id}/retry"): (A, N, F, F, F),
+    ("GET", "/api/batches/{batch_id}/package"): (A, N, F, F, F),
+    ("GET", "/api/batches/{batch_id}/review"): (A, F, N, F, F),
+    ("POST", "/api/batches/{batch_id}/approve"): (A, F, N, F, F),
+    ("POST", "/api/batches/{batch_id}/deny"): (A, F, 422, F, F),
+    ("GET", "/batches"): (U, 200, F, F, F),
+    ("GET", "/batches/new"): (U, 200, F, F, F),
+    ("POST", "/batches"): (401, 422, F, F, F),
+    ("GET", "/batches/{batch_id}"): (U, N, F, F, F),
+    ("POST", "/batches/{batch_id}/retry"): (401, N, F, F, F),
+    ("GET", "/batches/{batch_id}/package.zip"): (U, N, F, F, F),
+    ("GET", "/batches/{batch_id}/files/{name}"): (U, N, F, F, F),
+    ("GET", "/review"): (U, F, 200, F, F),
+    ("GET", "/review/{batch_id}"): (U, F, N, F, F),
+    ("POST", "/review/{batch_id}/approve"): (401, F, N, F, F),
+    ("POST", "/review/{batch_id}/deny"): (401, F, N, F, F),
 }
 #: How a path template is filled in, and what a GET needs as its query.
-FILL = {"{username}": "officer", "{agency_id}": "1", "{token_id}": "1"}
+FILL = {"{username}": "officer", "{agency_id}": "1", "{token_id}": "1",
+        "{batch_id}": "NO-SUCH", "{name}": "matched.csv"}
 QUERY = {"/api/ledger/report": "?year=2026", "/static": "/style.css"}
 
 

@@ -37,6 +37,17 @@ def test_service_table_is_read_and_relative_paths_follow_the_file(tmp_path: Path
     assert flagged.app_db == "sqlite:///x.db"
 
 
+def test_master_policy_and_queue_settings(tmp_path: Path) -> None:
+    path = deployment_with(tmp_path, 'archive = "ar"\n[service]\nmaster = "idx"\n'
+                                     'policy = "/etc/p.toml"\nqueue = "redis://r:6379/1"\n')
+    settings = ServiceSettings.from_deployment(load_deployment(path))
+    assert (settings.master, settings.policy, settings.queue) == (
+        tmp_path / "idx", Path("/etc/p.toml"), "redis://r:6379/1")
+    assert settings.files_dir == tmp_path / "service-files"
+    bare = ServiceSettings.from_deployment(load_deployment(deployment_with(tmp_path, "")))
+    assert (bare.master, bare.policy, bare.queue) == (None, None, None)
+
+
 def test_default_app_db_sits_beside_the_archive(tmp_path: Path) -> None:
     path = deployment_with(tmp_path, 'archive = "data/archive"\n')
     settings = ServiceSettings.from_deployment(load_deployment(path))
@@ -78,6 +89,9 @@ def test_demo_seeds_a_private_folder_once(_private_user_dirs_per_test: Path) -> 
     assert sorted(users) == sorted((u.username, u.role.value) for u in DEMO_USERS)
     assert agencies == 2
     assert not (Path.cwd() / "service-demo").exists()
+    assert settings.master == folder / "master-index" and settings.master.is_dir()
+    assert {p.name for p in (folder / "sample").iterdir()} == {
+        "request.csv", "request.xlsx", "batch.toml"}
 
 
 def test_demo_listens_only_on_loopback() -> None:
@@ -95,6 +109,7 @@ def test_serve_demo_says_how_to_sign_in(monkeypatch: pytest.MonkeyPatch) -> None
     assert result.exit_code == 0, result.output
     assert "http://127.0.0.1:8123/login" in result.stdout and DEMO_PASSWORD in result.stdout
     assert all(u.username in result.stdout for u in DEMO_USERS)
+    assert "request.csv" in result.stdout and "batch.toml" in result.stdout
     assert served and served[0][1:] == ("127.0.0.1", 8123) and served[0][0].demo
     assert login_help("http://x", Path("/f")).startswith("Demo deployment in /f")
 

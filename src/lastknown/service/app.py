@@ -18,21 +18,29 @@ scripts from a CDN.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lastknown import __version__
-from lastknown.errors import PipelineError
+from lastknown.errors import LastknownError, PipelineError
 from lastknown.service import access, errors
 from lastknown.service.auth import new_secret, password_hasher
 from lastknown.service.db import AppDB, open_app_db
+from lastknown.service.jobs import JobQueue, JobStore, QueueSettings
+from lastknown.service.jobs.store import create_table
 from lastknown.service.pages import STATIC
 from lastknown.service.pages import router as page_router
 from lastknown.service.roles import unguarded
 from lastknown.service.settings import ServiceSettings
+
+log = logging.getLogger("lastknown.service")
 
 #: Headers on every response: no framing, no MIME sniffing, scripts and styles only from
 #: this site, no Referer leaving it.
@@ -48,7 +56,30 @@ def create_app(settings: ServiceSettings, *, db: AppDB | None = None) -> FastAPI
     """The service for one deployment (``db``: an already-open app database)."""
     from lastknown.service.api import router as api_router
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """The embedded deployment runs its jobs in this process; production runs
+        ``lastknown worker`` processes on the Redis queue instead."""
+        from lastknown.service.batches import settle_interrupted
+        from lastknown.service.jobs import start_embedded_worker, stop_embedded_worker
+
+        try:  # a release killed with the last server: deliver it or undo it now
+            for line in await run_in_threadpool(settle_interrupted, settings.deployment):
+                log.warning("settled an interrupted run: %s", line)
+        except LastknownError as exc:  # no ledger yet, or it is away: `lastknown recover`
+            log.warning("interrupted runs not settled at start: %s", type(exc).__name__)
+        worker = start_embedded_worker(job_queue(app)) if settings.queue is None else None
+        try:
+            yield
+        finally:
+            if worker is not None:
+                stop_embedded_worker(worker)
+            if app.state.queue is not None:
+                app.state.queue.close()
+                app.state.queue = None
+
     app = FastAPI(title="lastknown", version=__version__, docs_url=None, redoc_url=None,
+                  lifespan=lifespan,
                   description="Last-known-address requests under 26 U.S.C. 6103(i)(2): "
                               "submit, review, release, audit. Errors: "
                               '{"error": {"status", "code", "message"}}.')
@@ -56,6 +87,8 @@ def create_app(settings: ServiceSettings, *, db: AppDB | None = None) -> FastAPI
     app.state.db = db or open_app_db(settings.app_db)
     app.state.hasher = password_hasher(settings.password_cost)
     app.state.dummy_hash = app.state.hasher.hash(new_secret())  # for unknown usernames
+    app.state.queue, app.state.queue_lock = None, threading.Lock()
+    create_table(app.state.db.engine)  # the job table, beside the app's (docs/JOBS.md)
     app.include_router(api_router)
     app.include_router(page_router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -76,6 +109,19 @@ def create_app(settings: ServiceSettings, *, db: AppDB | None = None) -> FastAPI
         return response
 
     return app
+
+
+def job_queue(app: FastAPI) -> JobQueue:
+    """The deployment's job queue (opened at first use): the job table in the app
+    database, Huey on Redis (``[service] queue``) or on the embedded SQLite file."""
+    with app.state.queue_lock:
+        if app.state.queue is None:
+            settings: ServiceSettings = app.state.settings
+            queue = (QueueSettings(url=settings.queue) if settings.queue
+                     else QueueSettings.embedded(settings.files_dir))
+            app.state.queue = JobQueue(JobStore(app.state.db.engine, create=False), queue)
+        queue_: JobQueue = app.state.queue
+        return queue_
 
 
 class BodyLimit:

@@ -2,7 +2,9 @@
 
 Everything lives in a per-user folder (:func:`demo_folder`, under the user's data
 directory, never the working directory): its own ledger, archive, anchor file and app
-database, so demo users never enter a real deployment. Seeding is idempotent.
+database, so demo users never enter a real deployment. Seeding is idempotent. It also
+makes a small synthetic master (``lastknown.synth``) and its index, and a sample request
+with the batch values to type in the submit form (:func:`seed_master`).
 
 >>> [u.username for u in DEMO_USERS][:3]
 ['submitter', 'submitter2', 'officer']
@@ -10,6 +12,7 @@ database, so demo users never enter a real deployment. Seeding is idempotent.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,9 +81,48 @@ def seed(db: AppDB, hasher: PasswordHash, deployment: Deployment) -> None:
                                  password=DEMO_PASSWORD, agency=user.agency)
 
 
+#: Size of the demo's synthetic population and of its sample request.
+DEMO_PERSONS, DEMO_REQUESTS, DEMO_SEED = 2_000, 60, 2026
+
+
+def master_index(folder: Path) -> Path:
+    """The demo's master index (made by :func:`seed_master`)."""
+    return folder / "master-index"
+
+
+def sample_folder(folder: Path) -> Path:
+    """Where the sample request and its batch values are."""
+    return folder / "sample"
+
+
+def seed_master(folder: Path) -> None:
+    """A synthetic master, its index, and a sample request (once)."""
+    from lastknown.pipeline import build_master_index
+    from lastknown.synth import generate
+
+    index = master_index(folder)
+    if index.exists():
+        return
+    synth = folder / "synth"
+    if not (synth / "request.csv").is_file():
+        generate(persons=DEMO_PERSONS, requests=DEMO_REQUESTS, seed=DEMO_SEED, out=synth)
+    sample = sample_folder(folder)
+    sample.mkdir(parents=True, exist_ok=True)
+    for name in ("request.csv", "request.xlsx", "batch.toml"):
+        (sample / name).write_bytes((synth / name).read_bytes())
+    partial = index.with_name(index.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # an interrupted earlier start
+    build_master_index(synth / "master", out=partial)
+    partial.rename(index)
+
+
 def login_help(url: str, folder: Path) -> str:
     """What ``serve --demo`` prints: where the data is and how to sign in."""
     users = "\n".join(f"  {u.username:<11} {u.role.value:<9} {u.display_name}"
                       for u in DEMO_USERS)
+    sample = sample_folder(folder)
     return (f"Demo deployment in {folder} (delete the folder to start afresh).\n"
-            f"Open {url}/login and sign in as one of (password: {DEMO_PASSWORD}):\n{users}")
+            f"Open {url}/login and sign in as one of (password: {DEMO_PASSWORD}):\n{users}\n"
+            f"A sample request to submit (as submitter): {sample / 'request.csv'} (or "
+            f"request.xlsx); the batch values to type in the form are in "
+            f"{sample / 'batch.toml'} (choose a new batch id for each submission).")

@@ -24,7 +24,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lastknown.errors import ConflictError, InputError, LastknownError, NotFoundError
+from lastknown.errors import (
+    ConflictError,
+    InputError,
+    LastknownError,
+    NotFoundError,
+    PolicyError,
+)
 
 log = logging.getLogger("lastknown.service")
 
@@ -57,6 +63,8 @@ def _from_library(exc: LastknownError) -> ApiError:
         return ApiError(409, "conflict", str(exc))
     if isinstance(exc, InputError):
         return ApiError(400, "invalid_input", str(exc))
+    if isinstance(exc, PolicyError):  # a cap, a batch answered once, approving one's own
+        return ApiError(409, "policy_refused", str(exc))
     log.error("service error: %s", type(exc).__name__)
     return ApiError(500, "internal_error", "the service could not complete this request; "
                                            "the operator can see why in the server log")

@@ -72,6 +72,15 @@ def allow(*roles: Role | Literal["public"]) -> Allow:
     return Allow(frozenset(r for r in roles if isinstance(r, Role)), public)
 
 
+def require_role(*roles: Role) -> Allow:
+    """The same as :func:`allow` for signed-in roles only (the name FastAPI users expect)."""
+    return allow(*roles)
+
+
+#: The dependency for "any signed-in user" (``Depends(current_user)``).
+current_user = allow(*EVERY_ROLE)
+
+
 def route_rule(route: APIRoute) -> Allow | None:
     """The access rule an endpoint declared (None when it declared none: a bug)."""
     found = [d.call for d in route.dependant.dependencies if isinstance(d.call, Allow)]

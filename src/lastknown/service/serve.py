@@ -37,17 +37,24 @@ def prepare(deployment: Deployment | None, *, demo: bool, host: str,
                           f"this machine (127.0.0.1), not {host}")
     from lastknown.service.auth import password_hasher
     from lastknown.service.db import open_app_db
-    from lastknown.service.demo import demo_deployment, demo_folder, seed
+    from lastknown.service.demo import (
+        demo_deployment,
+        demo_folder,
+        master_index,
+        seed,
+        seed_master,
+    )
 
     folder = demo_folder()
     demo_dep = demo_deployment(folder)
     settings = ServiceSettings(deployment=demo_dep, app_db=app_db or str(folder / "app.sqlite"),
-                               secure_cookies=False, demo=True)
+                               secure_cookies=False, demo=True, master=master_index(folder))
     db = open_app_db(settings.app_db)
     try:
         seed(db, password_hasher(settings.password_cost), demo_dep)
     finally:
         db.close()
+    seed_master(folder)
     return settings, folder
 
 

@@ -8,16 +8,20 @@
     secure_cookies = true      # false only behind plain http on a laptop (--demo)
     upload_limit_mb = 200      # largest request file accepted
     session_hours = 8          # a session ends this long after login
+    master = "master-index"    # the master index requests are matched against
+    policy = "policy.toml"     # the base disclosure policy (agency caps/statutes go over it)
+    queue = "redis://127.0.0.1:6379/0"  # production job queue; default: embedded SQLite
 
 Without ``app_db`` the app database is a SQLite file beside the deployment's archive
-(``service.sqlite``), never in the working directory.
+(``service.sqlite``), never in the working directory; the service's own files
+(uploads, released packages, the embedded queue) go in ``service-files`` beside it.
 
 >>> from lastknown.config import Deployment
 >>> d = Deployment(ledger="/d/ledger.sqlite", archive=Path("/d/archive"),
 ...                anchors=Path("/d/anchors.jsonl"), source="default")
 >>> s = ServiceSettings.from_deployment(d)
->>> s.app_db, s.secure_cookies, s.session_hours
-('/d/service.sqlite', True, 8)
+>>> s.app_db, s.secure_cookies, s.session_hours, str(s.files_dir)
+('/d/service.sqlite', True, 8, '/d/service-files')
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ from lastknown.errors import ConfigError
 
 #: ``[service]`` keys and their type; anything else in the table is an error.
 SERVICE_KEYS: Mapping[str, type] = {"app_db": str, "secure_cookies": bool,
-                                    "upload_limit_mb": int, "session_hours": int}
+                                    "upload_limit_mb": int, "session_hours": int,
+                                    "master": str, "policy": str, "queue": str}
+#: ``[service]`` keys that name a file, relative to the deployment file.
+_PATH_KEYS = ("master", "policy")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +61,22 @@ class ServiceSettings:
     #: Argon2 cost: ``"standard"`` (pwdlib's recommended parameters) always in service;
     #: ``"minimal"`` is still Argon2id, with the smallest cost, for the test suite only.
     password_cost: Literal["standard", "minimal"] = "standard"
+    #: The master index batches are matched against (None: submitting is refused).
+    master: Path | None = None
+    #: The base disclosure policy file (None: the built-in defaults); an agency's
+    #: statutes and caps (set by the administrator) are laid over it per batch.
+    policy: Path | None = None
+    #: The production job queue (``redis://HOST:PORT/DB``, run by ``lastknown worker``);
+    #: None: an embedded SQLite queue run by threads of the web process.
+    queue: str | None = None
+    #: Folder of uploads, released packages and the embedded queue (None: ``service-files``
+    #: beside the archive).
+    files: Path | None = None
+
+    @property
+    def files_dir(self) -> Path:
+        """Where the service keeps its own files (:attr:`files`)."""
+        return self.files or self.deployment.archive.parent / "service-files"
 
     @classmethod
     def from_deployment(cls, deployment: Deployment, **overrides: Any) -> ServiceSettings:
@@ -75,6 +98,11 @@ class ServiceSettings:
             path = Path(values["app_db"]).expanduser()
             values["app_db"] = str(path if path.is_absolute() else deployment.path.parent / path)
         values.setdefault("app_db", str(deployment.archive.parent / "service.sqlite"))
+        for key in _PATH_KEYS:
+            if key in values:
+                path = Path(values[key]).expanduser()
+                base = deployment.path.parent if deployment.path else Path.cwd()
+                values[key] = path if path.is_absolute() else base / path
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(deployment=deployment, **values)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from lastknown.service.api import admin, auditor, session
+from lastknown.service.api import admin, auditor, batches, session
 
 router = APIRouter(prefix="/api")
-for _module in (session, admin, auditor):
+for _module in (session, admin, auditor, batches):
     router.include_router(_module.router)

@@ -23,8 +23,8 @@ templates = Jinja2Templates(directory=HERE / "templates")
 
 #: The navigation of each role: (label, path).
 NAV: dict[Role, tuple[tuple[str, str], ...]] = {
-    Role.SUBMITTER: (("Home", "/"),),
-    Role.OFFICER: (("Home", "/"),),
+    Role.SUBMITTER: (("Home", "/"), ("Batches", "/batches"), ("Submit a request", "/batches/new")),
+    Role.OFFICER: (("Home", "/"), ("Review queue", "/review")),
     Role.AUDITOR: (("Home", "/"), ("Verify ledger", "/auditor/verify"),
                    ("Annual report", "/auditor/report"), ("Accounting", "/auditor/accounting"),
                    ("Access log", "/auditor/access-log"), ("Admin changes", "/admin/changes")),
@@ -58,9 +58,9 @@ def back_to(path: str, notice: str) -> RedirectResponse:
 
 def router() -> APIRouter:
     """Every page route."""
-    from lastknown.service.pages import admin, auditor, session
+    from lastknown.service.pages import admin, auditor, batches, review, session
 
     combined = APIRouter(include_in_schema=False)
-    for module in (session, admin, auditor):
+    for module in (session, admin, auditor, batches, review):
         combined.include_router(module.router)
     return combined
