@@ -1,5 +1,6 @@
 """``lastknown serve --demo`` as a real process on a free loopback port, in its own data
-folder: what the browser tests (tests/browser/) and bench_service.py run against.
+folder, and how to submit to it over the API: what the browser tests (tests/browser/)
+and bench_service.py run against.
 
 Uvicorn serves the app as a user starts it: SQLite app database, ledger and embedded job
 worker, the demo users and agencies seeded under ``<folder>/data`` (XDG_DATA_HOME).
@@ -7,6 +8,8 @@ worker, the demo users and agencies seeded under ``<folder>/data`` (XDG_DATA_HOM
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import socket
 import subprocess
@@ -16,10 +19,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from lastknown.service.demo import DEMO_PASSWORD, DEMO_STATUTES
+
 START_SECONDS = 120
+SETTLE_SECONDS = 900
+SETTLED = {"held", "failed", "released", "denied"}
 
 
 class ServerFailed(RuntimeError):
@@ -29,8 +37,18 @@ class ServerFailed(RuntimeError):
 @dataclass(frozen=True)
 class Served:
     url: str
-    data: Path  # XDG_DATA_HOME of the server: the demo deployment is under lastknown/
+    data: Path  # XDG_DATA_HOME of the server
     log: Path
+
+    @property
+    def demo(self) -> Path:
+        """The demo deployment's folder (``lastknown.service.demo.demo_folder``)."""
+        return self.data / "lastknown" / "service-demo"
+
+    @property
+    def sample(self) -> Path:
+        """The demo's sample request (``request.csv``, ``.xlsx``) and its ``batch.toml``."""
+        return self.demo / "sample"
 
 
 def free_port() -> int:
@@ -87,3 +105,80 @@ def serve_demo(folder: Path) -> Iterator[Served]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# --- talking to it -----------------------------------------------------------------
+
+def client(served: Served, username: str) -> httpx.Client:
+    """A signed-in client for one demo user (its CSRF token sent with every change)."""
+    session = httpx.Client(base_url=served.url, timeout=120)
+    reply = session.post("/api/login", json={"username": username, "password": DEMO_PASSWORD})
+    reply.raise_for_status()
+    session.headers["X-CSRF-Token"] = reply.json()["csrf_token"]
+    return session
+
+
+def request_chunks(demo_request: Path, count: int, rows: int) -> list[bytes]:
+    """``count`` small CSV request files of ``rows`` rows each, cut from the demo request
+    (rows reused when it is shorter; each file's row ids stay unique)."""
+    with demo_request.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header, source = list(reader.fieldnames or []), list(reader)
+    chunks = []
+    for i in range(count):
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n")
+        writer.writeheader()
+        for j in range(rows):
+            writer.writerow(source[(i * rows + j) % len(source)])
+        chunks.append(out.getvalue().encode())
+    return chunks
+
+
+def submit(session: httpx.Client, batch_id: str, official: str, body: bytes,
+           accepted: list[str]) -> tuple[float, int]:
+    """POST one request file; (seconds, status). Adds the batch id to ``accepted``."""
+    started = time.perf_counter()
+    reply = session.post("/api/batches", files={"file": (f"{batch_id}.csv", body, "text/csv")},
+                         data={"batch_id": batch_id, "requesting_official": official,
+                               "official_title": "Special Agent", "statutes": list(DEMO_STATUTES),
+                               "reason": "bench_service: concurrent small submissions",
+                               "certification": "Each row is the subject of an "
+                                                "investigation (synthetic data).",
+                               "certified": "true"})
+    seconds = time.perf_counter() - started
+    if reply.status_code == 202:
+        accepted.append(batch_id)
+    return seconds, reply.status_code
+
+
+def settle(officer: httpx.Client, batch_ids: list[str],
+           seconds: float = SETTLE_SECONDS) -> dict[str, dict[str, Any]]:
+    """Poll each batch (as the officer, who sees the counts) until none is queued or
+    running, for at most ``seconds``; its last view."""
+    deadline = time.monotonic() + seconds
+    views: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        for batch_id in batch_ids:
+            if views.get(batch_id, {}).get("status") not in SETTLED:
+                reply = officer.get(f"/api/batches/{batch_id}")
+                views[batch_id] = reply.json() if reply.status_code == 200 else {
+                    "status": f"HTTP {reply.status_code}"}
+        if all(v.get("status") in SETTLED for v in views.values()):
+            break
+        time.sleep(0.5)  # polling, as a page does
+    return views
+
+
+def unaccounted(views: dict[str, dict[str, Any]], rows: int) -> list[str]:
+    """What went missing: a batch not held, or whose rows do not add up to ``rows``
+    (matched + unmatched + rejected = total = rows sent)."""
+    problems = []
+    for batch_id, view in views.items():
+        counts = view.get("rows") or {}
+        if view.get("status") != "held":
+            problems.append(f"{batch_id}: ended {view.get('status')} {view.get('message') or ''}")
+        elif counts.get("total") != rows or (counts.get("matched", 0) + counts.get(
+                "unmatched", 0) + counts.get("rejected", 0)) != rows:
+            problems.append(f"{batch_id}: rows {counts} for {rows} sent")
+    return problems

@@ -20,8 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 #: shown in docs/SERVICE.md (test_browser_session.py checks both).
 SCREENSHOTS = ("login", "login-failed", "home-submitter", "home-officer", "home-auditor",
                "home-admin", "admin-agencies", "admin-users", "auditor-verify",
-               "auditor-access-log")
+               "auditor-access-log", "batch-new", "batch-held", "review", "review-sample",
+               "batch-released", "auditor-download-logged", "review-denied", "batch-denied")
 WAIT_MS = 30_000
+#: How long a page may take to show a batch prepared (matching, on a loaded machine).
+PREPARE_MS = 240_000
 DISPLAY_NAMES = {u.username: u.display_name for u in DEMO_USERS}
 expect.set_options(timeout=WAIT_MS)
 
