@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck bench bench-service chromium clean
+.PHONY: demo test check lint typecheck bench chromium clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_intake.py --rows 1000000
 	$(BIN)/python bench/bench_ledger.py --rows 200000
 	$(BIN)/python bench/bench_match.py --persons 200000 --requests 20000 --seed 4 --work /tmp/lastknown-bench
+	$(BIN)/python bench/bench_service.py --submissions 20 --rows 20
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
