@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import httpx2
 from served import client, request_chunks, serve_demo, settle, submit, unaccounted
 
 
@@ -46,7 +46,7 @@ class Timings:
                 self.errors.append(f"{label}: {problem}")
 
 
-Pages = list[tuple[str, httpx.Client, Callable[[], str | None]]]
+Pages = list[tuple[str, httpx2.Client, Callable[[], str | None]]]
 
 
 def read_pages(pages: Pages, timings: Timings, stop: threading.Event) -> None:
@@ -61,7 +61,7 @@ def read_pages(pages: Pages, timings: Timings, stop: threading.Event) -> None:
             try:
                 reply = session.get(target)
                 problem = None if reply.status_code == 200 else f"status {reply.status_code}"
-            except httpx.HTTPError as error:
+            except httpx2.HTTPError as error:
                 problem = type(error).__name__
             timings.add(label, time.perf_counter() - started, problem)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 from lastknown.service.demo import DEMO_PASSWORD, DEMO_STATUTES
 
@@ -69,9 +69,9 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
             raise ServerFailed(f"lastknown serve exited with {process.returncode}:\n"
                                f"{_log_tail(log)}")
         try:
-            if httpx.get(f"{url}/login", timeout=5).status_code == 200:
+            if httpx2.get(f"{url}/login", timeout=5).status_code == 200:
                 return
-        except httpx.TransportError:
+        except httpx2.TransportError:
             pass
         time.sleep(0.2)  # waiting for start-up
     raise ServerFailed(f"lastknown serve did not answer in {START_SECONDS} s:\n"
@@ -109,9 +109,9 @@ def serve_demo(folder: Path) -> Iterator[Served]:
 
 # --- talking to it -----------------------------------------------------------------
 
-def client(served: Served, username: str) -> httpx.Client:
+def client(served: Served, username: str) -> httpx2.Client:
     """A signed-in client for one demo user (its CSRF token sent with every change)."""
-    session = httpx.Client(base_url=served.url, timeout=120)
+    session = httpx2.Client(base_url=served.url, timeout=120)
     reply = session.post("/api/login", json={"username": username, "password": DEMO_PASSWORD})
     reply.raise_for_status()
     session.headers["X-CSRF-Token"] = reply.json()["csrf_token"]
@@ -135,7 +135,7 @@ def request_chunks(demo_request: Path, count: int, rows: int) -> list[bytes]:
     return chunks
 
 
-def submit(session: httpx.Client, batch_id: str, official: str, body: bytes,
+def submit(session: httpx2.Client, batch_id: str, official: str, body: bytes,
            accepted: list[str]) -> tuple[float, int]:
     """POST one request file; (seconds, status). Adds the batch id to ``accepted``."""
     started = time.perf_counter()
@@ -152,7 +152,7 @@ def submit(session: httpx.Client, batch_id: str, official: str, body: bytes,
     return seconds, reply.status_code
 
 
-def settle(officer: httpx.Client, batch_ids: list[str],
+def settle(officer: httpx2.Client, batch_ids: list[str],
            seconds: float = SETTLE_SECONDS) -> dict[str, dict[str, Any]]:
     """Poll each batch (as the officer, who sees the counts) until none is queued or
     running, for at most ``seconds``; its last view."""
