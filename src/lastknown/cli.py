@@ -331,6 +331,37 @@ def demo(persons: int, requests: int, seed: int, out: Path | None) -> None:
     click.echo(report)
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (put a TLS-terminating proxy in front for others).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--demo", is_flag=True, default=False,
+              help="A private demo deployment in the user data folder, with one user per "
+                   "role (printed); loopback only, cookies without Secure.")
+@click.option("--db", "app_db", default=None, metavar="URL",
+              help="App database (users, sessions, access log): SQLite path or "
+                   "postgresql+psycopg:// URL [default: [service] app_db, then "
+                   "service.sqlite beside the archive].")
+@_friendly_errors
+def serve(host: str, port: int, demo: bool, app_db: str | None) -> None:
+    """The web service: pages and a JSON API (OpenAPI at /openapi.json).
+
+    Example:
+
+        lastknown serve --demo
+    """
+    from lastknown.service.serve import describe, prepare, run
+
+    settings, folder = prepare(None if demo else _deployment(None), demo=demo, host=host,
+                               app_db=app_db)
+    if folder is not None:
+        from lastknown.service.demo import login_help
+
+        click.echo(login_help(f"http://{host}:{port}", folder))
+    click.echo(describe(settings), err=True)
+    run(settings, host=host, port=port)
+
+
 @cli.group()
 def master() -> None:
     """Work with the master (return records)."""

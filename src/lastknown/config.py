@@ -15,6 +15,9 @@ command that uses it prints where it is (:meth:`Deployment.describe`)::
     archive = "/srv/lastknown/archive"             # internal records, kept beside the ledger
     anchors = "/srv/lastknown/anchors.jsonl"       # append-only ledger-head anchors
 
+    [service]                                      # `lastknown serve` (lastknown.service)
+    app_db = "postgresql+psycopg://lk@db/lastknown_app"
+
 Relative paths in the file are read relative to the file's folder.
 
 >>> d = load_deployment(None, env={}, user_config_dir=Path("/nonexistent"),
@@ -28,8 +31,9 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from lastknown.errors import ConfigError
 
@@ -39,6 +43,9 @@ APP_NAME = "lastknown"
 #: Keys a deployment file may carry; anything else is an error (a typo must not
 #: silently send disclosures to a default ledger).
 KEYS: tuple[str, ...] = ("ledger", "archive", "anchors")
+#: Tables a deployment file may carry; their own keys are checked by their reader
+#: (``[service]``: :mod:`lastknown.service.settings`).
+TABLES: tuple[str, ...] = ("service",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +62,8 @@ class Deployment:
     source: str
     #: The file read, if any.
     path: Path | None = None
+    #: The ``[service]`` table as read (checked by :mod:`lastknown.service.settings`).
+    service: Mapping[str, Any] = field(default_factory=dict)
 
     def with_ledger(self, ledger: str | Path) -> Deployment:
         """The same deployment with an explicit ``--ledger`` override (named as the source).
@@ -114,8 +123,9 @@ def load_deployment(config_file: Path | None = None, *, env: Mapping[str, str] |
         candidate = user_config_dir / FILE_NAME
         path, source = (candidate, "user config") if candidate.is_file() else (None, "default")
     values: dict[str, str] = {}
+    tables: dict[str, dict[str, Any]] = {}
     if path is not None:
-        values = _read(path, source)
+        values, tables = _read(path, source)
     base = path.parent if path is not None else user_data_dir
     ledger = values.get("ledger") or str(user_data_dir / "ledger.sqlite")
     if "://" not in ledger:
@@ -124,7 +134,7 @@ def load_deployment(config_file: Path | None = None, *, env: Mapping[str, str] |
         ledger=ledger,
         archive=_resolve(base, values.get("archive") or str(user_data_dir / "archive")),
         anchors=_resolve(base, values.get("anchors") or str(user_data_dir / "anchors.jsonl")),
-        source=source, path=path)
+        source=source, path=path, service=tables.get("service", {}))
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -132,7 +142,7 @@ def _resolve(base: Path, value: str) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def _read(path: Path, source: str) -> dict[str, str]:
+def _read(path: Path, source: str) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     if not path.is_file():
         raise ConfigError(f"deployment config {path} (from {source}) does not exist; create it "
                           f"or unset {source}")
@@ -141,10 +151,17 @@ def _read(path: Path, source: str) -> dict[str, str]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read deployment config {path}: {exc}") from exc
     values: dict[str, str] = {}
+    tables: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
+        if key in TABLES:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: `{key}` must be a table ([{key}]), got {value!r}")
+            tables[key] = value
+            continue
         if key not in KEYS:
-            raise ConfigError(f"{path}: unknown key `{key}`; known keys: {', '.join(KEYS)}")
+            raise ConfigError(f"{path}: unknown key `{key}`; known keys: "
+                              f"{', '.join(KEYS)} and the table(s) [{'], ['.join(TABLES)}]")
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{path}: `{key}` must be a non-empty string, got {value!r}")
         values[key] = value.strip()
-    return values
+    return values, tables

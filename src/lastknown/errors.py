@@ -9,7 +9,9 @@ hierarchy with ``raise ... from``.
     ├── InputError                 bad input supplied by a person
     │   ├── RequestFileError       the request file cannot be read / mapped
     │   ├── BatchError             batch metadata missing, malformed or not certified
-    │   └── MasterError            the master does not meet the master contract
+    │   ├── MasterError            the master does not meet the master contract
+    │   ├── NotFoundError          a named user, agency, token ... does not exist
+    │   └── ConflictError          it exists already (a username, an agency name)
     ├── ConfigError                a settings / thresholds / policy file is wrong
     ├── PolicyError                the batch is over a policy cap and needs an override
     ├── LedgerError                the ledger cannot be written or read
@@ -45,6 +47,14 @@ class BatchError(InputError):
 
 class MasterError(InputError):
     """The master (return records) does not meet the master contract."""
+
+
+class NotFoundError(InputError):
+    """A user, agency or token named by a person does not exist (the service's 404)."""
+
+
+class ConflictError(InputError):
+    """A name that must be unique is taken (the service's 409)."""
 
 
 class ConfigError(LastknownError):

@@ -70,8 +70,10 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def report(ledger: Ledger, *, year: int, record: bool = True) -> list[AgencyYearReport]:
-    """Per-agency figures for ``year``, sorted by agency.
+def report(ledger: Ledger, *, year: int, record: bool = True, user: str | None = None,
+           origin: str | None = None) -> list[AgencyYearReport]:
+    """Per-agency figures for ``year``, sorted by agency (``user``/``origin`` name who asked
+    in the recorded event; default: this process's operator and host).
 
     >>> from lastknown.disclose.ledger import open_ledger
     >>> report(open_ledger("sqlite:///:memory:"), year=2026, record=False)
@@ -106,7 +108,7 @@ def report(ledger: Ledger, *, year: int, record: bool = True) -> list[AgencyYear
     ]
     if record:
         ledger.audit(event_type="report_run", success=True, obj=f"report {year}",
-                     detail=f"{len(result)} agencies")
+                     detail=f"{len(result)} agencies", user=user, origin=origin)
     return result
 
 
@@ -158,9 +160,11 @@ def render_report(rows: list[AgencyYearReport]) -> str:
     return _render(table)
 
 
-def taxpayer_disclosures(ledger: Ledger, tin: str, *,
-                         record: bool = True) -> list[TaxpayerDisclosure]:
-    """Every disclosure of one TIN, oldest first (for the tax agency's own staff).
+def taxpayer_disclosures(ledger: Ledger, tin: str, *, record: bool = True,
+                         user: str | None = None,
+                         origin: str | None = None) -> list[TaxpayerDisclosure]:
+    """Every disclosure of one TIN, oldest first (for the tax agency's own staff); the
+    recorded event names ``user``/``origin`` (default: this process's operator and host).
 
     >>> taxpayer_disclosures(open_ledger("ledger.sqlite"), "123456789")  # doctest: +SKIP
     """
@@ -182,7 +186,8 @@ def taxpayer_disclosures(ledger: Ledger, tin: str, *,
     if record:
         tin_ref = hashlib.sha256(digits.encode()).hexdigest()[:16]
         ledger.audit(event_type="taxpayer_report_run", success=True,
-                     obj=f"taxpayer sha256:{tin_ref}", detail=f"{len(found)} disclosures")
+                     obj=f"taxpayer sha256:{tin_ref}", detail=f"{len(found)} disclosures",
+                     user=user, origin=origin)
     return found
 
 

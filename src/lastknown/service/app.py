@@ -1,0 +1,128 @@
+"""``create_app(settings)``: the FastAPI application behind ``lastknown serve``.
+
+It wires the app database, the error shape, the access log, security headers and the
+request-size limit around the API (``/api``, OpenAPI at ``/openapi.json``) and the
+pages. It refuses to build when an endpoint declared no access rule
+(:func:`lastknown.service.roles.route_rule`). Swagger UI and ReDoc are off: they load
+scripts from a CDN.
+
+>>> from pathlib import Path
+>>> from lastknown.config import Deployment
+>>> d = Deployment(ledger="sqlite:///:memory:", archive=Path("/x/archive"),
+...                anchors=Path("/x/anchors.jsonl"), source="default")
+>>> app = create_app(ServiceSettings(deployment=d, app_db="sqlite:///:memory:"))
+>>> app.openapi()["info"]["title"]
+'lastknown'
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lastknown import __version__
+from lastknown.errors import PipelineError
+from lastknown.service import access, errors
+from lastknown.service.auth import new_secret, password_hasher
+from lastknown.service.db import AppDB, open_app_db
+from lastknown.service.pages import STATIC
+from lastknown.service.pages import router as page_router
+from lastknown.service.roles import unguarded
+from lastknown.service.settings import ServiceSettings
+
+#: Headers on every response: no framing, no MIME sniffing, scripts and styles only from
+#: this site, no Referer leaving it.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+}
+
+
+def create_app(settings: ServiceSettings, *, db: AppDB | None = None) -> FastAPI:
+    """The service for one deployment (``db``: an already-open app database)."""
+    from lastknown.service.api import router as api_router
+
+    app = FastAPI(title="lastknown", version=__version__, docs_url=None, redoc_url=None,
+                  description="Last-known-address requests under 26 U.S.C. 6103(i)(2): "
+                              "submit, review, release, audit. Errors: "
+                              '{"error": {"status", "code", "message"}}.')
+    app.state.settings = settings
+    app.state.db = db or open_app_db(settings.app_db)
+    app.state.hasher = password_hasher(settings.password_cost)
+    app.state.dummy_hash = app.state.hasher.hash(new_secret())  # for unknown usernames
+    app.include_router(api_router)
+    app.include_router(page_router())
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    missing = unguarded(app.routes)
+    if missing:
+        raise PipelineError(f"endpoints without an access rule: {', '.join(missing)}")
+    app.add_middleware(BodyLimit, limit=settings.upload_limit_mb * 1024 * 1024)
+    errors.install(app)
+    access.install(app)  # outside the body limit: a refused upload is logged too
+
+    @app.middleware("http")
+    async def security_headers(request: Request,
+                               call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app
+
+
+class BodyLimit:
+    """Refuse a request body over ``limit`` bytes (413), by its Content-Length or, when
+    streamed without one, as soon as the bytes read pass the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(send, self.limit)
+            return
+        seen, over, started = 0, False, False
+
+        async def counted() -> Message:
+            nonlocal seen, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:  # answer 413 now; the app sees the client go away
+                over = True
+                if not started:
+                    await _too_large(send, self.limit)
+                return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if not over:
+                started = True
+                await send(message)
+
+        await self.app(scope, counted, guarded)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = errors.ApiError(413, "too_large", f"the upload is over the limit of "
+                                             f"{limit // (1024 * 1024)} MiB").body()
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
+
