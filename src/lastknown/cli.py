@@ -174,8 +174,15 @@ def synth(persons: int, requests: int, seed: int, out: Path, force: bool) -> Non
               help="Master Parquet file/folder, or an index built by `lastknown master index`.")
 @click.option("--batch", "batch_path", type=click.Path(exists=True, dir_okay=False,
               path_type=Path), required=True, help="Batch metadata (TOML or JSON).")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Response package folder to create (must not exist).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Response package folder to create (must not exist); required unless "
+                   "--hold.")
+@click.option("--hold", is_flag=True, default=False,
+              help="Prepare only: match and hold the package for review; another person "
+                   "releases it (`lastknown release`). Nothing is disclosed.")
+@click.option("--submitted-by", default=None, metavar="NAME",
+              help="With --hold: who submits the batch (recorded; may not approve it) "
+                   "[default: your user name].")
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
               show_default=True, help="Execution engine.")
 @click.option("--ledger", default=None,
@@ -195,11 +202,17 @@ def synth(persons: int, requests: int, seed: int, out: Path, force: bool) -> Non
               help="Treat this date (YYYY-MM-DD) as today (for replays).")
 @_engine_limits
 @_friendly_errors
-def process(request: Path, master: Path, batch_path: Path, out: Path, engine: str,
-            ledger: str | None, encoding: str | None, sheet: str | None, header_row: int | None,
-            match_config: Path | None, policy: Path | None, today: date | None,
-            threads: int | None, memory_limit: str | None) -> None:
+def process(request: Path, master: Path, batch_path: Path, out: Path | None, hold: bool,
+            submitted_by: str | None, engine: str, ledger: str | None, encoding: str | None,
+            sheet: str | None, header_row: int | None, match_config: Path | None,
+            policy: Path | None, today: date | None, threads: int | None,
+            memory_limit: str | None) -> None:
     """Answer a request: validate, match, write the response package, record the ledger.
+
+    With --hold, stop before anything is disclosed: the package is held for a disclosure
+    officer (`lastknown review`, then `release` or `deny` by another person). Without
+    it, the operator releases the batch at once, where the policy allows one person to
+    (single_operator_release; else exit 3).
 
     Example:
 
@@ -207,14 +220,130 @@ def process(request: Path, master: Path, batch_path: Path, out: Path, engine: st
     """
     from lastknown.pipeline import ProcessOptions, process_request
 
+    if hold == (out is not None):
+        raise click.UsageError("give --out DIR (prepare and release now) or --hold (prepare "
+                               "and hold for review), not both")
     options = ProcessOptions(engine=engine, deployment=_deployment(ledger), encoding=encoding,
                              sheet=sheet, header_row=header_row,
                              match_config=match_config, policy=policy, today=today,
                              progress=sys.stderr.isatty(), threads=threads,
                              memory_limit=memory_limit)
+    if hold:
+        from lastknown.workflow import default_user, prepare
+
+        state = prepare(request, master=master, batch_path=batch_path,
+                        submitted_by=submitted_by or default_user(), options=options)
+        click.echo(describe_held(state))
+        return
+    assert out is not None
     result = process_request(request, master=master, batch_path=batch_path, out=out,
                              options=options)
     click.echo(result.describe())
+
+
+def describe_held(state: Any) -> str:
+    """What `process --hold` says: the batch, its counts and the next commands."""
+    b = state.batch_id
+    return (f"Batch {b} held for review: {state.rows_total:,} rows — {state.rows_matched:,} "
+            f"matched, {state.rows_unmatched:,} unmatched, {state.rows_rejected:,} rejected. "
+            "Nothing is disclosed until another person approves it.\n"
+            f"Next: lastknown review {b}, then lastknown release {b} --approver NAME "
+            f"--out DIR (or lastknown deny {b} --officer NAME --reason TEXT)")
+
+
+@cli.command()
+@click.option("--status", type=click.Choice(["held", "released", "denied"]), default=None,
+              help="Only batches in this state.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print JSON.")
+@click.option("--ledger", "ledger_url", default=None,
+              help="Ledger: a SQLite path or SQLAlchemy URL [default: the deployment's].")
+@_friendly_errors
+def batches(status: str | None, as_json: bool, ledger_url: str | None) -> None:
+    """List the prepared batches: held for review, released or denied.
+
+    Example:
+
+        lastknown batches --status held
+    """
+    from lastknown.disclose.review import render_state
+    from lastknown.workflow import list_batches
+
+    found = list_batches(_deployment(ledger_url), status=status)
+    if as_json:
+        click.echo(json.dumps([s.as_dict() for s in found], indent=2, sort_keys=True))
+    else:
+        click.echo("\n".join(render_state(s) for s in found) or "No prepared batches.")
+
+
+@cli.command()
+@click.argument("batch_id", metavar="BATCH")
+@click.option("--sample", type=click.IntRange(0, 1000), default=20, show_default=True,
+              help="Matched rows to show with their explanation (the same rows every time).")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print JSON.")
+@click.option("--ledger", "ledger_url", default=None,
+              help="Ledger: a SQLite path or SQLAlchemy URL [default: the deployment's].")
+@_friendly_errors
+def review(batch_id: str, sample: int, as_json: bool, ledger_url: str | None) -> None:
+    """Show a held batch to the disclosure officer: counts, policy, sample; never a TIN.
+
+    Example:
+
+        lastknown review 2026-0142 --sample 30
+    """
+    from lastknown.disclose.review import render_review
+    from lastknown.workflow import review as run_review
+
+    found = run_review(batch_id, _deployment(ledger_url), sample=sample)
+    click.echo(json.dumps(found.as_dict(), indent=2, sort_keys=True) if as_json
+               else render_review(found))
+
+
+@cli.command()
+@click.argument("batch_id", metavar="BATCH")
+@click.option("--approver", required=True, metavar="NAME",
+              help="Who approves the release (recorded; not the submitter).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Response package folder to create (must not exist).")
+@click.option("--ledger", "ledger_url", default=None,
+              help="Ledger: a SQLite path or SQLAlchemy URL [default: the deployment's].")
+@_friendly_errors
+def release(batch_id: str, approver: str, out: Path, ledger_url: str | None) -> None:
+    """Release a held batch: record its disclosures and deliver its package (exit 3 if the
+    approver submitted it, or it is not held).
+
+    Example:
+
+        lastknown release 2026-0142 --approver "Jane Roe" --out response/
+    """
+    from lastknown.workflow import release as run_release
+
+    result = run_release(batch_id, approver=approver, out=out,
+                         deployment=_deployment(ledger_url))
+    click.echo(result.describe())
+
+
+@cli.command()
+@click.argument("batch_id", metavar="BATCH")
+@click.option("--officer", required=True, metavar="NAME", help="Who denies it (recorded).")
+@click.option("--reason", required=True, metavar="TEXT",
+              help="Why (recorded in the ledger and shown with the batch).")
+@click.option("--ledger", "ledger_url", default=None,
+              help="Ledger: a SQLite path or SQLAlchemy URL [default: the deployment's].")
+@_friendly_errors
+def deny(batch_id: str, officer: str, reason: str, ledger_url: str | None) -> None:
+    """Deny a held batch: nothing is disclosed, the held package is deleted (exit 3 if it
+    is not held).
+
+    Example:
+
+        lastknown deny 2026-0142 --officer "Jane Roe" --reason "statute does not cover it"
+    """
+    from lastknown.workflow import deny as run_deny
+
+    state = run_deny(batch_id, officer=officer, reason=reason,
+                     deployment=_deployment(ledger_url))
+    click.echo(f"Batch {state.batch_id} denied by {state.decided_by}: {state.deny_reason}. "
+               "Nothing was disclosed; the held package is deleted.")
 
 
 @cli.command()

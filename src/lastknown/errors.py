@@ -10,7 +10,7 @@ hierarchy with ``raise ... from``.
     │   ├── RequestFileError       the request file cannot be read / mapped
     │   ├── BatchError             batch metadata missing, malformed or not certified
     │   ├── MasterError            the master does not meet the master contract
-    │   ├── NotFoundError          a named user, agency, token ... does not exist
+    │   ├── NotFoundError          a named batch, user, agency, token ... does not exist
     │   └── ConflictError          it exists already (a username, an agency name)
     ├── ConfigError                a settings / thresholds / policy file is wrong
     ├── PolicyError                the batch is over a policy cap and needs an override
@@ -50,7 +50,7 @@ class MasterError(InputError):
 
 
 class NotFoundError(InputError):
-    """A user, agency or token named by a person does not exist (the service's 404)."""
+    """A named batch, user, agency or token does not exist (exit 2; the service's 404)."""
 
 
 class ConflictError(InputError):

@@ -6,7 +6,9 @@
 Every stage leaves its tables in one engine (see docs/INTERNALS.md); Python
 only sees counts. The ledger and the package are written in one protocol
 (``disclose.publish``) so that a crash never leaves a disclosure unrecorded or
-a recorded disclosure unpublished.
+a recorded disclosure unpublished. The stages and the release are shared with the
+two-person path, prepare → review → release (:mod:`lastknown.answer`,
+:mod:`lastknown.workflow`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from lastknown import __version__
 from lastknown.config import Deployment, load_deployment
 from lastknown.engines import make_engine
 from lastknown.engines.base import Engine
@@ -149,42 +150,31 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                     options: ProcessOptions | None = None) -> ProcessResult:
     """Answer one request file end to end and return what went where.
 
+    The single-operator path: :func:`lastknown.answer.run_stages` (what
+    ``workflow.prepare`` holds for review) then :func:`lastknown.answer.disclose` (what
+    ``workflow.release`` does), in one run, with the operator as submitter and approver
+    — only where the policy's ``single_operator_release`` allows it (else PolicyError,
+    exit 3).
+
     >>> result = process_request(Path("request.csv"), master=Path("master"),
     ...                          batch_path=Path("batch.toml"), out=Path("response"))
     ... # doctest: +SKIP
     """
-    from lastknown.disclose.ledger import open_ledger
-    from lastknown.disclose.ledger.verify import quick_verify
+    from lastknown.answer import disclose, estimates_dir, open_run, run_stages
     from lastknown.disclose.package import BACKGROUND_XLSX_ROWS, stage_package
-    from lastknown.disclose.policy import check_policy, load_policy, refuse_uncertified
-    from lastknown.disclose.publish import publish, publish_run
+    from lastknown.disclose.publish import publish_run
     from lastknown.disclose.record import record_dir_for
-    from lastknown.match.config import load_match_config
-    from lastknown.match.learn import ESTIMATES_FOLDER, EstimateStore
-    from lastknown.match.run import Learning, match_requests
-    from lastknown.request.batch import load_batch
-    from lastknown.request.intake import read_request
-    from lastknown.request.validate import validate_request
 
     opts = options or ProcessOptions()
     deployment = resolve_deployment(opts)
     opts = replace(opts, deployment=deployment)  # later stages read opts.deployment
-    anchors = opts.anchors or deployment.anchors
     check_can_create(out)
-    today = opts.today or date.today()
-    received = datetime.now(UTC)
-    archive = deployment.archive
     stages = Stages(STAGES, show=opts.progress)
+    operator = opts.operator or getpass.getuser()
     try:
         with stages.stage("batch"):
-            batch = load_batch(batch_path)
-            policy = load_policy(opts.policy)
-            match_config = load_match_config(opts.match_config)
-            ledger = open_ledger(deployment.ledger, create=True)
-            # ANCHOR CHECK: never write to a ledger whose tail or anchors fail (exit 5)
-            quick_verify(ledger, anchors)
-            refuse_uncertified(batch, ledger=ledger, user=opts.operator)  # before any row
-        with publish_run(ledger, _journal(opts), batch_id=batch.batch_id,
+            start = open_run(batch_path, opts, single_operator=True)
+        with publish_run(start.ledger, _journal(opts), batch_id=start.batch.batch_id,
                          final_dir=out) as run, make_engine(
             opts.engine, threads=opts.threads, memory_limit=opts.memory_limit
         ) as engine:
@@ -196,70 +186,17 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
             if out.exists():
                 raise InputError(f"output folder {out} already exists: choose a new --out "
                                  "folder (a response package is never overwritten)")
-            with stages.stage("intake"):
-                intake = read_request(engine, request, encoding=opts.encoding, sheet=opts.sheet,
-                                      header_row=opts.header_row)
-            with stages.stage("policy"):
-                decision = check_policy(policy, batch, row_count=intake.row_count,
-                                        ledger=ledger, match_config=match_config,
-                                        user=opts.operator)
-            with stages.stage("master"):
-                index = _prepare_index(engine, master, run.scratch, opts.progress)
-            with stages.stage("validate"):
-                validation = validate_request(
-                    engine, batch, master_years=(index.year_min, index.year_max), today=today,
-                    years_on_file=index.tax_years,
-                )
-            with stages.stage("match"):
-                store = EstimateStore(opts.estimates or deployment.archive / ESTIMATES_FOLDER)
-                learning = None
-                if opts.learn:
-                    pooled = store.load(batch.requesting_agency)
-                    learning = Learning(batch_id=batch.batch_id, pooled=pooled)
-                matching = match_requests(engine, index=index, config=match_config,
-                                          progress=opts.progress, learning=learning)
-            summary: dict[str, Any] = {
-                "lastknown_version": __version__,
-                "batch_id": batch.batch_id,
-                "requesting_agency": batch.requesting_agency,
-                "request_file": request.name,
-                "request_sha256": intake.sha256,
-                "received_at": received.isoformat(timespec="seconds"),
-                "engine": opts.engine,
-                "model_id": matching.model_id,
-                "estimates": matching.estimates,
-                "thresholds": matching.thresholds,
-                "match_settings": match_config.as_dict(),  # whole, for the internal record
-                "warnings": [*intake.warnings, *matching.warnings],
-                "match_timings_seconds": dict(matching.timings),
-                "policy": decision.as_summary(),
-                "validation": {"valid": validation.valid_count,
-                               "rejected": validation.rejected_count,
-                               "periods_partly_on_file": validation.periods_partly_on_file},
-                "master_quarantined_rows": index.quarantined_rows,
-            }
+            _refuse_held(deployment, start.batch.batch_id)
+            prepared = run_stages(engine, stages, start, request=request, master=master,
+                                  options=opts, scratch=run.scratch)
             with stages.stage("publish"):
-                summary["timings_seconds"] = dict(stages.timings)
-                published = publish(
-                    ledger=ledger,
-                    batch=batch,
-                    engine=engine,
-                    final_dir=out,
-                    summary=summary,
+                prepared.summary["timings_seconds"] = dict(stages.timings)
+                published = disclose(
+                    start.ledger, engine, prepared, out=out, approver=operator,
+                    submitted_by=operator, archive=deployment.archive,
+                    anchors=opts.anchors or deployment.anchors, estimates=estimates_dir(opts),
                     write_package=lambda staging, s: stage_package(
-                        engine, staging, summary=s, background_xlsx_from=BACKGROUND_XLSX_ROWS
-                    ),
-                    intake=intake,
-                    validation=validation,
-                    policy_decision=decision,
-                    operator=opts.operator or getpass.getuser(),
-                    received_at=received,
-                    archive=archive,
-                    anchors=anchors,
-                )
-            if learning is not None and matching.learned is not None:
-                store.save(batch.requesting_agency,
-                           learning.pooled.add(matching.learned.batch_counts))
+                        engine, staging, summary=s, background_xlsx_from=BACKGROUND_XLSX_ROWS))
     finally:
         stages.close()
     final = published.summary
@@ -269,10 +206,21 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
         rows_matched=int(final["rows_matched"]),
         rows_unmatched=int(final["rows_unmatched"]),
         rows_rejected=int(final["rows_rejected"]),
-        record=record_dir_for(archive.resolve(), batch.batch_id),
+        record=record_dir_for(deployment.archive.resolve(), start.batch.batch_id),
         summary=final,
     )
 
+
+def _refuse_held(deployment: Deployment, batch_id: str) -> None:
+    """PolicyError when the batch was prepared for review: its release is the officer's."""
+    from lastknown.disclose.held import held_dir
+    from lastknown.errors import PolicyError
+
+    if held_dir(deployment.archive, batch_id).exists():
+        raise PolicyError(f"batch {batch_id} was prepared with --hold and waits for review: "
+                          f"`lastknown release {batch_id} --approver NAME --out DIR` or "
+                          f"`lastknown deny {batch_id} ...` decides it (see `lastknown "
+                          "batches`)")
 
 
 def _journal(opts: ProcessOptions) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -30,8 +30,11 @@ class Stages:
     ['read']
     """
 
-    def __init__(self, names: list[str], *, show: bool) -> None:
+    def __init__(self, names: list[str], *, show: bool,
+                 on_start: Callable[[str], None] | None = None) -> None:
         self.names = names
+        #: Called with a stage's name as it starts (a service's progress display).
+        self.on_start = on_start
         self.timings: dict[str, float] = {}
         self._progress: Progress | None = None
         self._task: TaskID | None = None
@@ -46,6 +49,8 @@ class Stages:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        if self.on_start is not None:
+            self.on_start(name)
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, description=name)
         start = time.perf_counter()

@@ -22,6 +22,11 @@ Defaults and why (see docs/LEDGER.md):
   the last 90 days is flagged in the summary (repeat requests stay visible).
 * ``statutes_by_agency`` — only listed agencies may ask, only under their
   listed statutes; an agency not listed is refused.
+* ``single_operator_release = true`` — ``lastknown process`` may prepare and release a
+  batch in one run, its operator approving (today's contract). ``false`` puts a second
+  person in front of every release: ``process --hold``, then ``release --approver``
+  by someone else (:mod:`lastknown.workflow`). Making the path stricter needs no
+  batch approval, so this setting is not a controlled one.
 
 >>> policy = load_policy(None)
 >>> policy.max_rows_per_batch
@@ -110,6 +115,7 @@ class Policy:
     max_rows_per_official_per_period: int = 25_000
     period_days: int = 365
     recent_disclosure_days: int = 90
+    single_operator_release: bool = True
     statutes_by_agency: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(DEFAULT_STATUTES_BY_AGENCY))
     source: str = "built-in defaults"
@@ -159,6 +165,11 @@ def load_policy(path: Path | None) -> Policy:
                 errors.add(f"`{key}` must be a whole number above 0, e.g. {key} = 1000")
             else:
                 values[key] = value
+    if "single_operator_release" in data:
+        if not isinstance(data["single_operator_release"], bool):
+            errors.add("`single_operator_release` must be true or false")
+        else:
+            values["single_operator_release"] = data["single_operator_release"]
     if "statutes_by_agency" in data:
         table = data["statutes_by_agency"]
         if not isinstance(table, dict) or not all(

@@ -385,7 +385,8 @@ def _disclosure_records(engine: Engine, *, batch_id: str, agency: str,
 def _batch_record(*, batch: PublishBatch, engine: Engine, summary: dict[str, Any],
                   intake: IntakeLike, validation: ValidationLike, decision: PolicyDecision,
                   counts: tuple[int, int], times: tuple[datetime, datetime], operator: str,
-                  origin: str, package: str) -> dict[str, Any]:
+                  origin: str, package: str,
+                  release: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "batch_id": batch.batch_id, "agency": batch.requesting_agency,
         "requesting_official": batch.requesting_official,
@@ -399,7 +400,8 @@ def _batch_record(*, batch: PublishBatch, engine: Engine, summary: dict[str, Any
         # the model and the learned estimates that answered the batch ride with the policy
         "policy": {**decision.as_summary(),
                    "model": {"model_id": summary.get("model_id"),
-                             "estimates": summary.get("estimates")}},
+                             "estimates": summary.get("estimates")},
+                   **({"release": dict(release)} if release else {})},
         "received_at": times[0], "finished_at": times[1], "operator": operator,
         "origin": origin, "package": package,
     }
@@ -411,7 +413,7 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
             intake: IntakeLike, validation: ValidationLike, policy_decision: PolicyDecision,
             operator: str, received_at: datetime, archive: Path, origin: str | None = None,
             checkpoint: Callable[[str], None] | None = None,
-            anchors: Path | None = None) -> Publication:
+            anchors: Path | None = None, release: dict[str, Any] | None = None) -> Publication:
     """Write the package, record batch + disclosures in the ledger, then publish by rename.
 
     ``write_package(staging, summary)`` returns the package's summary, or a
@@ -421,6 +423,8 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
     ``checkpoint(step)`` is called after each step in :data:`STEPS` (tests inject
     failures there). Returns the publication; its summary carries ``ledger_head``.
     ``anchors`` is the deployment's anchor file: the committed head is appended to it.
+    ``release`` (who submitted, who approved: :func:`lastknown.workflow.release`) is
+    recorded in the batch record's ``policy`` as ``release``.
 
     >>> publish(ledger=ledger, batch=batch, engine=engine, final_dir=Path("response"),
     ...         summary={}, write_package=lambda d, s: write_package(engine, d, summary=s),
@@ -463,7 +467,8 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
         record = _batch_record(batch=batch, engine=engine, summary=summary, intake=intake,
                                validation=validation, decision=policy_decision,
                                counts=(disclosed, unmatched), times=(received_at, now),
-                               operator=operator, origin=origin, package=final_dir.name)
+                               operator=operator, origin=origin, package=final_dir.name,
+                               release=release)
         try:
             with ledger.transaction() as tx:
                 recheck_in_transaction(tx.conn, policy_decision, batch, now=now)

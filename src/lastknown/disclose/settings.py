@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 #: The ``[overrides]`` sub-tables that approve settings, and what each one covers.
 SECTIONS: dict[str, str] = {"match": "matching setting", "policy": "policy setting"}
 _NOT_SETTINGS = ("source", "source_sha256")
+#: Settings recorded in force but never needing a batch's approval: they only make the
+#: path stricter (a second person before release), never change who gets disclosed.
+UNCONTROLLED = ("single_operator_release",)
 
 
 def _plain(value: Any) -> Any:
@@ -70,7 +73,8 @@ def changed_settings(policy: Policy, match: MatchConfig) -> dict[str, dict[str, 
     defaults = settings_in_force(Policy(), MatchConfig())
     changed: dict[str, dict[str, Any]] = {}
     for section, values in settings_in_force(policy, match).items():
-        diff = {k: v for k, v in values.items() if v != defaults[section][k]}
+        diff = {k: v for k, v in values.items()
+                if v != defaults[section][k] and k not in UNCONTROLLED}
         if diff:
             changed[section] = diff
     return changed
