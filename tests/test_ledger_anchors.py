@@ -17,6 +17,7 @@ from lastknown.cli import cli
 from lastknown.disclose.ledger import EntryRef, open_ledger
 from lastknown.disclose.ledger.anchors import (
     anchor_from_receipt,
+    anchor_once,
     append_anchor,
     head_record,
     ledger_id,
@@ -117,6 +118,26 @@ def test_an_anchor_file_of_another_ledger_is_refused_not_passed(tmp_path: Path) 
         verify_anchored(mine, [path], record=False)
     with pytest.raises(InputError, match="does not exist"):
         verify_anchored(mine, [tmp_path / "nowhere.jsonl"], record=False)
+    mine.close()
+    other.close()
+
+
+def test_anchor_once_adds_a_head_only_when_this_ledger_lacks_it(tmp_path: Path) -> None:
+    mine = open_ledger(tmp_path / "mine.sqlite", create=True)
+    other = open_ledger(tmp_path / "other.sqlite", create=True)
+    path = tmp_path / "anchors.jsonl"
+    append_anchor(path, other, EntryRef(seq=3, hash=H1))  # the same head, another ledger
+    assert anchor_once(path, mine, EntryRef(seq=3, hash=H1)) is not None
+    assert anchor_once(path, mine, EntryRef(seq=3, hash=H1)) is None
+    assert anchor_once(path, mine, EntryRef(seq=3, hash=H2)) is not None  # differs: kept
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("not json\n")  # unreadable: the head is still written down
+    assert anchor_once(path, mine, EntryRef(seq=4, hash=H1)) is not None
+    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()
+             if x.startswith("{")]
+    assert [(x["ledger"], x["sequence"], x["hash"]) for x in lines] == [
+        (ledger_id(other), 3, H1), (ledger_id(mine), 3, H1), (ledger_id(mine), 3, H2),
+        (ledger_id(mine), 4, H1)]
     mine.close()
     other.close()
 

@@ -239,7 +239,8 @@ def recover(ledger: str | None, journal: Path | None, outs: tuple[Path, ...]) ->
     deployment = _deployment(ledger)
     done = recover_interrupted(open_ledger(deployment.ledger),
                                journal or journal_dir(deployment.ledger,
-                                                      archive=deployment.archive), outs=outs)
+                                                      archive=deployment.archive), outs=outs,
+                               anchors=deployment.anchors)
     for item in done:
         click.echo(item.describe())
     if not done:

@@ -185,7 +185,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
             quick_verify(ledger, anchors)
             refuse_uncertified(batch, ledger=ledger, user=opts.operator)  # before any row
         with publish_run(ledger, _journal(opts), batch_id=batch.batch_id,
-                         final_dir=out) as run, make_engine(
+                         final_dir=out, anchors=anchors) as run, make_engine(
             opts.engine, threads=opts.threads, memory_limit=opts.memory_limit
         ) as engine:
             # an interrupted run of this batch was settled first; its package, if committed,
