@@ -256,6 +256,80 @@ def test_process_on_a_ledger_with_an_edited_tail_exits_5_and_appends_nothing(
     assert not (tmp_path / "r9").exists()
 
 
+def _deployment_with_anchors(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A ledger with one entry, a lastknown.toml naming it and an anchor file (not yet
+    written): (config, ledger, anchors)."""
+    ledger, anchors = tmp_path / "l.sqlite", tmp_path / "deploy" / "anchors.jsonl"
+    opened = open_ledger(ledger, create=True)
+    opened.audit(event_type="report_run", success=True, obj="report")
+    opened.close()
+    config = tmp_path / "lastknown.toml"
+    config.write_text(f'ledger = "{ledger}"\nanchors = "deploy/anchors.jsonl"\n'
+                      'archive = "archive"\n', encoding="utf-8")
+    return config, ledger, anchors
+
+
+def _verified(ledger: Path, anchors_matched: int) -> str:
+    """The line `ledger verify` ends with (read before it records itself)."""
+    raw = sqlite3.connect(ledger)
+    seq, digest = raw.execute("SELECT seq, hash FROM ledger_entries ORDER BY seq DESC "
+                              "LIMIT 1").fetchone()
+    raw.close()
+    return (f"Ledger sqlite:///{ledger} verified: {seq:,} entries, head #{seq} {digest}; "
+            f"{anchors_matched} anchor(s) matched\n")
+
+
+def test_verify_without_anchor_checks_the_deployments_anchor_file_and_says_so(
+        tmp_path: Path) -> None:
+    config, ledger, anchors = _deployment_with_anchors(tmp_path)
+    expected = _verified(ledger, 0)
+    result = run("--config-file", config, "ledger", "verify")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (f"No anchor file at {anchors}: verifying the chain alone\n"
+                             + expected)
+
+    opened = open_ledger(ledger)
+    append_anchor(anchors, opened, opened.head())
+    opened.close()
+    expected = _verified(ledger, 1)
+    result = run("--config-file", config, "ledger", "verify")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"Anchor file {anchors}: 1 anchor(s) of this ledger\n" + expected
+
+    expected = _verified(ledger, 1)  # --anchor: that file only, as before
+    result = run("--config-file", config, "ledger", "verify", "--anchor", anchors)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == expected
+
+
+def test_verify_without_anchor_catches_a_cut_tail_through_the_deployments_file(
+        tmp_path: Path) -> None:
+    config, ledger, anchors = _deployment_with_anchors(tmp_path)
+    opened = open_ledger(ledger)
+    head = opened.audit(event_type="report_run", success=True, obj="report")
+    append_anchor(anchors, opened, head)
+    opened.close()
+    _truncate(ledger, head.seq - 1)  # the anchored entry is cut off
+    result = run("--config-file", config, "ledger", "verify")
+    assert result.exit_code == 5
+    assert result.stdout == f"Anchor file {anchors}: 1 anchor(s) of this ledger\n"
+    assert (f"first bad entry #{head.seq}: entry #{head.seq} anchored in anchors.jsonl line 1 "
+            "is missing") in result.stderr
+
+
+def test_verify_without_anchor_says_the_deployments_file_is_of_another_ledger(
+        tmp_path: Path) -> None:
+    config, ledger, anchors = _deployment_with_anchors(tmp_path)
+    other = open_ledger(tmp_path / "other.sqlite", create=True)
+    append_anchor(anchors, other, EntryRef(seq=1, hash=H1))
+    other.close()
+    expected = _verified(ledger, 0)
+    result = run("--config-file", config, "ledger", "verify")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (f"Anchor file {anchors} holds no anchors of this ledger (1 of "
+                             "another ledger): verifying the chain alone\n" + expected)
+
+
 def test_verify_with_an_unreadable_anchor_is_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "anchors.jsonl"
     bad.write_text("not json\n{}\n", encoding="utf-8")
