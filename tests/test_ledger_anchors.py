@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
+from conftest import World
 from lastknown.cli import cli
 from lastknown.disclose.ledger import EntryRef, open_ledger
 from lastknown.disclose.ledger.anchors import (
@@ -146,15 +147,9 @@ def test_anchor_once_adds_a_head_only_when_this_ledger_lacks_it(tmp_path: Path) 
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A small population, indexed, one batch processed with the deployment's anchor file."""
-    root = tmp_path_factory.mktemp("anchors")
-    data, index = root / "s", root / "index"
-    assert run("synth", "--persons", 1000, "--requests", 150, "--seed", 5,
-               "--out", data).exit_code == 0
-    assert run("master", "index", "--master", data / "master", "--out", index,
-               "--threads", 2).exit_code == 0
-    return {"root": root, "data": data, "index": index}
+def world(small_world: World) -> dict[str, Path]:
+    """A small population, indexed (the session's, read only)."""
+    return {"data": small_world.data, "index": small_world.index}
 
 
 def _process(world: dict[str, Path], tmp_path: Path, ledger: Path, anchors: Path,

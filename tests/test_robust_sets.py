@@ -11,16 +11,14 @@ import pytest
 import robust_sets as rs
 from bench.corrupt import near_names, respellings
 
-from lastknown.synth import generate
+from conftest import World
 
 SEED = 11
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> rs.Base:
-    folder = tmp_path_factory.mktemp("robust") / "s"
-    generate(persons=400, requests=80, seed=SEED, out=folder)
-    loaded = rs.load_base(folder)
+def base(small_world: World) -> rs.Base:
+    loaded = rs.load_base(small_world.data)  # read only: the sets are written elsewhere
     assert len(loaded.clean_m) >= 10 and loaded.n_ids  # enough rows for the checks below
     return loaded
 
