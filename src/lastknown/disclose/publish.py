@@ -60,6 +60,7 @@ from lastknown.disclose.policy import (
     LEGAL_AUTHORITY,
     BatchLike,
     PolicyDecision,
+    agency_key,
     recheck_in_transaction,
 )
 from lastknown.disclose.receipt import fsync_dir, receipt_head, summary_from_receipt
@@ -73,6 +74,7 @@ from lastknown.disclose.record import (
 )
 from lastknown.engines.base import Engine
 from lastknown.errors import LastknownError, LedgerError, PipelineError, PolicyError
+from lastknown.request.reasons import reason_counts_sql
 
 STEPS = ("start", "staged", "recorded", "summarised", "committed", "published")
 _STREAM_ROWS = 20_000
@@ -356,9 +358,7 @@ def _disclosure_sql(engine: Engine) -> str:
 def _rejections_by_reason(engine: Engine) -> dict[str, int]:
     if not engine.table_exists("request_rejected"):
         return {}
-    rows = engine.fetchall(
-        "SELECT code, count(*) FROM (SELECT trim(unnest(string_split(reason_codes, ';'))) "
-        "AS code FROM request_rejected) WHERE code <> '' GROUP BY code ORDER BY code")
+    rows = engine.fetchall(reason_counts_sql("request_rejected"))
     return {str(code): int(n) for code, n in rows}
 
 
@@ -367,11 +367,14 @@ def _recently_disclosed(engine: Engine, ledger: Ledger, *, agency: str, days: in
     """request_row_ids of this batch's matches disclosed to the same agency in the last days."""
     from lastknown.disclose.ledger.models import disclosures
 
-    query = (sa.select(disclosures.c.tin).distinct()
-             .where(disclosures.c.disclosed_at >= now - timedelta(days=days),
-                    sa.func.lower(disclosures.c.recipient) == agency.strip().lower()))
-    with ledger.connect() as conn:
-        tins = sorted(str(t) for t in conn.execute(query).scalars())
+    recent = disclosures.c.disclosed_at >= now - timedelta(days=days)
+    with ledger.connect() as conn:  # the recipients' spellings are few: compare them here
+        same = [name for name in conn.execute(sa.select(disclosures.c.recipient).distinct()
+                                              .where(recent)).scalars()
+                if agency_key(str(name)) == agency_key(agency)]
+        tins = sorted(str(t) for t in conn.execute(
+            sa.select(disclosures.c.tin).distinct().where(
+                recent, disclosures.c.recipient.in_(same))).scalars()) if same else []
     if not tins:
         return []
     import pyarrow as pa

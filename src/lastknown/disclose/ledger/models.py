@@ -96,13 +96,14 @@ audit_events = Table(
     Column("detail", Text, nullable=False),
 )
 
-#: Batch ids are unique compared as :func:`~.store.batch_key` compares them, as far as SQL
-#: can say it alike on SQLite and PostgreSQL (migration 0002).
+#: Batch ids are unique compared as :func:`lastknown.request.batch.batch_key` compares
+#: them, as far as SQL can say it alike on SQLite and PostgreSQL (migration 0002).
 BATCH_ID_KEY_INDEX = "ux_ledger_batches_batch_id_key"
 
 
 def batch_id_key(batch_id: ColumnElement[str]) -> ColumnElement[str]:
-    """The SQL form of :func:`~.store.batch_key`: ``lower(trim(batch_id))``."""
+    """The SQL form of :func:`lastknown.request.batch.batch_key`: ``lower(trim(batch_id))``.
+    """
     return func.lower(func.trim(batch_id))
 
 

@@ -38,6 +38,7 @@ from lastknown.disclose.ledger.chain import (
     typed_row_of,
 )
 from lastknown.errors import LedgerError
+from lastknown.request.batch import batch_key as batch_key  # re-exported: the ledger's key
 
 if TYPE_CHECKING:
     from lastknown.disclose.ledger.anchors import Anchor
@@ -238,19 +239,6 @@ class Ledger:
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
-
-
-def batch_key(batch_id: str) -> str:
-    """The form batch ids are compared in: ``AbC`` and `` abc `` are one batch.
-
-    Batch ids are stored as given; only comparisons use this key. The ledger backs it with
-    a unique index on ``lower(trim(batch_id))`` (:func:`.models.batch_id_key`), which
-    agrees with this key for ASCII ids on SQLite and PostgreSQL alike.
-
-    >>> batch_key(" 2026-AbC ") == batch_key("2026-abc")
-    True
-    """
-    return batch_id.strip().casefold()
 
 
 def batch_recorded_in(conn: sa.Connection, batch_id: str) -> bool:

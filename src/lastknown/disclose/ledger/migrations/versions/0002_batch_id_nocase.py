@@ -4,7 +4,7 @@ Revision ID: 0002_batch_id_nocase
 Revises: 0001_ledger
 Create Date: 2026-11-30
 
-The application compares batch ids by :func:`lastknown.disclose.ledger.store.batch_key`
+The application compares batch ids by :func:`lastknown.request.batch.batch_key`
 (``strip().casefold()``); 0001's unique constraint on ``batch_id`` compares them
 exactly, so a second writer that skipped the application's check could record ``b-1``
 beside ``B-1``. This adds a unique index on ``lower(trim(batch_id))`` (the SQL both
