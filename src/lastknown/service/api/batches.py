@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from lastknown.errors import InputError, NotFoundError
-from lastknown.service import accounts, batches
+from lastknown.service import accounts, batches, submission
 from lastknown.service.app import job_queue
 from lastknown.service.errors import ApiError
 from lastknown.service.roles import Principal, Role, allow
@@ -40,8 +40,8 @@ async def store_request(settings: ServiceSettings, upload: UploadFile) -> tuple[
     """Copy the uploaded request into a fresh submission folder, chunk by chunk, up to the
     upload limit (413 beyond it). On any failure the folder and the partial file go."""
     limit = settings.upload_limit_mb * 1024 * 1024
-    name = batches.request_name(upload.filename)
-    folder = await run_in_threadpool(batches.new_upload_dir, settings)
+    name = submission.request_name(upload.filename)
+    folder = await run_in_threadpool(submission.new_upload_dir, settings)
     target = folder / name
     try:
         written = 0
@@ -56,7 +56,7 @@ async def store_request(settings: ServiceSettings, upload: UploadFile) -> tuple[
         if written == 0:
             raise InputError("the request file is empty")
     except BaseException:
-        batches.remove_upload(folder)
+        submission.remove_upload(folder)
         raise
     return folder, target
 
@@ -68,7 +68,7 @@ def agency_of(request: Request, user: Principal) -> dict[str, Any]:
     raise ApiError(403, "forbidden", "your account belongs to no agency")
 
 
-async def submit(request: Request, user: Principal, form: batches.BatchForm,
+async def submit(request: Request, user: Principal, form: submission.BatchForm,
                  upload: UploadFile) -> dict[str, Any]:
     """Store the upload, write the batch, queue its preparation (pages and API alike)."""
     settings: ServiceSettings = request.app.state.settings
@@ -76,11 +76,11 @@ async def submit(request: Request, user: Principal, form: batches.BatchForm,
     folder, path = await store_request(settings, upload)
     try:
         job = await run_in_threadpool(
-            batches.submit, request.app.state.db, settings, job_queue(request.app),
+            submission.submit, request.app.state.db, settings, job_queue(request.app),
             agency=agency, form=form,
             upload_dir=folder, request=path, username=user.username)
     except BaseException:
-        batches.remove_upload(folder)
+        submission.remove_upload(folder)
         raise
     request.state.access_detail = f"submitted batch {job.batch_id}"
     return batches.view(job, None, officer=False)
@@ -186,7 +186,7 @@ async def api_submit(request: Request, user: Submitter, file: Annotated[UploadFi
                      certified: Annotated[bool, Form()] = False) -> dict[str, Any]:
     """Submit a request file (CSV, XLSX or Parquet) with its batch metadata; its
     preparation is queued (poll ``GET /api/batches/{batch_id}``)."""
-    form = batches.BatchForm(batch_id=batch_id, requesting_official=requesting_official,
+    form = submission.BatchForm(batch_id=batch_id, requesting_official=requesting_official,
                              official_title=official_title, reason=reason,
                              statutes=tuple(statutes), certification=certification,
                              certified=certified)

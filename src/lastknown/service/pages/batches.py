@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from lastknown.errors import InputError, PolicyError
-from lastknown.service import batches
+from lastknown.service import submission
 from lastknown.service.api import batches as api
 from lastknown.service.errors import ApiError
 from lastknown.service.pages import render
@@ -57,7 +57,7 @@ async def batch_submit(request: Request, user: Submitter, file: Annotated[Upload
                        certification: Annotated[str, Form(max_length=4000)],
                        statutes: Annotated[list[str], Form(max_length=50)],
                        certified: Annotated[bool, Form()] = False) -> Response:
-    form = batches.BatchForm(batch_id=batch_id, requesting_official=requesting_official,
+    form = submission.BatchForm(batch_id=batch_id, requesting_official=requesting_official,
                              official_title=official_title, reason=reason,
                              statutes=tuple(statutes), certification=certification,
                              certified=certified)
