@@ -1,5 +1,5 @@
 """``lastknown serve --demo`` as a real process on a free loopback port, in its own data
-folder, and how to submit to it over the API: what the browser tests (tests/browser/)
+folder, and how to submit to it over the API: what the browser tests (tests/test_browser_*.py)
 and bench_service.py run against.
 
 Uvicorn serves the app as a user starts it: SQLite app database, ledger and embedded job

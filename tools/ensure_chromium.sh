@@ -1,5 +1,5 @@
 #!/bin/sh
-# Make sure Debian's Chromium is installed: the browser tests (tests/browser/) drive it
+# Make sure Debian's Chromium is installed: the browser tests (tests/test_browser_*.py) drive it
 # with Playwright, and Playwright's own browser download does not work on these machines.
 # `make test` runs this first. Installs with apt-get as root, else through sudo; says
 # plainly what to do when neither is possible (the browser tests then fail, never skip).

@@ -17,8 +17,9 @@ from pathlib import Path
 import duckdb
 import pytest
 from bench.served import Served
-from browsing import PREPARE_MS, screenshot, sign_in
 from playwright.sync_api import Page, expect
+
+from browsing import PREPARE_MS, screenshot, sign_in
 
 TIN = re.compile(r"(?<!\d)\d{9}(?!\d)")
 

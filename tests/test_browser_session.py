@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from browsing import ROOT, SCREENSHOTS, screenshot, sign_in
 from playwright.sync_api import Page, expect
 
+from browsing import ROOT, SCREENSHOTS, screenshot, sign_in
 from lastknown.service.demo import DEMO_AGENCY, DEMO_PASSWORD, DEMO_USERS
 
 HOME_SHOWS = {  # what each role's home page offers
