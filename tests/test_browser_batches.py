@@ -1,7 +1,8 @@
 """The disclosure flow in Chromium, as its people do it: the agency's analyst uploads the
 demo's sample request, the disclosure officer reviews it (counts, policy, the sample's
-weight bars) and approves or denies it, the analyst downloads what was released, and the
-auditor finds the download in the access log. No page, and no file of the package,
+weight bars) and approves or denies it, the analyst downloads what was released (another
+agency's analyst finds nothing there), and the auditor finds the download in the access
+log. No page, and no file of the package,
 carries a TIN of the master."""
 
 from __future__ import annotations
@@ -114,6 +115,16 @@ def test_submit_review_approve_download_and_the_auditor_sees_it(
     assert not any("tin" in column.lower() for column in matched[0])
     for row in matched:
         assert row["street"] and row["city"] and row["state"] and row["zip"], row
+
+    other_agency = new_page()  # the Marshals' analyst: as if the batch did not exist
+    sign_in(other_agency, "submitter2")
+    answers = []
+    for batch_id in ("WALK-APPROVE", "NO-SUCH-BATCH"):
+        for path in (f"/batches/{batch_id}", f"/batches/{batch_id}/package.zip"):
+            response = other_agency.goto(path)
+            assert response is not None and response.status == 404, path
+            answers.append(other_agency.locator("main").inner_text().replace(batch_id, "X"))
+    assert answers[:2] == answers[2:]  # the same as for a batch that does not exist
 
     auditor = new_page()
     sign_in(auditor, "auditor")
