@@ -109,3 +109,26 @@ def test_letters_that_look_like_digits_in_numbers(street: str, zip_code: str, ho
                                                   zip5: str) -> None:
     got = _address(street, zip_code=zip_code)
     assert (got[0], got[5]) == (house, zip5)
+
+
+@pytest.mark.parametrize("street", [
+    "74 Cherry Ave, Anaheim, CA 92801-3221", "74 CHERRY AVE ANAHEIM CA", "74 Cherry Ave, Anaheim",
+    "74 Cherry Ave Anaheim, California 92801", "74 Cherry Ave., Anaheim, Calif. 928013221",
+])
+def test_city_state_and_zip_pasted_after_the_street_are_cut(street: str) -> None:
+    assert _address(street, city="Anaheim") == _address("74 Cherry Ave", city="Anaheim")
+
+
+def test_a_street_named_like_the_city_is_not_cut() -> None:
+    assert _address("45 W Boston", city="Boston")[2] == "BOSTON"
+    assert _address("12 Main St Boston Harbor", city="Boston")[2:4] == ("MAIN ST BOSTON", "HBR")
+    assert _address("12 Main St Apt 5 Boston MA", city="Boston")[2:5] == ("MAIN", "ST", "5")
+    assert _address("74 Cherry Ave Fresno CA", city="Anaheim")[2] == "CHERRY AVE FRESNO CA"
+
+
+@pytest.mark.parametrize(("spelled", "figures"), [
+    ("914 Seventeenth Street", "914 17th St"), ("12 Thirteenth Ave", "12 13TH AVE"),
+    ("5 W Twentieth St", "5 W 20th St"), ("8 Fortieth Rd", "8 40th Rd"),
+])
+def test_spelled_ordinals_are_numbered_streets(spelled: str, figures: str) -> None:
+    assert _address(spelled) == _address(figures)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import re
-import string
 import unicodedata
 from collections.abc import Callable
 
@@ -117,13 +116,12 @@ def names_swapped(row: Row, rng: random.Random) -> Row | None:
 
 
 def middle_in_given(row: Row, rng: random.Random) -> Row | None:
-    """Middle name or initial appended to the given name (MARIA ELENA, JOHN Q, JOHN Q.);
-    a middle initial the requester knows is added when the row has none."""
+    """The row's middle name or initial keyed into the given-name column (MARIA ELENA,
+    JOHN Q, JOHN Q.). A row without one is left alone: an invented initial would be new,
+    possibly contradicting, information, not a keying error."""
     first, middle = row["first_name"].strip(), row["middle_name"].strip()
-    if not first:
+    if not first or not middle:
         return None
-    if not middle:
-        middle = _like(rng.choice(string.ascii_uppercase), first)
     written = rng.choice([middle, middle[0], middle[0] + "."])
     return dict(row, first_name=f"{first} {written}", middle_name="")
 
@@ -149,6 +147,18 @@ def _accent(name: str, rng: random.Random) -> str | None:
     return name[:i] + unicodedata.normalize("NFC", name[i] + "\u0301") + name[i + 1:]
 
 
+def _as_windows_1252(text: str) -> str:
+    """UTF-8 text read as Windows-1252 (JOSÉ -> JOSÃ‰); the five bytes that code page
+    leaves undefined become the control characters of the same number, as Windows does."""
+    out = []
+    for byte in text.encode("utf-8"):
+        try:
+            out.append(bytes([byte]).decode("cp1252"))
+        except UnicodeDecodeError:
+            out.append(chr(byte))
+    return "".join(out)
+
+
 def diacritics_apostrophe(row: Row, rng: random.Random) -> Row | None:
     """Accents added (JOSÉ), stripped or mangled by a wrong code page (JOSÃ‰); an
     apostrophe dropped, spaced or curly (O'BRIEN -> OBRIEN / O BRIEN / O’BRIEN); a space
@@ -166,7 +176,7 @@ def diacritics_apostrophe(row: Row, rng: random.Random) -> Row | None:
     else:
         accented = _accent(name, rng)
         if accented:
-            options += [accented, accented.encode("utf-8").decode("cp1252", "replace")]
+            options += [accented, _as_windows_1252(accented)]
     mc = re.match(r"(?i)(mac|mc)([a-z]{3,})$", name)
     if mc:
         options.append(f"{mc.group(1)} {mc.group(2)}")

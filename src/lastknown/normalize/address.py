@@ -11,7 +11,8 @@ Rules
 * the street *type* is mapped to its USPS abbreviation (``STREET`` → ``ST``) only
   where a type stands — the last token, or the one before a trailing directional —
   and directionals only at either end (``NORTH`` → ``N``); ordinals everywhere
-  (``FIRST`` → ``1ST``). Words inside the street name keep their spelling: Pub 28
+  (``FIRST`` → ``1ST``, up to ``TWENTIETH`` and the tens; two words such as
+  ``TWENTY FIRST`` are not read). Words inside the street name keep their spelling: Pub 28
   also abbreviates ``VALLEY``, ``ORCHARD``, ``SPRING`` (``VLY``, ``ORCH``, ``SPG``),
   and mapping those inside a name turned a one-letter typo (``VALEY``) into a
   mismatch the typo rule could no longer see;
@@ -21,6 +22,8 @@ Rules
 * the street *name* drops a leading/trailing directional and a trailing street
   type, so ``1234 West Main Street`` and ``1234 W Main`` share ``MAIN``;
 * an ordinal's suffix is the one its number takes (``17HT`` → ``17TH``);
+* a city, state and ZIP pasted after the street line are cut off when the city is the
+  row's own (:func:`place_tail_cut_sql`);
 * zip → first five digits (letters that look like digits read as them: ``O`` → ``0``);
   a leading house number of digits and O/I/L read the same way (``1O74`` → ``1074``);
   city tokens ``ST``/``MT``/``FT`` → ``SAINT``/``MOUNT``/``FORT``;
@@ -42,6 +45,7 @@ from functools import cache
 from scourgify import address_constants as usps
 
 from lastknown.normalize.names import sql_list
+from lastknown.normalize.usps import STATE_CODES, STATE_NAMES
 
 #: The normalised address columns every table carries after :func:`normalised_address_sql`.
 ADDRESS_COLUMNS: tuple[str, ...] = (
@@ -52,7 +56,11 @@ ADDRESS_COLUMNS: tuple[str, ...] = (
 _ORDINALS = {
     "FIRST": "1ST", "SECOND": "2ND", "THIRD": "3RD", "FOURTH": "4TH", "FIFTH": "5TH",
     "SIXTH": "6TH", "SEVENTH": "7TH", "EIGHTH": "8TH", "NINTH": "9TH", "TENTH": "10TH",
-    "ELEVENTH": "11TH", "TWELFTH": "12TH",
+    "ELEVENTH": "11TH", "TWELFTH": "12TH", "THIRTEENTH": "13TH", "FOURTEENTH": "14TH",
+    "FIFTEENTH": "15TH", "SIXTEENTH": "16TH", "SEVENTEENTH": "17TH", "EIGHTEENTH": "18TH",
+    "NINETEENTH": "19TH", "TWENTIETH": "20TH", "THIRTIETH": "30TH", "FORTIETH": "40TH",
+    "FIFTIETH": "50TH", "SIXTIETH": "60TH", "SEVENTIETH": "70TH", "EIGHTIETH": "80TH",
+    "NINETIETH": "90TH", "HUNDREDTH": "100TH",
 }
 _CITY_WORDS = {"ST": "SAINT", "MT": "MOUNT", "FT": "FORT"}
 
@@ -192,6 +200,23 @@ def street_line_sql(expr: str) -> str:
     return house_number_ocr_sql(boxes)
 
 
+def place_tail_cut_sql(street: str, city: str) -> str:
+    """A cleaned street line without the city, state and ZIP pasted after it
+    (``74 CHERRY AVE ANAHEIM CA 928013221`` → ``74 CHERRY AVE``): cut where the row's own
+    ``city`` (cleaned) is followed only by a state (code, name or old abbreviation) and a
+    ZIP, and only if a street remains — three tokens or more, or one ending in a street
+    type (``45 W BOSTON`` in Boston stays as it is)."""
+    tail = f"' ' || {city} || '((?: [A-Z]+)*?)(?: [0-9]{{5}}(?: ?[0-9]{{4}})?)?$'"
+    states = sql_list(["", *sorted(STATE_CODES | set(STATE_NAMES))])
+    cut = f"regexp_replace({street}, {tail}, '')"
+    rest = f"string_split({cut}, ' ')"
+    return (f"CASE WHEN {city} <> '' AND contains({street}, ' ' || {city}) "
+            f"AND regexp_matches({street}, {tail}) "
+            f"AND replace(regexp_extract({street}, {tail}, 1), ' ', '') IN {states} "
+            f"AND (len({rest}) >= 3 OR {street_type_map_sql()}[{rest}[-1]] IS NOT NULL) "
+            f"THEN {cut} ELSE {street} END")
+
+
 def clean_address_sql(expr: str) -> str:
     """Upper-case, accent-free; ``#`` spaced out as a token; other punctuation → space."""
     return (
@@ -277,7 +302,9 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
                                 ' '), lambda t: t <> '') AS _rest,
                             list_filter(string_split({clean_address_sql(unit)}, ' '),
                                         lambda t: t <> '') AS _unit_col
-                        FROM (SELECT *, {street_line_sql(street)} AS _st FROM {source})
+                        FROM (SELECT *, {place_tail_cut_sql('_st0', '_city_c')} AS _st
+                              FROM (SELECT *, {street_line_sql(street)} AS _st0,
+                                    {clean_address_sql(city)} AS _city_c FROM {source}))
                     )
                     )
                 )
