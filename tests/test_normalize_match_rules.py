@@ -132,3 +132,12 @@ def test_a_street_named_like_the_city_is_not_cut() -> None:
 ])
 def test_spelled_ordinals_are_numbered_streets(spelled: str, figures: str) -> None:
     assert _address(spelled) == _address(figures)
+
+
+@pytest.mark.parametrize(("glued", "spaced"), [
+    ("988 35THST", "988 35TH ST"), ("400 8thDr", "400 8th Dr"), ("1374 17thDrive", "1374 17th Dr"),
+    ("27 35THLANE", "27 35TH LN"), ("12 W 1STST", "12 W 1ST ST"),
+])
+def test_a_numbered_street_run_into_its_type_is_split(glued: str, spaced: str) -> None:
+    assert _address(glued) == _address(spaced)
+    assert _address("12THOMAS ST")[0] is not None  # a house number is never split

@@ -166,6 +166,7 @@ def test_duplicate_row_ids_reject_every_sharing_row(engine: DuckDBEngine) -> Non
     ("street", "PO Box 12"), ("street", "P.O. Box 12"), ("street", "RR 2 Box 7"),
     ("street", "HC 61 Box 34"), ("street", "W156N8480 Pilgrim Rd"),
     ("street", "12-34 31st Ave"), ("street", "123 W 4th"), ("street", "12 1/2 Elm Street"),
+    ("street", "400 8thDr"), ("street", "988 35THST"),
     ("street", "Urb Las Gladiolas 150 Calle A"), ("street", "PSC 1234 Box 5678"),
     ("street", "123B Main St"), ("zip", "12345-6789"), ("zip", "123456789"),
     ("zip", " 02134 "), ("state", "pr"), ("state", "I.L."),

@@ -21,6 +21,7 @@ Rules
   (``2528 S Sierra Pl 3D``); the unit is reduced to its identifier (``Apt 4-B`` → ``4B``);
 * the street *name* drops a leading/trailing directional and a trailing street
   type, so ``1234 West Main Street`` and ``1234 W Main`` share ``MAIN``;
+* a numbered street run together with the next word is split (``8THDR`` → ``8TH DR``);
 * an ordinal's suffix is the one its number takes (``17HT`` → ``17TH``);
 * a city, state and ZIP pasted after the street line are cut off when the city is the
   row's own (:func:`place_tail_cut_sql`);
@@ -177,6 +178,13 @@ def house_number_ocr_sql(expr: str) -> str:
 HOUSE_NUMBER = "[0-9]+(F[0-9]+)?|[NSEW][0-9]+[NSEW][0-9]+"
 
 
+def glued_ordinal_sql(cleaned: str) -> str:
+    """A numbered street run together with the word after it split (``400 8THDR`` →
+    ``400 8TH DR``, ``988 35THST`` → ``988 35TH ST``); the house number is never split."""
+    return (f"regexp_replace({cleaned}, ' ([0-9]+(?:ST|ND|RD|TH))([A-Z]{{2,}})( |$)', "
+            f"' \\1 \\2\\3', 'g')")
+
+
 def street_line_sql(expr: str) -> str:
     """The street line cleaned, with its house number in one token (see :data:`HOUSE_NUMBER`).
 
@@ -191,7 +199,7 @@ def street_line_sql(expr: str) -> str:
     raw = f"upper(trim(coalesce(CAST({expr} AS VARCHAR), '')))"
     joined = (f"regexp_replace(regexp_replace({raw}, '^([0-9]+)-([0-9]+)(\\s)', '\\1\\2\\3'), "
               f"'^([0-9]+)\\s+([0-9])/([0-9]+)(\\s)', '\\1F\\2\\3\\4')")
-    cleaned = clean_address_sql(joined)
+    cleaned = glued_ordinal_sql(clean_address_sql(joined))
     urbanization = (f"regexp_replace({cleaned}, '^(URB|URBANIZACION) ([A-Z ]+?) ([0-9]+) (.+)$', "
                     f"'\\3 \\4 \\1 \\2')")
     boxes = (f"regexp_replace(regexp_replace({urbanization}, "
