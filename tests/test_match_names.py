@@ -204,10 +204,11 @@ def test_surname_levels(engine: DuckDBEngine) -> None:
         ("Jeong", "Jung"), ("Choe", "Choi"), ("Gwak", "Kwak"),      # romanisations
         ("Hernandze", "Hernandez"), ("Lopez Garcia", "Garcia"),      # transposition, token
         ("Oh", "Yu"), ("Baxter", "Dexter"),                          # different
+        ("Saun", "Saunders"), ("Crosl", "Crosland"), ("Lee", "Leeds"),  # cut short; 3 letters
     ]]
     assert _levels(engine, "surname", pairs) == [
         "phonetic", "phonetic", "phonetic", "similar", "shared token", "different",
-        "different"]
+        "different", "similar", "similar", "different"]
 
 
 def test_request_levels_are_documented_bounds() -> None:

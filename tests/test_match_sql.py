@@ -115,6 +115,20 @@ def test_address_confirmation_rule(engine: DuckDBEngine, record: tuple[str | Non
     assert got is expected  # TRUE or FALSE, never NULL: unknown is not confirmed
 
 
+@pytest.mark.parametrize(("supplied", "filed", "expected"), [
+    ("3104 N Martin Luther", "3104 N Martin Luther King Jr Ln", True),  # cut at 20 letters
+    ("1788 Crestview Parkw", "1788 Crestview Parkway", True),
+    ("16 N El Camino Real Boule", "16 N El Camino Real Boulevard", True),
+    ("12 Maple", "12 Maplewood Dr", False),  # short: another street as often as not
+    ("3104 N Martin Luther", "3106 N Martin Luther King Jr Ln", False),  # another house
+    ("3104 N Martin Luther St", "3104 N Martin Luther King Jr Ln", False),  # typed: whole
+])
+def test_a_street_line_cut_short_confirms(engine: DuckDBEngine, supplied: str, filed: str,
+                                          expected: bool) -> None:
+    place = ("", "Austin", "TX", "78701")
+    assert _confirms_raw(engine, (supplied, *place), (filed, *place)) is expected
+
+
 def test_contradicting_unit_or_predirectional_never_confirms(engine: DuckDBEngine) -> None:
     q = ("12", "MAPLE", "78701", "AUSTIN", "TX", "3", "N")
     assert _confirms(engine, q, ("12", "MAPLE", "78701", "AUSTIN", "TX", "3", "N")) is True

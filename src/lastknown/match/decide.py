@@ -36,6 +36,11 @@ from lastknown.match.config import MatchConfig
 from lastknown.match.learn import delta_sql
 from lastknown.match.model import ADDRESS_COMPARISONS, NAME_COMPARISONS
 
+#: A supplied street line (name and type word, no spaces) this long or longer that is the
+#: start of a record's line is that line cut short; shorter ones (``OAK`` / ``OAKWOOD``)
+#: name other streets too often.
+TRUNCATED_LINE = 10
+
 
 def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
     """TRUE when record ``r``'s address confirms request ``q``'s supplied address, else FALSE.
@@ -47,7 +52,9 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
       and ``350 S`` are two grid streets); or, when one side's street type was not
       recognised (misspelt or split: ``Parker Tsreet``, ``Franc P Lace``, ``Hallen
       Clise``), the spelled-out lines (``street_line``: name + type word, no spaces) equal
-      or one edit apart for lines of 8+ letters;
+      or one edit apart for lines of 8+ letters; or the supplied line, without a street
+      type, is the start of the record's and :data:`TRUNCATED_LINE` letters or longer (a
+      fixed-width export cut it: ``3104 N Martin Luther`` for ``… King Jr Ln``);
     * place: zip5 equal, or city and state equal, or — state equal, city equal or one
       typo away, and the zip one digit off or missing (a keying error in each);
     * neither unit nor pre-directional contradicting (both present and different).
@@ -88,6 +95,9 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
                  AND abs(length({q}.street_line) - length({r}.street_line)) <= 1
                  AND {untyped} AND damerau_levenshtein({q}.street_line, {r}.street_line) <= 1
             THEN true
+            -- cut by a fixed-width export: 3104 N MARTIN LUTHER for ... KING JR LN
+            WHEN {q}.street_type IS NULL AND length({q}.street_line) >= {TRUNCATED_LINE}
+                 AND starts_with({r}.street_line, {q}.street_line) THEN true
             WHEN {q}.street_type IS NULL AND {r}.street_type IS NOT NULL
             THEN {_garbled_type_sql(q, r)}
             WHEN {r}.street_type IS NULL AND {q}.street_type IS NOT NULL

@@ -193,11 +193,15 @@ def comparisons() -> list[dict[str, Any]]:
             # (OH, YU, O) say too little
             _level("phonetic", 'list_has_any(list_filter("surname_ph_l", lambda k: '
                    'length(k) > 1), "surname_ph_r")'),
+            # one keying error, or one surname cut short (a fixed-width export: SAUN for
+            # SAUNDERS) to 4+ letters
             _level("similar",
                    'jaro_winkler_similarity("surname_n_l", "surname_n_r") >= 0.92 OR '
                    '(length("surname_n_l") >= 4 AND length("surname_n_r") >= 4 AND '
-                   'abs(length("surname_n_l") - length("surname_n_r")) <= 1 AND '
-                   'damerau_levenshtein("surname_n_l", "surname_n_r") <= 1)'),
+                   '(starts_with("surname_n_l", "surname_n_r") OR '
+                   'starts_with("surname_n_r", "surname_n_l") OR '
+                   '(abs(length("surname_n_l") - length("surname_n_r")) <= 1 AND '
+                   'damerau_levenshtein("surname_n_l", "surname_n_r") <= 1)))'),
             _level("different", "ELSE"),
         ]},
         {"output_column_name": "middle_name", "comparison_levels": [
