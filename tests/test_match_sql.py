@@ -59,6 +59,7 @@ _FILED = ("117 Parker Street", "", "Brighton", "MA", "02135")
     (("117 Parker Ave", "", "Brighton", "MA", "02135"), True),      # type wrong, name equal
     (("117 Barker St", "", "Brighton", "MA", "02135"), True),       # one typo in 6 letters
     (("117 Parks St", "", "Brighton", "MA", "02135"), False),       # another street
+    (("117 Parkr e St", "", "Brighton", "MA", "02135"), True),      # a space and a typo
     (("119 Parker St", "", "Brighton", "MA", "02135"), False),      # another house
     (("117 Parker St", "", "Boston", "MA", "02118"), False),        # another place
     (("117 Parker St", "", "brigthon", "MA", "02153"), False),      # zip two digits off
@@ -113,6 +114,12 @@ def test_address_confirmation_rule(engine: DuckDBEngine, record: tuple[str | Non
                                    expected: bool) -> None:
     got = _confirms(engine, _HOME, record)
     assert got is expected  # TRUE or FALSE, never NULL: unknown is not confirmed
+
+
+def test_one_typo_counts_in_the_longer_name(engine: DuckDBEngine) -> None:
+    place = ("", "Austin", "TX", "78701")
+    assert _confirms_raw(engine, ("2307 N Iver St", *place), ("2307 N River St", *place))
+    assert not _confirms_raw(engine, ("12 Mai St", *place), ("12 Main St", *place))
 
 
 @pytest.mark.parametrize(("supplied", "filed", "expected"), [

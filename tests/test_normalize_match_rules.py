@@ -141,3 +141,13 @@ def test_spelled_ordinals_are_numbered_streets(spelled: str, figures: str) -> No
 def test_a_numbered_street_run_into_its_type_is_split(glued: str, spaced: str) -> None:
     assert _address(glued) == _address(spaced)
     assert _address("12THOMAS ST")[0] is not None  # a house number is never split
+
+
+@pytest.mark.parametrize(("keyed", "meant"), [
+    ("20 S Z7th Ln", "20 S 27th Ln"), ("913 3lST ST", "913 31ST ST"),
+    ("550 25TU LN", "550 25TH LN"), ("4935 5tb St", "4935 5th St"), ("1 1ST ST", "1 1ST ST"),
+    ("12 101st Ave", "12 101ST AVE"),
+])
+def test_ordinals_read_through_keying_and_scanning_errors(keyed: str, meant: str) -> None:
+    assert _address(keyed)[2] == _address(meant)[2]
+    assert _address("12 W 1ST ST")[2] == "1ST" and _address("9 2ND AVE")[2] == "2ND"

@@ -48,8 +48,9 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
     * house number equal — always; a line without a house number or street name never
       confirms;
     * street: name equal after USPS standardisation, or equal once spaces are ignored, or
-      one typo in a name of 5+ letters without digits (numbers are never typos: ``350 N``
-      and ``350 S`` are two grid streets); or, when one side's street type was not
+      one typo (spaces ignored) where the longer name has 5+ letters and no digits
+      (``IVER`` for ``RIVER``, ``MONRP E`` for ``MONROE``; numbers are never typos:
+      ``350 N`` and ``350 S`` are two grid streets); or, when one side's street type was not
       recognised (misspelt or split: ``Parker Tsreet``, ``Franc P Lace``, ``Hallen
       Clise``), the spelled-out lines (``street_line``: name + type word, no spaces) equal
       or one edit apart for lines of 8+ letters; or the supplied line, without a street
@@ -86,9 +87,10 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
             -- a number standing alone in a street name is never a typo (350 N / 350 S)
             WHEN regexp_matches({q}.street_name, '(^| )[0-9]+( |$)')
                  OR regexp_matches({r}.street_name, '(^| )[0-9]+( |$)') THEN false
-            WHEN length({q}.street_name) >= 5
-                 AND abs(length({q}.street_name) - length({r}.street_name)) <= 1
-                 AND damerau_levenshtein({q}.street_name, {r}.street_name) <= 1 THEN true
+            WHEN greatest(length({q}.street_name), length({r}.street_name)) >= 5
+                 AND abs(length({q}.street_name) - length({r}.street_name)) <= 2
+                 AND damerau_levenshtein(replace({q}.street_name, ' ', ''),
+                                         replace({r}.street_name, ' ', '')) <= 1 THEN true
             WHEN {q}.street_line IS NULL OR {r}.street_line IS NULL THEN false
             WHEN {q}.street_line = {r}.street_line THEN true
             WHEN length({q}.street_line) >= 8

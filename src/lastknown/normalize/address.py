@@ -131,11 +131,22 @@ def _mapped_tokens_sql(tokens: str) -> str:
 
 
 def ordinal_sql(token: str) -> str:
-    """A numbered street's ordinal with its suffix written right (``17HT``, ``38THH`` →
-    ``17TH``, ``38TH``; ``21TH`` → ``21ST``): the number says which suffix it takes, so a
-    keyed-wrong suffix carries no information. Other tokens stay as they are."""
+    """A numbered street's ordinal with its suffix written right (``17HT``, ``38THH``,
+    ``25TU`` → ``17TH``, ``38TH``, ``25TH``; ``21TH`` → ``21ST``): the number says which
+    suffix it takes, so a keyed-wrong suffix carries no information; letters keyed or
+    scanned for digits in the number are read as digits (``Z7TH``, ``3LST`` → ``27TH``,
+    ``31ST``). Other tokens stay as they are."""
+    suffix = "([STNDRH]{1,3}|[A-Z][STNDRH]|[STNDRH][A-Z])$"
+    number = "^[0-9OILZSB]*[0-9][0-9OILZB]*"  # no S after a digit: 1ST is 1 + ST
+    read = (f"CASE WHEN regexp_matches({token}, '{number}{suffix}') "
+            f"THEN translate(regexp_extract({token}, '{number}'), '{OCR_LETTERS}', "
+            f"'{OCR_DIGITS}') || regexp_extract({token}, '{suffix}') ELSE {token} END")
+    return _ordinal_suffix_sql(read, suffix)
+
+
+def _ordinal_suffix_sql(token: str, suffix: str) -> str:
     tail = f"CAST(right(regexp_extract({token}, '^[0-9]+'), 2) AS INTEGER)"
-    return (f"CASE WHEN regexp_matches({token}, '^[0-9]+[STNDRH]{{1,3}}$') "
+    return (f"CASE WHEN regexp_matches({token}, '^[0-9]+{suffix}') "
             f"THEN regexp_extract({token}, '^[0-9]+') || CASE "
             f"WHEN {tail} BETWEEN 11 AND 13 THEN 'TH' WHEN {tail} % 10 = 1 THEN 'ST' "
             f"WHEN {tail} % 10 = 2 THEN 'ND' WHEN {tail} % 10 = 3 THEN 'RD' ELSE 'TH' END "
