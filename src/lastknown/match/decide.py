@@ -34,7 +34,7 @@ from __future__ import annotations
 from lastknown.engines.base import SqlStep
 from lastknown.match.config import MatchConfig
 from lastknown.match.learn import delta_sql
-from lastknown.match.model import ADDRESS_COMPARISONS, NAME_COMPARISONS
+from lastknown.match.model import ADDRESS_COMPARISONS, NAME_COMPARISONS, ocr_fold_sql
 
 #: A supplied street line (name and type word, no spaces) this long or longer that is the
 #: start of a record's line is that line cut short; shorter ones (``OAK`` / ``OAKWOOD``)
@@ -48,14 +48,15 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
     * house number equal — always; a line without a house number or street name never
       confirms;
     * street: name equal after USPS standardisation, or equal once spaces are ignored, or
-      one typo (spaces ignored) where the longer name has 5+ letters and no digits
-      (``IVER`` for ``RIVER``, ``MONRP E`` for ``MONROE``; numbers are never typos:
-      ``350 N`` and ``350 S`` are two grid streets); or, when one side's street type was not
-      recognised (misspelt or split: ``Parker Tsreet``, ``Franc P Lace``, ``Hallen
-      Clise``), the spelled-out lines (``street_line``: name + type word, no spaces) equal
-      or one edit apart for lines of 8+ letters; or the supplied line, without a street
-      type, is the start of the record's and :data:`TRUNCATED_LINE` letters or longer (a
-      fixed-width export cut it: ``3104 N Martin Luther`` for ``… King Jr Ln``);
+      one typo (spaces ignored, scanner confusions folded: ``MEACLOW``) where the longer
+      name has 5+ letters and no digits (``IVER`` for ``RIVER``, ``MONRP E`` for
+      ``MONROE``; numbers are never typos: ``350 N`` and ``350 S`` are two grid streets);
+      or, when one side's street type was not recognised (misspelt or split: ``Parker
+      Tsreet``, ``Franc P Lace``, ``Hallen Clise``), the spelled-out lines
+      (``street_line``: name + type word, no spaces) equal or one edit apart for lines of
+      8+ letters; or the supplied line, without a street type, is the start of the
+      record's and :data:`TRUNCATED_LINE` letters or longer (a fixed-width export cut it:
+      ``3104 N Martin Luther`` for ``… King Jr Ln``);
     * place: zip5 equal, or city and state equal, or — state equal, city equal or one
       typo away, and the zip one digit off or missing (a keying error in each);
     * neither unit nor pre-directional contradicting (both present and different).
@@ -89,8 +90,9 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
                  OR regexp_matches({r}.street_name, '(^| )[0-9]+( |$)') THEN false
             WHEN greatest(length({q}.street_name), length({r}.street_name)) >= 5
                  AND abs(length({q}.street_name) - length({r}.street_name)) <= 2
-                 AND damerau_levenshtein(replace({q}.street_name, ' ', ''),
-                                         replace({r}.street_name, ' ', '')) <= 1 THEN true
+                 AND damerau_levenshtein({ocr_fold_sql(f"replace({q}.street_name, ' ', '')")},
+                                         {ocr_fold_sql(f"replace({r}.street_name, ' ', '')")})
+                     <= 1 THEN true
             WHEN {q}.street_line IS NULL OR {r}.street_line IS NULL THEN false
             WHEN {q}.street_line = {r}.street_line THEN true
             WHEN length({q}.street_line) >= 8

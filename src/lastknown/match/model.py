@@ -150,10 +150,13 @@ FIRST_CUT = ('(length("first_n_l") >= 3 AND length("first_n_r") > length("first_
              'starts_with("first_n_r", "first_n_l"))')
 
 
-def _ocr_fold(column: str) -> str:
-    """Letters a scanner reads as others (rn/m, cl/d, vv/w) folded, before the surname's
-    one-edit test: COMRNINGS is CUMMINGS with one typo."""
-    return f"""replace(replace(replace("{column}", 'RN', 'M'), 'CL', 'D'), 'VV', 'W')"""
+def ocr_fold_sql(expr: str) -> str:
+    """Letters a scanner reads as others (rn/m, cl/d, vv/w) folded, before a one-edit
+    test (surnames, street names): COMRNINGS is CUMMINGS with one typo, MEACLOW MEADOW."""
+    return f"replace(replace(replace({expr}, 'RN', 'M'), 'CL', 'D'), 'VV', 'W')"
+
+
+_SURNAME_FOLDED = ", ".join(ocr_fold_sql(f'"surname_n_{side}"') for side in "lr")
 
 
 def _first_jaro(threshold: float) -> str:
@@ -214,8 +217,7 @@ def comparisons() -> list[dict[str, Any]]:
                    '(starts_with("surname_n_l", "surname_n_r") OR '
                    'starts_with("surname_n_r", "surname_n_l") OR '
                    '(abs(length("surname_n_l") - length("surname_n_r")) <= 2 AND '
-                   f'damerau_levenshtein({_ocr_fold("surname_n_l")}, '
-                   f'{_ocr_fold("surname_n_r")}) <= 1)))'),
+                   f"damerau_levenshtein({_SURNAME_FOLDED}) <= 1)))"),
             _level("different", "ELSE"),
         ]},
         {"output_column_name": "middle_name", "comparison_levels": [
