@@ -127,21 +127,27 @@ def _mapped_tokens_sql(tokens: str) -> str:
               f"WHEN {at_type} THEN coalesce({_type_token_map_sql()}[t], t) "
               f"WHEN i = 1 AND len({tokens}) > 1 THEN coalesce({_edge_token_map_sql()}[t], t) "
               f"ELSE coalesce({_map_literal(_ORDINALS)}[t], t) END)")
-    return f"list_transform({mapped}, lambda t: {ordinal_sql('t')})"
+    return ordinal_tokens_sql(mapped)
 
 
-def ordinal_sql(token: str) -> str:
-    """A numbered street's ordinal with its suffix written right (``17HT``, ``38THH``,
-    ``25TU`` → ``17TH``, ``38TH``, ``25TH``; ``21TH`` → ``21ST``): the number says which
-    suffix it takes, so a keyed-wrong suffix carries no information; letters keyed or
-    scanned for digits in the number are read as digits (``Z7TH``, ``3LST`` → ``27TH``,
-    ``31ST``). Other tokens stay as they are."""
-    suffix = "([STNDRH]{1,3}|[A-Z][STNDRH]|[STNDRH][A-Z])$"
-    number = "^[0-9OILZSB]*[0-9][0-9OILZB]*"  # no S after a digit: 1ST is 1 + ST
-    read = (f"CASE WHEN regexp_matches({token}, '{number}{suffix}') "
-            f"THEN translate(regexp_extract({token}, '{number}'), '{OCR_LETTERS}', "
-            f"'{OCR_DIGITS}') || regexp_extract({token}, '{suffix}') ELSE {token} END")
-    return _ordinal_suffix_sql(read, suffix)
+_ORDINAL_SUFFIX = "([STNDRH]{1,3}|[A-Z][STNDRH]|[STNDRH][A-Z])$"
+_ORDINAL_NUMBER = "^[0-9OILZSB]*[0-9][0-9OILZB]*"  # no S after a digit: 1ST is 1 + ST
+
+
+def ordinal_tokens_sql(tokens: str) -> str:
+    """Each numbered street's ordinal in a token list with its suffix written right
+    (``17HT``, ``38THH``, ``25TU`` → ``17TH``, ``38TH``, ``25TH``; ``21TH`` → ``21ST``): the
+    number says which suffix it takes, so a keyed-wrong suffix carries no information;
+    letters keyed or scanned for digits in the number are read as digits (``Z7TH``,
+    ``3LST`` → ``27TH``, ``31ST``). Other tokens stay as they are; tokens without a digit
+    (nearly all) pass one cheap test."""
+    number, suffix = _ORDINAL_NUMBER, _ORDINAL_SUFFIX
+    read = (f"list_transform({tokens}, lambda t: CASE WHEN NOT regexp_matches(t, '[0-9]') "
+            f"THEN t WHEN regexp_matches(t, '{number}{suffix}') "
+            f"THEN translate(regexp_extract(t, '{number}'), '{OCR_LETTERS}', "
+            f"'{OCR_DIGITS}') || regexp_extract(t, '{suffix}') ELSE t END)")
+    return (f"list_transform({read}, lambda t: CASE WHEN NOT regexp_matches(t, '^[0-9]') "
+            f"THEN t ELSE {_ordinal_suffix_sql('t', suffix)} END)")
 
 
 def _ordinal_suffix_sql(token: str, suffix: str) -> str:
@@ -275,7 +281,7 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
         NULLIF(left(regexp_replace({ocr_digits_sql(f"upper(CAST({zip_code} AS VARCHAR))")},
                                    '[^0-9]', '', 'g'), 5), '') AS zip5,
         NULLIF(array_to_string(list_transform(
-            string_split({clean_address_sql(city)}, ' '),
+            string_split(_city_c, ' '),
             lambda t: coalesce({city_map}[t], t)), ' '), '') AS city_n,
         NULLIF(upper(trim(coalesce(CAST({state} AS VARCHAR), ''))), '') AS state_n,
         NULLIF(array_to_string({name_tokens}, '')
