@@ -3,6 +3,7 @@ errors from an independent model (bench/corrupt), not from the generator lastkno
 
     python bench/bench_robust.py --persons 50000 --requests 5000 --seed 101 --work /tmp/lkr
     python bench/bench_robust.py --seed 101 --single-year --romanisation --attack
+    python bench/bench_robust.py --seed 101 --model field   # keying/export errors
 
 Steps: synthesise with ``lastknown.synth.generate`` and build the index (both cached in
 ``--work``, laid out as bench_match.py does, so the two share them); keep the expected-M
@@ -10,8 +11,12 @@ rows whose name and address are exactly as on file (the clean rows), the N and t
 rows; then
 
 * the sweep (default): corrupt 0, 5, 10, 20 and 40 % of those rows with 1–3 errors each
-  (bench/corrupt, seeded by ``--seed``; the rows corrupted at a lower rate are among those
-  at a higher one) and print precision, recall and false disclosures per rate;
+  (seeded by ``--seed``; the rows corrupted at a lower rate are among those at a higher
+  one) and print precision, recall and false disclosures per rate. ``--model`` picks the
+  error model: ``default`` (bench/corrupt: typos, OCR, respelling) or ``field``
+  (bench/corrupt_field: how requester spreadsheets key and export data — ZIPs that lost
+  a leading zero, full state names, LAST, FIRST in one column, units in the street line
+  …), two models written apart from each other and from synth;
 * ``--single-year`` / ``--romanisation`` / ``--attack``: the hard sets of
   bench/robust_sets.py, one table row per set and approach; the single-year requests are
   also run against the full master ("same rows, all years on file": the reference of
@@ -31,10 +36,16 @@ from pathlib import Path
 from typing import Any
 
 import bench_match as bm
+import corrupt
+import corrupt_field
 import robust_sets as rs
-from corrupt import OPERATORS
 
 RATES = (0, 5, 10, 20, 40)
+#: --model -> (corrupt_rows, operator names, work directory suffix).
+MODELS: dict[str, tuple[rs.Corruptor, tuple[str, ...], str]] = {
+    "default": (corrupt.corrupt_rows, tuple(corrupt.OPERATORS), ""),
+    "field": (corrupt_field.corrupt_rows, tuple(corrupt_field.OPERATORS), "-field"),
+}
 
 
 def prepare(persons: int, requests: int, seed: int, work: Path,
@@ -102,10 +113,12 @@ def _num(value: Any) -> str:
 
 def sweep(base: rs.Base, args: argparse.Namespace, limits: dict[str, Any]) -> None:
     approaches = [a for a in bm.APPROACHES if a not in args.skip]
+    corrupt_rows, operators, suffix = MODELS[args.model]
     lines = []
     for rate in args.rates:
-        data, applied = rs.sweep_set(base, rate / 100, args.seed,
-                                     args.work / f"robust-{args.persons}-{args.seed}-{rate}")
+        data, applied = rs.sweep_set(
+            base, rate / 100, args.seed,
+            args.work / f"robust-{args.persons}-{args.seed}-{rate}{suffix}", corrupt_rows)
         got = measure(data, base.path / "index", limits, args.skip)
         cells = [f"{rate} %", f"{len(applied):,}"]
         for a in approaches:
@@ -115,18 +128,18 @@ def sweep(base: rs.Base, args: argparse.Namespace, limits: dict[str, Any]) -> No
         lines.append("| " + " | ".join(cells) + " |")
     out = sys.stdout
     out.write(f"persons {args.persons:,}, requests {args.requests:,}, seed {args.seed} "
-              f"(synth and corruption); {len(base.clean_m):,} clean M + {len(base.n_ids):,} N "
-              f"+ {len(base.u_ids):,} U rows\n")
+              f"(synth and corruption), model {args.model}; {len(base.clean_m):,} clean M "
+              f"+ {len(base.n_ids):,} N + {len(base.u_ids):,} U rows\n")
     out.write("| corrupted | rows | " + " | ".join(
         f"{a} precision | {a} recall | {a} false" for a in approaches) + " |\n")
     out.write("|" + "---|" * (2 + 3 * len(approaches)) + "\n")
     out.write("\n".join(lines) + "\n")
     if "lastknown" not in args.skip and applied:
-        by_operator(base, applied, rs.package_outcomes(data), max(args.rates))
+        by_operator(base, applied, rs.package_outcomes(data), max(args.rates), operators)
 
 
 def by_operator(base: rs.Base, applied: dict[str, list[str]], outcomes: dict[str, str],
-                rate: int) -> None:
+                rate: int, operators: tuple[str, ...]) -> None:
     """lastknown's outcomes on the corrupted expected-M rows, per operator applied."""
     out = sys.stdout
     kinds = ("M", "N", "A", "U", "R")
@@ -135,7 +148,7 @@ def by_operator(base: rs.Base, applied: dict[str, list[str]], outcomes: dict[str
               "| operator | rows (any) | " + " | ".join(kinds) + " | rows (alone) "
               "| M (alone) |\n|" + "---|" * (4 + len(kinds)) + "\n")
     m_rows = {i: ops for i, ops in applied.items() if base.truth[i]["expected_outcome"] == "M"}
-    for name in OPERATORS:
+    for name in operators:
         anyof = [i for i, ops in m_rows.items() if name in ops]
         alone = [i for i, ops in m_rows.items() if ops == [name]]
         counts = [sum(outcomes.get(i) == k for i in anyof) for k in kinds]
@@ -195,6 +208,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/lastknown-robust"))
     parser.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")],
                         default=list(RATES), help="percentages of rows corrupted, e.g. 0,20")
+    parser.add_argument("--model", choices=tuple(MODELS), default="default",
+                        help="the sweep's error model: default (bench/corrupt) or field "
+                             "(bench/corrupt_field: keying and export errors)")
     parser.add_argument("--single-year", action="store_true",
                         help="hard set: one tax year, ~2 %% imperfect master rows")
     parser.add_argument("--romanisation", action="store_true",

@@ -20,6 +20,7 @@ import csv
 import random
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,8 @@ import pyarrow.parquet as pq
 from corrupt import corrupt_rows, near_names, respell
 
 Row = dict[str, str]
+#: ``corrupt_rows(rows, rate, seed) -> (rows, {row id: operators applied})`` of a model.
+Corruptor = Callable[[list[Row], float, int], tuple[list[Row], dict[str, list[str]]]]
 ADDRESS = ("street", "unit", "city", "state", "zip")
 IMPERFECT_SHARE = 0.02
 
@@ -107,12 +110,13 @@ def _write_set(out: Path, base: Base, rows: list[Row], truth: list[Row],
     return out
 
 
-def sweep_set(base: Base, rate: float, seed: int,
-              out: Path) -> tuple[Path, dict[str, list[str]]]:
-    """Clean M + N + U rows, ``rate`` of them corrupted; the set and, per corrupted row,
-    the operators applied."""
+def sweep_set(base: Base, rate: float, seed: int, out: Path,
+              corrupt: Corruptor = corrupt_rows) -> tuple[Path, dict[str, list[str]]]:
+    """Clean M + N + U rows, ``rate`` of them corrupted by ``corrupt`` (bench/corrupt's
+    model unless another is given); the set and, per corrupted row, the operators
+    applied."""
     ids = base.clean_m + base.n_ids + base.u_ids
-    rows, applied = corrupt_rows([base.rows[i] for i in ids], rate, seed)
+    rows, applied = corrupt([base.rows[i] for i in ids], rate, seed)
     return _write_set(out, base, rows, [base.truth[i] for i in ids]), applied
 
 

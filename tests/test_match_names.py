@@ -140,6 +140,13 @@ def test_typo_in_given_name(engine: DuckDBEngine, asked: str, filed: str) -> Non
     assert _given(engine, asked, filed) == "typo"
 
 
+def test_given_name_cut_short_and_digits_for_letters(engine: DuckDBEngine) -> None:
+    assert _given(engine, "Jac", "Jacob") == "typo"        # a fixed-width column cut it
+    assert _given(engine, "Chri5topher", "Christopher") == "exact"  # 5 read as S
+    assert _given(engine, "Jan", "Janet") != "typo"        # JAN is a name of its own
+    assert _given(engine, "Ja", "Jacob") == "different"    # two letters say too little
+
+
 @pytest.mark.parametrize(("asked", "filed"), [
     ("Hakeem", "Hakim"), ("Youssef", "Yusuf"), ("Nataliya", "Natalia"), ("Yevgenia", "Evgenia"),
 ])
@@ -204,10 +211,12 @@ def test_surname_levels(engine: DuckDBEngine) -> None:
         ("Jeong", "Jung"), ("Choe", "Choi"), ("Gwak", "Kwak"),      # romanisations
         ("Hernandze", "Hernandez"), ("Lopez Garcia", "Garcia"),      # transposition, token
         ("Oh", "Yu"), ("Baxter", "Dexter"),                          # different
+        ("Saun", "Saunders"), ("Crosl", "Crosland"), ("Lee", "Leeds"),  # cut short; 3 letters
+        ("Comrnings", "Cummings"), ("Guttrnan", "Guttman"), ("Jack5on", "Jackson"),  # scanned
     ]]
     assert _levels(engine, "surname", pairs) == [
         "phonetic", "phonetic", "phonetic", "similar", "shared token", "different",
-        "different"]
+        "different", "similar", "similar", "different", "similar", "similar", "exact"]
 
 
 def test_request_levels_are_documented_bounds() -> None:

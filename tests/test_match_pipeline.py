@@ -134,6 +134,15 @@ def matched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBEngine]:
                     state="TX", zip_code="78701"),
         request_row(17, first="Ronald", last="Eldredgeworth", street="49 Montebello Ln",
                     city="Austin", state="TX", zip_code="78701"),
+        # 18-21: names swapped and one half misspelt; a known name swapped is no typo.
+        request_row(18, first="Zygmuntowicz", last="Wilkiam", street="17 Quarry Ln",
+                    city="Austin", state="TX", zip_code="78702"),
+        request_row(19, first="Zygmuntowitz", last="William", street="17 Quarry Ln",
+                    city="Austin", state="TX", zip_code="78702"),
+        request_row(20, first="Eldredgeworth", last="Ronald", street="49 Montebello Ln",
+                    city="Austin", state="TX", zip_code="78701"),
+        request_row(21, first="Beebleman", last="Ray", street="13 Lee Rd", city="Austin",
+                    state="TX", zip_code="78701"),
     ]
     engine.register_arrow("rv_arrow", to_arrow(requests, REQUEST_FIELDS))
     engine.execute("CREATE TABLE request_valid AS SELECT * FROM rv_arrow")
@@ -160,7 +169,19 @@ def test_the_summary_counts_what_the_results_hold(matched: DuckDBEngine) -> None
 
 def test_one_result_per_valid_row(matched: DuckDBEngine) -> None:
     assert matched.count("match_result") == matched.count("request_valid")
-    assert matched.fetchall("SELECT count(DISTINCT source_row) FROM match_result")[0][0] == 16
+    assert matched.fetchall("SELECT count(DISTINCT source_row) FROM match_result")[0][0] == 20
+
+
+@pytest.mark.parametrize("source_row", [18, 19])
+def test_swapped_names_with_one_half_misspelt(matched: DuckDBEngine, source_row: int) -> None:
+    r = _result(matched, source_row)
+    assert (r["outcome"], r["tin"]) == ("M", "900000001")
+
+
+@pytest.mark.parametrize("source_row", [20, 21])
+def test_a_swapped_known_name_close_to_the_filers_is_another_person(
+        matched: DuckDBEngine, source_row: int) -> None:
+    assert _result(matched, source_row)["outcome"] == "N"
 
 
 def test_plain_request_discloses_latest_address(matched: DuckDBEngine) -> None:

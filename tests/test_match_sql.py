@@ -59,6 +59,7 @@ _FILED = ("117 Parker Street", "", "Brighton", "MA", "02135")
     (("117 Parker Ave", "", "Brighton", "MA", "02135"), True),      # type wrong, name equal
     (("117 Barker St", "", "Brighton", "MA", "02135"), True),       # one typo in 6 letters
     (("117 Parks St", "", "Brighton", "MA", "02135"), False),       # another street
+    (("117 Parkr e St", "", "Brighton", "MA", "02135"), True),      # a space and a typo
     (("119 Parker St", "", "Brighton", "MA", "02135"), False),      # another house
     (("117 Parker St", "", "Boston", "MA", "02118"), False),        # another place
     (("117 Parker St", "", "brigthon", "MA", "02153"), False),      # zip two digits off
@@ -113,6 +114,26 @@ def test_address_confirmation_rule(engine: DuckDBEngine, record: tuple[str | Non
                                    expected: bool) -> None:
     got = _confirms(engine, _HOME, record)
     assert got is expected  # TRUE or FALSE, never NULL: unknown is not confirmed
+
+
+def test_one_typo_counts_in_the_longer_name(engine: DuckDBEngine) -> None:
+    place = ("", "Austin", "TX", "78701")
+    assert _confirms_raw(engine, ("2307 N Iver St", *place), ("2307 N River St", *place))
+    assert not _confirms_raw(engine, ("12 Mai St", *place), ("12 Main St", *place))
+
+
+@pytest.mark.parametrize(("supplied", "filed", "expected"), [
+    ("3104 N Martin Luther", "3104 N Martin Luther King Jr Ln", True),  # cut at 20 letters
+    ("1788 Crestview Parkw", "1788 Crestview Parkway", True),
+    ("16 N El Camino Real Boule", "16 N El Camino Real Boulevard", True),
+    ("12 Maple", "12 Maplewood Dr", False),  # short: another street as often as not
+    ("3104 N Martin Luther", "3106 N Martin Luther King Jr Ln", False),  # another house
+    ("3104 N Martin Luther St", "3104 N Martin Luther King Jr Ln", False),  # typed: whole
+])
+def test_a_street_line_cut_short_confirms(engine: DuckDBEngine, supplied: str, filed: str,
+                                          expected: bool) -> None:
+    place = ("", "Austin", "TX", "78701")
+    assert _confirms_raw(engine, (supplied, *place), (filed, *place)) is expected
 
 
 def test_contradicting_unit_or_predirectional_never_confirms(engine: DuckDBEngine) -> None:

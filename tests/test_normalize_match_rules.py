@@ -109,3 +109,45 @@ def test_letters_that_look_like_digits_in_numbers(street: str, zip_code: str, ho
                                                   zip5: str) -> None:
     got = _address(street, zip_code=zip_code)
     assert (got[0], got[5]) == (house, zip5)
+
+
+@pytest.mark.parametrize("street", [
+    "74 Cherry Ave, Anaheim, CA 92801-3221", "74 CHERRY AVE ANAHEIM CA", "74 Cherry Ave, Anaheim",
+    "74 Cherry Ave Anaheim, California 92801", "74 Cherry Ave., Anaheim, Calif. 928013221",
+])
+def test_city_state_and_zip_pasted_after_the_street_are_cut(street: str) -> None:
+    assert _address(street, city="Anaheim") == _address("74 Cherry Ave", city="Anaheim")
+
+
+def test_a_street_named_like_the_city_is_not_cut() -> None:
+    assert _address("45 W Boston", city="Boston")[2] == "BOSTON"
+    assert _address("12 Main St Boston Harbor", city="Boston")[2:4] == ("MAIN ST BOSTON", "HBR")
+    assert _address("12 Main St Apt 5 Boston MA", city="Boston")[2:5] == ("MAIN", "ST", "5")
+    assert _address("74 Cherry Ave Fresno CA", city="Anaheim")[2] == "CHERRY AVE FRESNO CA"
+
+
+@pytest.mark.parametrize(("spelled", "figures"), [
+    ("914 Seventeenth Street", "914 17th St"), ("12 Thirteenth Ave", "12 13TH AVE"),
+    ("5 W Twentieth St", "5 W 20th St"), ("8 Fortieth Rd", "8 40th Rd"),
+])
+def test_spelled_ordinals_are_numbered_streets(spelled: str, figures: str) -> None:
+    assert _address(spelled) == _address(figures)
+
+
+@pytest.mark.parametrize(("glued", "spaced"), [
+    ("988 35THST", "988 35TH ST"), ("400 8thDr", "400 8th Dr"), ("1374 17thDrive", "1374 17th Dr"),
+    ("27 35THLANE", "27 35TH LN"), ("12 W 1STST", "12 W 1ST ST"),
+])
+def test_a_numbered_street_run_into_its_type_is_split(glued: str, spaced: str) -> None:
+    assert _address(glued) == _address(spaced)
+    assert _address("12THOMAS ST")[0] is not None  # a house number is never split
+
+
+@pytest.mark.parametrize(("keyed", "meant"), [
+    ("20 S Z7th Ln", "20 S 27th Ln"), ("913 3lST ST", "913 31ST ST"),
+    ("550 25TU LN", "550 25TH LN"), ("4935 5tb St", "4935 5th St"), ("1 1ST ST", "1 1ST ST"),
+    ("12 101st Ave", "12 101ST AVE"),
+])
+def test_ordinals_read_through_keying_and_scanning_errors(keyed: str, meant: str) -> None:
+    assert _address(keyed)[2] == _address(meant)[2]
+    assert _address("12 W 1ST ST")[2] == "1ST" and _address("9 2ND AVE")[2] == "2ND"

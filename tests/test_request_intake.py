@@ -56,6 +56,36 @@ def test_encodings_keep_accented_names(engine: DuckDBEngine, tmp_path: Path,
     assert result.encoding == ("utf-8" if encoding.startswith("utf") else "cp1252")
 
 
+def test_mojibake_is_put_back(engine: DuckDBEngine, tmp_path: Path) -> None:
+    """UTF-8 read as Windows-1252 upstream and saved again: JOSÃ‰ is JOSÉ."""
+    path = write_csv(tmp_path / "r.csv", [
+        HEADER, ["R1", "JOSÃ‰", "MuÃ±oz", "12 PeÃ±a St", "", "SÃ£o Paulo", *ROW[6:]],
+        ["R2", "MARÃ\x8dA", "Oâ€™Brien", *ROW[3:]], ["R3", "Ã", "Smith", *ROW[3:]]])
+    read_request(engine, path)
+    assert raw(engine, "first_name, last_name, street, city") == [
+        ("JOSÉ", "Muñoz", "12 Peña St", "São Paulo"), ("MARÍA", "O’Brien", "123 Main St",
+                                                       "Springfield"),
+        ("Ã", "Smith", "123 Main St", "Springfield")]
+
+
+@pytest.mark.parametrize(("first", "last", "want"), [
+    ("", "Garcia Lopez, Maria Elena", ("Maria", "Elena", "Garcia Lopez")),
+    ("Fowler, Michel", "", ("Michel", None, "Fowler")),
+    ("Kenneth Jordan", "", ("Kenneth", None, "Jordan")),
+    ("", "Callie M Blanche", ("Callie", "M", "Blanche")),
+    ("", "Woodyard,", (None, None, "Woodyard,")),  # no given name to find: stays, rejected
+    ("", "Garcia", (None, None, "Garcia")),
+    ("Ana", "Lopez Diaz", ("Ana", None, "Lopez Diaz")),  # both filled: as given
+])
+def test_a_whole_name_in_one_name_column_is_split(
+        engine: DuckDBEngine, tmp_path: Path, first: str, last: str,
+        want: tuple[str | None, ...]) -> None:
+    header = [*HEADER[:2], "Middle Name", *HEADER[2:]]
+    path = write_csv(tmp_path / "r.csv", [header, ["R1", first, "", last, *ROW[3:]]])
+    read_request(engine, path)
+    assert raw(engine, "first_name, middle_name, last_name") == [want]
+
+
 def test_cp1252_only_characters_and_explicit_encoding(engine: DuckDBEngine,
                                                       tmp_path: Path) -> None:
     path = write_csv(tmp_path / "r.csv", [HEADER, ["R1", "Ana", "O’Brien", *ROW[3:]]],

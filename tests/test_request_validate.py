@@ -106,7 +106,9 @@ def test_good_row_is_valid_and_normalised(engine: DuckDBEngine) -> None:
     ({"city": "Unknown"}, "PLACEHOLDER_ADDRESS"),
     ({"city": "12345"}, "PLACEHOLDER_ADDRESS"),
     ({"state": "ZZ"}, "INVALID_STATE"),
-    ({"state": "Ill"}, "INVALID_STATE"),
+    ({"state": "Illinoy"}, "INVALID_STATE"),
+    ({"zip": "2134", "state": "IL"}, "INVALID_ZIP"),  # no IL ZIP begins with 0
+    ({"zip": "6270", "state": "MA"}, "INVALID_ZIP"),  # 06270 is Connecticut's
     ({"zip": "1234"}, "INVALID_ZIP"),
     ({"zip": "ABCDE"}, "INVALID_ZIP"),
     ({"zip": "00000"}, "INVALID_ZIP"),
@@ -164,6 +166,7 @@ def test_duplicate_row_ids_reject_every_sharing_row(engine: DuckDBEngine) -> Non
     ("street", "PO Box 12"), ("street", "P.O. Box 12"), ("street", "RR 2 Box 7"),
     ("street", "HC 61 Box 34"), ("street", "W156N8480 Pilgrim Rd"),
     ("street", "12-34 31st Ave"), ("street", "123 W 4th"), ("street", "12 1/2 Elm Street"),
+    ("street", "400 8thDr"), ("street", "988 35THST"),
     ("street", "Urb Las Gladiolas 150 Calle A"), ("street", "PSC 1234 Box 5678"),
     ("street", "123B Main St"), ("zip", "12345-6789"), ("zip", "123456789"),
     ("zip", " 02134 "), ("state", "pr"), ("state", "I.L."),
@@ -179,6 +182,22 @@ def test_duplicate_row_ids_reject_every_sharing_row(engine: DuckDBEngine) -> Non
 ])
 def test_accepted_forms(engine: DuckDBEngine, column: str, value: str) -> None:
     assert one(engine, **{column: value}) is None
+
+
+@pytest.mark.parametrize(("state", "zip_code", "want"), [
+    ("Massachusetts", "2134", ("MA", "02134")),  # a spreadsheet dropped the leading zero
+    ("ma", "2134-1234", ("MA", "021341234")),
+    ("MASS.", "21341234", ("MA", "021341234")),
+    ("New Jersey", "7304", ("NJ", "07304")),
+    ("N. Dak.", "58102", ("ND", "58102")),
+    ("P.R.", "907", ("PR", "00907")),
+    ("Illinois", "62701", ("IL", "62701")),
+    ("Calif.", "94110 1234", ("CA", "941101234")),
+])
+def test_state_names_and_zips_that_lost_their_zeros(
+        engine: DuckDBEngine, state: str, zip_code: str, want: tuple[str, str]) -> None:
+    assert one(engine, state=state, zip=zip_code) is None
+    assert engine.fetchall("SELECT state, zip FROM request_valid")[0] == want
 
 
 def test_all_problems_of_a_row_at_once_in_design_order(engine: DuckDBEngine) -> None:

@@ -34,7 +34,12 @@ from __future__ import annotations
 from lastknown.engines.base import SqlStep
 from lastknown.match.config import MatchConfig
 from lastknown.match.learn import delta_sql
-from lastknown.match.model import ADDRESS_COMPARISONS, NAME_COMPARISONS
+from lastknown.match.model import ADDRESS_COMPARISONS, NAME_COMPARISONS, ocr_fold_sql
+
+#: A supplied street line (name and type word, no spaces) this long or longer that is the
+#: start of a record's line is that line cut short; shorter ones (``OAK`` / ``OAKWOOD``)
+#: name other streets too often.
+TRUNCATED_LINE = 10
 
 
 def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
@@ -43,11 +48,15 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
     * house number equal — always; a line without a house number or street name never
       confirms;
     * street: name equal after USPS standardisation, or equal once spaces are ignored, or
-      one typo in a name of 5+ letters without digits (numbers are never typos: ``350 N``
-      and ``350 S`` are two grid streets); or, when one side's street type was not
-      recognised (misspelt or split: ``Parker Tsreet``, ``Franc P Lace``, ``Hallen
-      Clise``), the spelled-out lines (``street_line``: name + type word, no spaces) equal
-      or one edit apart for lines of 8+ letters;
+      one typo (spaces ignored, scanner confusions folded: ``MEACLOW``) where the longer
+      name has 5+ letters and no digits (``IVER`` for ``RIVER``, ``MONRP E`` for
+      ``MONROE``; numbers are never typos: ``350 N`` and ``350 S`` are two grid streets);
+      or, when one side's street type was not recognised (misspelt or split: ``Parker
+      Tsreet``, ``Franc P Lace``, ``Hallen Clise``), the spelled-out lines
+      (``street_line``: name + type word, no spaces) equal or one edit apart for lines of
+      8+ letters; or the supplied line, without a street type, is the start of the
+      record's and :data:`TRUNCATED_LINE` letters or longer (a fixed-width export cut it:
+      ``3104 N Martin Luther`` for ``… King Jr Ln``);
     * place: zip5 equal, or city and state equal, or — state equal, city equal or one
       typo away, and the zip one digit off or missing (a keying error in each);
     * neither unit nor pre-directional contradicting (both present and different).
@@ -79,15 +88,20 @@ def address_confirmed_sql(q: str = "q", r: str = "r") -> str:
             -- a number standing alone in a street name is never a typo (350 N / 350 S)
             WHEN regexp_matches({q}.street_name, '(^| )[0-9]+( |$)')
                  OR regexp_matches({r}.street_name, '(^| )[0-9]+( |$)') THEN false
-            WHEN length({q}.street_name) >= 5
-                 AND abs(length({q}.street_name) - length({r}.street_name)) <= 1
-                 AND damerau_levenshtein({q}.street_name, {r}.street_name) <= 1 THEN true
+            WHEN greatest(length({q}.street_name), length({r}.street_name)) >= 5
+                 AND abs(length({q}.street_name) - length({r}.street_name)) <= 2
+                 AND damerau_levenshtein({ocr_fold_sql(f"replace({q}.street_name, ' ', '')")},
+                                         {ocr_fold_sql(f"replace({r}.street_name, ' ', '')")})
+                     <= 1 THEN true
             WHEN {q}.street_line IS NULL OR {r}.street_line IS NULL THEN false
             WHEN {q}.street_line = {r}.street_line THEN true
             WHEN length({q}.street_line) >= 8
                  AND abs(length({q}.street_line) - length({r}.street_line)) <= 1
                  AND {untyped} AND damerau_levenshtein({q}.street_line, {r}.street_line) <= 1
             THEN true
+            -- cut by a fixed-width export: 3104 N MARTIN LUTHER for ... KING JR LN
+            WHEN {q}.street_type IS NULL AND length({q}.street_line) >= {TRUNCATED_LINE}
+                 AND starts_with({r}.street_line, {q}.street_line) THEN true
             WHEN {q}.street_type IS NULL AND {r}.street_type IS NOT NULL
             THEN {_garbled_type_sql(q, r)}
             WHEN {r}.street_type IS NULL AND {q}.street_type IS NOT NULL

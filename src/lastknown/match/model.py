@@ -143,6 +143,22 @@ FIRST_TYPO = ('(length("first_n_l") >= 4 AND length("first_n_r") >= 4 AND '
               'length("first_n_l") >= 7 AND length("first_n_r") >= 7 THEN 2 ELSE 1 END)')
 
 
+#: The request's given name cut short (a fixed-width export: JAC for JACOB), 3+ letters;
+#: only for a spelling that is not itself a known name (the typo level's condition), and
+#: the rival check keeps JAC at an address where JACOB and JACK both file `A`.
+FIRST_CUT = ('(length("first_n_l") >= 3 AND length("first_n_r") > length("first_n_l") AND '
+             'starts_with("first_n_r", "first_n_l"))')
+
+
+def ocr_fold_sql(expr: str) -> str:
+    """Letters a scanner reads as others (rn/m, cl/d, vv/w) folded, before a one-edit
+    test (surnames, street names): COMRNINGS is CUMMINGS with one typo, MEACLOW MEADOW."""
+    return f"replace(replace(replace({expr}, 'RN', 'M'), 'CL', 'D'), 'VV', 'W')"
+
+
+_SURNAME_FOLDED = ", ".join(ocr_fold_sql(f'"surname_n_{side}"') for side in "lr")
+
+
 def _first_jaro(threshold: float) -> str:
     """Given names of 3+ letters with Jaro-Winkler similarity ≥ ``threshold``."""
     return ('(length("first_n_l") > 2 AND length("first_n_r") > 2 AND '
@@ -179,7 +195,7 @@ def comparisons() -> list[dict[str, Any]]:
             # a different person → "other name")
             _level("phonetic", f'{SAME_SEX} AND NOT "first_known_l" AND {FIRST_PHONETIC}'),
             _level("typo", f'{SAME_SEX} AND NOT "first_known_l" AND '
-                   f"({FIRST_TYPO} OR {_first_jaro(0.92)})"),
+                   f"({FIRST_TYPO} OR {_first_jaro(0.92)} OR {FIRST_CUT})"),
             _level("other name", f"{FIRST_PHONETIC} OR {FIRST_TYPO} OR {_first_jaro(0.9)}"),
             _level("initial", '(length("first_n_l") = 1 OR length("first_n_r") = 1) AND '
                    '"first_initial_l" = "first_initial_r"'),
@@ -193,11 +209,15 @@ def comparisons() -> list[dict[str, Any]]:
             # (OH, YU, O) say too little
             _level("phonetic", 'list_has_any(list_filter("surname_ph_l", lambda k: '
                    'length(k) > 1), "surname_ph_r")'),
+            # one keying error, or one surname cut short (a fixed-width export: SAUN for
+            # SAUNDERS) to 4+ letters
             _level("similar",
                    'jaro_winkler_similarity("surname_n_l", "surname_n_r") >= 0.92 OR '
                    '(length("surname_n_l") >= 4 AND length("surname_n_r") >= 4 AND '
-                   'abs(length("surname_n_l") - length("surname_n_r")) <= 1 AND '
-                   'damerau_levenshtein("surname_n_l", "surname_n_r") <= 1)'),
+                   '(starts_with("surname_n_l", "surname_n_r") OR '
+                   'starts_with("surname_n_r", "surname_n_l") OR '
+                   '(abs(length("surname_n_l") - length("surname_n_r")) <= 2 AND '
+                   f"damerau_levenshtein({_SURNAME_FOLDED}) <= 1)))"),
             _level("different", "ELSE"),
         ]},
         {"output_column_name": "middle_name", "comparison_levels": [

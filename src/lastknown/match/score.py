@@ -25,27 +25,29 @@ from lastknown.normalize.nicknames import NICKNAME_TABLE
 from lastknown.normalize.phonetic import GIVEN_NAME_TABLE
 
 #: Given and surname swapped: the request's given name is one of the record's surname
-#: tokens, and the request's surname shares no token with the record's surname.
-#: (``contains`` on ``surname_n``, the tokens joined by spaces, is implied by the token
-#: test and far cheaper: in a CASE condition the engine then skips the list tests on
-#: almost every pair.)
+#: tokens, or its (first) surname token is the record's given name — so one half may
+#: carry a typo (``ZIOIKOWSKI JUDITH`` for JUDITH ZIOLKOWSKI) — and the request's surname
+#: shares no token with the record's surname. (``contains`` on ``surname_n``, the tokens
+#: joined by spaces, is implied by the token test and far cheaper: in a CASE condition
+#: the engine then skips the list tests on almost every pair.)
 SWAP_SQL = """(q.first_n IS NOT NULL AND len(q.surname_tokens) > 0
-    AND contains(r.surname_n, q.first_n)
-    AND list_contains(r.surname_tokens, q.first_n)
+    AND ((contains(r.surname_n, q.first_n) AND list_contains(r.surname_tokens, q.first_n))
+         OR q.surname_tokens[1] = r.first_n)
     AND NOT list_has_any(q.surname_tokens, r.surname_tokens))"""
 
 #: The request's name columns under the swapped reading (``ng``: the nickname groups of
 #: the request's first surname token, ``gs`` its Census given-name row, both joined by
-#: :func:`swapped_groups_join`). A swapped given name counts as a known name: a surname
-#: read as a given name gets no typo level; its phonetic key is the surname key (which
-#: also drops a silent R), so a swapped reading agrees phonetically a little less often.
+#: :func:`swapped_groups_join`). A swapped given name is known when the Census lists it
+#: (a misspelt one, ``JACLWIGA`` for JADWIGA, gets the typo level as in the plain
+#: reading); its phonetic key is the surname key (which also drops a silent R), so a
+#: swapped reading agrees phonetically a little less often.
 SWAPPED_COLUMNS: dict[str, str] = {
     "first_n": "q.surname_tokens[1]",
     "first_initial": "left(q.surname_tokens[1], 1)",
     "first_groups": "coalesce(ng.groups, [q.surname_tokens[1]])",
     "first_ph": "q.surname_ph[1]",
     "first_sex": "gs.sex",
-    "first_known": "true",
+    "first_known": "gs.name IS NOT NULL",
     "surname_tokens": "list_concat([q.first_n], q.surname_tokens[2:])",
     "surname_n": "array_to_string(list_concat([q.first_n], q.surname_tokens[2:]), ' ')",
     "surname_ph": "list_concat([q.first_ph], q.surname_ph[2:])",

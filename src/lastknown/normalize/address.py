@@ -11,7 +11,8 @@ Rules
 * the street *type* is mapped to its USPS abbreviation (``STREET`` → ``ST``) only
   where a type stands — the last token, or the one before a trailing directional —
   and directionals only at either end (``NORTH`` → ``N``); ordinals everywhere
-  (``FIRST`` → ``1ST``). Words inside the street name keep their spelling: Pub 28
+  (``FIRST`` → ``1ST``, up to ``TWENTIETH`` and the tens; two words such as
+  ``TWENTY FIRST`` are not read). Words inside the street name keep their spelling: Pub 28
   also abbreviates ``VALLEY``, ``ORCHARD``, ``SPRING`` (``VLY``, ``ORCH``, ``SPG``),
   and mapping those inside a name turned a one-letter typo (``VALEY``) into a
   mismatch the typo rule could no longer see;
@@ -20,7 +21,10 @@ Rules
   (``2528 S Sierra Pl 3D``); the unit is reduced to its identifier (``Apt 4-B`` → ``4B``);
 * the street *name* drops a leading/trailing directional and a trailing street
   type, so ``1234 West Main Street`` and ``1234 W Main`` share ``MAIN``;
+* a numbered street run together with the next word is split (``8THDR`` → ``8TH DR``);
 * an ordinal's suffix is the one its number takes (``17HT`` → ``17TH``);
+* a city, state and ZIP pasted after the street line are cut off when the city is the
+  row's own (:func:`place_tail_cut_sql`);
 * zip → first five digits (letters that look like digits read as them: ``O`` → ``0``);
   a leading house number of digits and O/I/L read the same way (``1O74`` → ``1074``);
   city tokens ``ST``/``MT``/``FT`` → ``SAINT``/``MOUNT``/``FORT``;
@@ -42,6 +46,7 @@ from functools import cache
 from scourgify import address_constants as usps
 
 from lastknown.normalize.names import sql_list
+from lastknown.normalize.usps import STATE_CODES, STATE_NAMES
 
 #: The normalised address columns every table carries after :func:`normalised_address_sql`.
 ADDRESS_COLUMNS: tuple[str, ...] = (
@@ -52,7 +57,11 @@ ADDRESS_COLUMNS: tuple[str, ...] = (
 _ORDINALS = {
     "FIRST": "1ST", "SECOND": "2ND", "THIRD": "3RD", "FOURTH": "4TH", "FIFTH": "5TH",
     "SIXTH": "6TH", "SEVENTH": "7TH", "EIGHTH": "8TH", "NINTH": "9TH", "TENTH": "10TH",
-    "ELEVENTH": "11TH", "TWELFTH": "12TH",
+    "ELEVENTH": "11TH", "TWELFTH": "12TH", "THIRTEENTH": "13TH", "FOURTEENTH": "14TH",
+    "FIFTEENTH": "15TH", "SIXTEENTH": "16TH", "SEVENTEENTH": "17TH", "EIGHTEENTH": "18TH",
+    "NINETEENTH": "19TH", "TWENTIETH": "20TH", "THIRTIETH": "30TH", "FORTIETH": "40TH",
+    "FIFTIETH": "50TH", "SIXTIETH": "60TH", "SEVENTIETH": "70TH", "EIGHTIETH": "80TH",
+    "NINETIETH": "90TH", "HUNDREDTH": "100TH",
 }
 _CITY_WORDS = {"ST": "SAINT", "MT": "MOUNT", "FT": "FORT"}
 
@@ -118,15 +127,32 @@ def _mapped_tokens_sql(tokens: str) -> str:
               f"WHEN {at_type} THEN coalesce({_type_token_map_sql()}[t], t) "
               f"WHEN i = 1 AND len({tokens}) > 1 THEN coalesce({_edge_token_map_sql()}[t], t) "
               f"ELSE coalesce({_map_literal(_ORDINALS)}[t], t) END)")
-    return f"list_transform({mapped}, lambda t: {ordinal_sql('t')})"
+    return ordinal_tokens_sql(mapped)
 
 
-def ordinal_sql(token: str) -> str:
-    """A numbered street's ordinal with its suffix written right (``17HT``, ``38THH`` →
-    ``17TH``, ``38TH``; ``21TH`` → ``21ST``): the number says which suffix it takes, so a
-    keyed-wrong suffix carries no information. Other tokens stay as they are."""
+_ORDINAL_SUFFIX = "([STNDRH]{1,3}|[A-Z][STNDRH]|[STNDRH][A-Z])$"
+_ORDINAL_NUMBER = "^[0-9OILZSB]*[0-9][0-9OILZB]*"  # no S after a digit: 1ST is 1 + ST
+
+
+def ordinal_tokens_sql(tokens: str) -> str:
+    """Each numbered street's ordinal in a token list with its suffix written right
+    (``17HT``, ``38THH``, ``25TU`` → ``17TH``, ``38TH``, ``25TH``; ``21TH`` → ``21ST``): the
+    number says which suffix it takes, so a keyed-wrong suffix carries no information;
+    letters keyed or scanned for digits in the number are read as digits (``Z7TH``,
+    ``3LST`` → ``27TH``, ``31ST``). Other tokens stay as they are; tokens without a digit
+    (nearly all) pass one cheap test."""
+    number, suffix = _ORDINAL_NUMBER, _ORDINAL_SUFFIX
+    read = (f"list_transform({tokens}, lambda t: CASE WHEN NOT regexp_matches(t, '[0-9]') "
+            f"THEN t WHEN regexp_matches(t, '{number}{suffix}') "
+            f"THEN translate(regexp_extract(t, '{number}'), '{OCR_LETTERS}', "
+            f"'{OCR_DIGITS}') || regexp_extract(t, '{suffix}') ELSE t END)")
+    return (f"list_transform({read}, lambda t: CASE WHEN NOT regexp_matches(t, '^[0-9]') "
+            f"THEN t ELSE {_ordinal_suffix_sql('t', suffix)} END)")
+
+
+def _ordinal_suffix_sql(token: str, suffix: str) -> str:
     tail = f"CAST(right(regexp_extract({token}, '^[0-9]+'), 2) AS INTEGER)"
-    return (f"CASE WHEN regexp_matches({token}, '^[0-9]+[STNDRH]{{1,3}}$') "
+    return (f"CASE WHEN regexp_matches({token}, '^[0-9]+{suffix}') "
             f"THEN regexp_extract({token}, '^[0-9]+') || CASE "
             f"WHEN {tail} BETWEEN 11 AND 13 THEN 'TH' WHEN {tail} % 10 = 1 THEN 'ST' "
             f"WHEN {tail} % 10 = 2 THEN 'ND' WHEN {tail} % 10 = 3 THEN 'RD' ELSE 'TH' END "
@@ -169,6 +195,13 @@ def house_number_ocr_sql(expr: str) -> str:
 HOUSE_NUMBER = "[0-9]+(F[0-9]+)?|[NSEW][0-9]+[NSEW][0-9]+"
 
 
+def glued_ordinal_sql(cleaned: str) -> str:
+    """A numbered street run together with the word after it split (``400 8THDR`` →
+    ``400 8TH DR``, ``988 35THST`` → ``988 35TH ST``); the house number is never split."""
+    return (f"regexp_replace({cleaned}, ' ([0-9]+(?:ST|ND|RD|TH))([A-Z]{{2,}})( |$)', "
+            f"' \\1 \\2\\3', 'g')")
+
+
 def street_line_sql(expr: str) -> str:
     """The street line cleaned, with its house number in one token (see :data:`HOUSE_NUMBER`).
 
@@ -183,13 +216,30 @@ def street_line_sql(expr: str) -> str:
     raw = f"upper(trim(coalesce(CAST({expr} AS VARCHAR), '')))"
     joined = (f"regexp_replace(regexp_replace({raw}, '^([0-9]+)-([0-9]+)(\\s)', '\\1\\2\\3'), "
               f"'^([0-9]+)\\s+([0-9])/([0-9]+)(\\s)', '\\1F\\2\\3\\4')")
-    cleaned = clean_address_sql(joined)
+    cleaned = glued_ordinal_sql(clean_address_sql(joined))
     urbanization = (f"regexp_replace({cleaned}, '^(URB|URBANIZACION) ([A-Z ]+?) ([0-9]+) (.+)$', "
                     f"'\\3 \\4 \\1 \\2')")
     boxes = (f"regexp_replace(regexp_replace({urbanization}, "
              f"'^(P ?O|POST OFFICE) BOX ([0-9]+)', '\\2 POBOX'), "
              f"'^(RR|HC|PSC|CMR|UNIT|RURAL ROUTE) ([0-9]+) BOX ([0-9]+)', '\\3 \\1 \\2')")
     return house_number_ocr_sql(boxes)
+
+
+def place_tail_cut_sql(street: str, city: str) -> str:
+    """A cleaned street line without the city, state and ZIP pasted after it
+    (``74 CHERRY AVE ANAHEIM CA 928013221`` → ``74 CHERRY AVE``): cut where the row's own
+    ``city`` (cleaned) is followed only by a state (code, name or old abbreviation) and a
+    ZIP, and only if a street remains — three tokens or more, or one ending in a street
+    type (``45 W BOSTON`` in Boston stays as it is)."""
+    tail = f"' ' || {city} || '((?: [A-Z]+)*?)(?: [0-9]{{5}}(?: ?[0-9]{{4}})?)?$'"
+    states = sql_list(["", *sorted(STATE_CODES | set(STATE_NAMES))])
+    cut = f"regexp_replace({street}, {tail}, '')"
+    rest = f"string_split({cut}, ' ')"
+    return (f"CASE WHEN {city} <> '' AND contains({street}, ' ' || {city}) "
+            f"AND regexp_matches({street}, {tail}) "
+            f"AND replace(regexp_extract({street}, {tail}, 1), ' ', '') IN {states} "
+            f"AND (len({rest}) >= 3 OR {street_type_map_sql()}[{rest}[-1]] IS NOT NULL) "
+            f"THEN {cut} ELSE {street} END")
 
 
 def clean_address_sql(expr: str) -> str:
@@ -231,7 +281,7 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
         NULLIF(left(regexp_replace({ocr_digits_sql(f"upper(CAST({zip_code} AS VARCHAR))")},
                                    '[^0-9]', '', 'g'), 5), '') AS zip5,
         NULLIF(array_to_string(list_transform(
-            string_split({clean_address_sql(city)}, ' '),
+            string_split(_city_c, ' '),
             lambda t: coalesce({city_map}[t], t)), ' '), '') AS city_n,
         NULLIF(upper(trim(coalesce(CAST({state} AS VARCHAR), ''))), '') AS state_n,
         NULLIF(array_to_string({name_tokens}, '')
@@ -277,7 +327,9 @@ def normalised_address_sql(source: str, *, keep: Sequence[str], street: str = "s
                                 ' '), lambda t: t <> '') AS _rest,
                             list_filter(string_split({clean_address_sql(unit)}, ' '),
                                         lambda t: t <> '') AS _unit_col
-                        FROM (SELECT *, {street_line_sql(street)} AS _st FROM {source})
+                        FROM (SELECT *, {place_tail_cut_sql('_st0', '_city_c')} AS _st
+                              FROM (SELECT *, {street_line_sql(street)} AS _st0,
+                                    {clean_address_sql(city)} AS _city_c FROM {source}))
                     )
                     )
                 )

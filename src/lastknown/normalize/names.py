@@ -7,6 +7,7 @@ Rules
 -----
 * upper case, accents stripped (``PEÑA`` → ``PENA``), apostrophes and dots removed
   (``O'Brien`` → ``OBRIEN``), every other non-letter (hyphens, commas) splits tokens;
+* digits in a name are read as the letters they resemble (``JACK5ON`` → ``JACKSON``);
 * the first token of the given name is the first name; further given-name tokens
   are treated as middle names (``MARIA JOSE`` → first ``MARIA``, middle ``JOSE``);
 * surname tokens drop particles (``DE``, ``LA``, ``VAN`` …) and generational
@@ -60,6 +61,16 @@ def clean_name_sql(expr: str) -> str:
     )
 
 
+#: Digits keyed or scanned for the letters they resemble (``JACK5ON``, ``KEL1``,
+#: ``FIT2GERALD``): a name holds no digits, so each is read as its look-alike.
+DIGIT_LETTERS = ("0123456789", "OIZEASGTBG")
+
+
+def name_letters_sql(cleaned: str) -> str:
+    """A cleaned name with digits read as the letters they resemble."""
+    return f"translate({cleaned}, '{DIGIT_LETTERS[0]}', '{DIGIT_LETTERS[1]}')"
+
+
 def tokens_sql(expr: str) -> str:
     """Non-empty whitespace tokens of an already cleaned string."""
     return f"list_filter(string_split({expr}, ' '), lambda t: t <> '')"
@@ -96,9 +107,9 @@ def normalised_names_sql(source: str, *, keep: Sequence[str], first: str = "firs
                  CASE WHEN len(_sur) > 1 THEN {suffix_canonical_sql('_sur[-1]')} END) AS suffix_n
     FROM (
         SELECT {kept},
-            {tokens_sql(clean_name_sql(first))} AS _given,
-            {tokens_sql(clean_name_sql(middle))} AS _mid,
-            {tokens_sql(clean_name_sql(last))} AS _sur,
+            {tokens_sql(name_letters_sql(clean_name_sql(first)))} AS _given,
+            {tokens_sql(name_letters_sql(clean_name_sql(middle)))} AS _mid,
+            {tokens_sql(name_letters_sql(clean_name_sql(last)))} AS _sur,
             {suffix_expr} AS _sfx
         FROM {source}
     )

@@ -75,7 +75,7 @@ OPTIONAL_PLACEHOLDERS: tuple[str, ...] = (
 #: The shapes a street line may take (RE2, on :func:`clean_sql` text); one must match.
 STREET_SHAPES: tuple[str, ...] = (
     "^[0-9]+([A-Z]|-[0-9A-Z]+)?( [0-9]/[0-9])? (.* )?[A-Z]{2,}",  # 123 MAIN ST, 12-34 31ST AVE
-    "^[0-9]+[A-Z]? (.* )?[0-9]+(ST|ND|RD|TH)( |$)",  # 123 W 4TH
+    "^[0-9]+[A-Z]? (.* )?[0-9]+(ST|ND|RD|TH)([A-Z]+)?( |$)",  # 123 W 4TH, 400 8THDR
     "^(P ?O ?|POST OFFICE |POB )(BOX )?#? ?[0-9]",  # PO BOX 12, P O BOX 12
     "^BOX #? ?[0-9]",
     "^(RR|R R|RURAL ROUTE|RURAL RTE|RTE|RT|ROUTE|HC|HCR|HIGHWAY CONTRACT|STAR ROUTE) ?#? ?"

@@ -4,7 +4,10 @@
 ``source_row`` (the row number a person sees; header = 1) and the canonical
 columns as trimmed VARCHAR, empty → NULL, absent optional columns NULL. A
 ``full_name`` column is split into first/middle/last over its DISTINCT values
-(:mod:`lastknown.request.names`). Wholly empty rows are not data rows and are
+(:mod:`lastknown.request.names`); so is a whole name keyed into the first- or the
+last-name column while the other is empty (``Garcia Lopez, Maria`` under Last Name).
+Text that went through a program reading UTF-8 as Windows-1252 (``JOSÃ‰``) is put back
+(:mod:`lastknown.request.mojibake`). Wholly empty rows are not data rows and are
 skipped (their row numbers are not reused).
 
 >>> result = read_request(engine, Path("request.csv"))  # doctest: +SKIP
@@ -28,6 +31,7 @@ from lastknown.engines.base import Engine
 from lastknown.engines.duckdb import DuckDBEngine
 from lastknown.errors import PipelineError, RequestFileError
 from lastknown.request.headers import CANONICAL_COLUMNS, map_headers
+from lastknown.request.mojibake import MOJIBAKE_MARKERS, undo_mojibake
 from lastknown.request.names import parse_full_names_arrow
 from lastknown.request.readers import Staged, stage_csv, stage_parquet, stage_xlsx
 
@@ -43,6 +47,7 @@ _NOT_TEXT = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image",
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _STAGE = "_lk_intake_stage"
 _NAMES = "_lk_intake_full_names"
+_TEXT_COLUMNS = ("first_name", "middle_name", "last_name", "street", "unit", "city")
 _TRIM = "'^[\\s\u00a0\ufeff]+|[\\s\u00a0\ufeff]+$'"
 
 
@@ -124,18 +129,56 @@ def _insertion_order_kept(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def _parse_full_names(con: duckdb.DuckDBPyConnection, staged: Staged, column: str) -> None:
+    _parse_names(con, f"SELECT DISTINCT {_clean(column)} AS full_name FROM {staged.relation} "
+                      f"WHERE {staged.data_filter} AND {_clean(column)} IS NOT NULL")
+
+
+def _parse_names(con: duckdb.DuckDBPyConnection, distinct_names_sql: str) -> None:
     con.execute(f"CREATE OR REPLACE TABLE {_NAMES} (full_name VARCHAR, first_name VARCHAR, "
                 "middle_name VARCHAR, last_name VARCHAR)")
     cursor = con.cursor()  # streams the distinct names while ``con`` inserts the parts
-    reader = cursor.sql(
-        f"SELECT DISTINCT {_clean(column)} AS full_name FROM {staged.relation} "
-        f"WHERE {staged.data_filter} AND {_clean(column)} IS NOT NULL"
-    ).to_arrow_reader(50_000)
+    reader = cursor.sql(distinct_names_sql).to_arrow_reader(50_000)
     for batch in reader:
         con.register("_lk_names_chunk", parse_full_names_arrow(batch.column(0)))
         con.execute(f"INSERT INTO {_NAMES} SELECT * FROM _lk_names_chunk")
         con.unregister("_lk_names_chunk")
     cursor.close()
+
+
+def _one_column_sql(table: str) -> str:
+    """One name column of ``table`` filled, the other empty, the filled one holding a
+    comma or a space."""
+    first, last = f"{table}.first_name", f"{table}.last_name"
+    return (f"({first} IS NULL) <> ({last} IS NULL) "
+            f"AND regexp_matches(coalesce({first}, {last}), '[,\\s]')")
+
+
+def _split_names_in_one_column(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """A whole name in the first- or last-name column, the other empty, split as a
+    ``full_name`` is; a middle name already given is kept. A value that does not split
+    into a first and a last name stays as it is (the row is then ``MISSING_NAME``)."""
+    _parse_names(con, f"SELECT DISTINCT coalesce(first_name, last_name) FROM {table} "
+                      f"WHERE {_one_column_sql(table)}")
+    con.execute(
+        f"UPDATE {table} SET first_name = n.first_name, last_name = n.last_name, "
+        f"middle_name = coalesce({table}.middle_name, n.middle_name) FROM {_NAMES} n "
+        f"WHERE n.full_name = coalesce({table}.first_name, {table}.last_name) "
+        f"AND n.first_name IS NOT NULL AND n.last_name IS NOT NULL "
+        f"AND {_one_column_sql(table)}")
+
+
+def _undo_mojibake(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Names and address text read with the wrong code page, put back (DISTINCT values
+    holding a marker only)."""
+    for column in _TEXT_COLUMNS:
+        values = [v for (v,) in con.execute(
+            f"SELECT DISTINCT {column} FROM {table} "
+            f"WHERE regexp_matches({column}, '[{MOJIBAKE_MARKERS}]')").fetchall()]
+        fixed = [(v, undo_mojibake(v)) for v in values]
+        fixed = [(v, f) for v, f in fixed if f != v]
+        if fixed:
+            con.executemany(f"UPDATE {table} SET {column} = ? WHERE {column} = ?",
+                            [(f, v) for v, f in fixed])
 
 
 def _build_raw(con: duckdb.DuckDBPyConnection, staged: Staged, mapping: dict[int, str],
@@ -161,6 +204,9 @@ def _build_raw(con: duckdb.DuckDBPyConnection, staged: Staged, mapping: dict[int
     con.execute(
         f"CREATE OR REPLACE TABLE {table_name} AS SELECT {', '.join(selects)} "
         f"FROM {staged.relation}{join} WHERE {staged.data_filter} AND ({any_cell})")
+    _undo_mojibake(con, table_name)
+    if full_name is None:
+        _split_names_in_one_column(con, table_name)
 
 
 def read_request(engine: Engine, path: Path, *, encoding: str | None = None,

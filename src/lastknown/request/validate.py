@@ -19,6 +19,7 @@ from datetime import date
 from lastknown.engines.base import Engine
 from lastknown.errors import PipelineError
 from lastknown.normalize.placeholders import clean_sql, optional_placeholder_sql, statute_sql
+from lastknown.normalize.usps import state_code_sql, zip_with_zeros_sql
 from lastknown.request.batch import Batch
 from lastknown.request.reasons import REASON_CODES, reason_counts_sql
 from lastknown.request.rules import (
@@ -81,6 +82,16 @@ def _lookups(engine: Engine, raw: str, *, years: Sequence[int], today: date) -> 
         f"{on_file} < length(tax_years) AS tax_partial FROM y")
 
 
+def _zip_sql(zip_code: str, state: str) -> str:
+    """The ZIP without spaces; one whose leading zeros a spreadsheet dropped (``2134`` in
+    MA) gets them back (:func:`lastknown.normalize.usps.zip_with_zeros`)."""
+    text = f"regexp_replace({zip_code}, '\\s', '', 'g')"
+    digits = f"replace({text}, '-', '')"
+    padded = zip_with_zeros_sql(digits, state_code_sql(state))
+    return (f"CASE WHEN regexp_matches({text}, '^[0-9]{{3,4}}(-[0-9]{{4}})?$|^[0-9]{{7,8}}$') "
+            f"THEN {padded} ELSE {text} END")
+
+
 def _statute_as_given_sql(batch: Batch) -> str:
     """A valid row's statute in the batch's own (legal) spelling, e.g. ``1253(a)(1)``."""
     def lit(text: str) -> str:
@@ -100,8 +111,7 @@ def _checked(engine: Engine, raw: str, batch: Batch, *, today: date,
         f"{clean_sql('first_name')} AS first_c, {clean_sql('last_name')} AS last_c, "
         f"{clean_sql('middle_name')} AS middle_c, {clean_sql('unit')} AS unit_c, "
         f"{clean_sql('street')} AS street_c, {clean_sql('city')} AS city_c, "
-        "upper(regexp_replace(state, '[\\s.]', '', 'g')) AS state_u, "
-        "regexp_replace(zip, '\\s', '', 'g') AS zip_t, "
+        f"{state_code_sql('state')} AS state_u, {_zip_sql('zip', 'state')} AS zip_t, "
         "regexp_replace(tin, '[\\s-]', '', 'g') AS tin_d, "
         "st.statute_n, dup.id_uses, d.order_date, p.tax_years, p.tax_problem, p.tax_partial "
         f"FROM {raw} raw LEFT JOIN {_DATES} d ON d.text = raw.removal_order_date "
