@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lastknown import __version__
@@ -96,6 +97,7 @@ def create_app(settings: ServiceSettings, *, db: AppDB | None = None) -> FastAPI
     if missing:
         raise PipelineError(f"endpoints without an access rule: {', '.join(missing)}")
     app.add_middleware(BodyLimit, limit=settings.upload_limit_mb * 1024 * 1024)
+    app.add_middleware(Contain)
     errors.install(app)
     access.install(app)  # outside the body limit: a refused upload is logged too
 
@@ -122,6 +124,39 @@ def job_queue(app: FastAPI) -> JobQueue:
             app.state.queue = JobQueue(JobStore(app.state.db.engine, create=False), queue)
         queue_: JobQueue = app.state.queue
         return queue_
+
+
+class Contain:
+    """End an unexpected exception here with the 500 error reply, and do not let it
+    leave the app: Starlette re-raises it after its own handler, and the server (uvicorn)
+    then logs its text and traceback, which can quote a value. The log gets its type and
+    path only (:func:`lastknown.service.errors.install`); the access log sees the 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            path = scope.get("path", "")
+            if isinstance(exc, ClientDisconnect):  # an upload refused or abandoned midway
+                log.info("client went away at %s", path)
+            else:
+                log.error("internal error %s at %s", type(exc).__name__, path)
+            if not started:
+                reply = errors.render_error(Request(scope, receive), errors.internal_error())
+                await reply(scope, receive, send)
 
 
 class BodyLimit:

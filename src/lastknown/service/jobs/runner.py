@@ -7,8 +7,8 @@ is never taken for a dead one however long a stage takes.
 
 What the submitter sees of a failure is :func:`safe_message`: a lastknown error's class
 and message (already written for the person who supplied the input, with anything
-shaped like a TIN blanked), or ``"internal error, see server log"``; the traceback goes
-to the server log only.
+shaped like a TIN blanked and server paths cut to their file names), or ``"internal
+error, see server log"``; the traceback goes to the server log only.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ def safe_message(exc: BaseException) -> str:
     ('internal error, see server log', 'internal error, see server log')
     """
     if isinstance(exc, LastknownError) and not isinstance(exc, PipelineError):
-        return f"{type(exc).__name__}: {_TIN_LIKE.sub('***', str(exc))}"[:2000]
+        from lastknown.service.errors import without_paths
+
+        return f"{type(exc).__name__}: {_TIN_LIKE.sub('***', without_paths(str(exc)))}"[:2000]
     return INTERNAL
 
 

@@ -1,0 +1,679 @@
+"""The service attacked as an adversary would: each defence pinned by the attack it stops.
+
+IDOR (another agency's batch, a held batch's package, traversal in ids and file names),
+CSRF (missing, wrong, another session's, in the query, JSON without the header, login
+CSRF), sessions (fixation, logout, deactivation), XSS (batch metadata, deny reasons,
+usernames, agency names on every page that shows them), open redirects after login,
+role escalation (forms, API, API tokens), privacy (no TIN or request name in any reply
+or log line, failed attempts logged, no server path or traceback in an error) and the
+upload limits (declared and chunked bodies, file names, wrong types, a wide XLSX).
+
+One module-wide deployment (a synthetic master, three batches) is shared; the upload
+attacks use a second app without a worker, so what a submission left on disk can be read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+import sqlalchemy as sa
+from fastapi import Depends
+from fastapi.testclient import TestClient
+
+from batch_helpers import (
+    STATUTE,
+    Synth,
+    form_values,
+    make_synth,
+    running_app,
+    service_settings,
+    wait_settled,
+)
+from lastknown.service import accounts
+from lastknown.service import db as t
+from lastknown.service.db import AppDB
+from lastknown.service.jobs.store import jobs
+from lastknown.service.roles import PUBLIC, allow
+from lastknown.service.settings import ServiceSettings
+from service_helpers import AGENCY_A, PASSWORD, login
+
+SCRIPT = "<script>alert('lk')</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+#: What must never appear unescaped in a page.
+RAW = ("<script>alert", "<img src=x")
+EVIL_AGENCY = f"Agency {SCRIPT}"
+EVIL_USER = '"><img/src=x/onerror=alert(1)>'
+#: Every reply this module received (text), and those that were errors.
+REPLIES: list[str] = []
+ERRORS: list[str] = []
+
+
+class Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+class World:
+    def __init__(self, client: TestClient, db: AppDB, settings: ServiceSettings,
+                 synth: Synth, logs: Capture) -> None:
+        self.client, self.db, self.settings, self.synth, self.logs = (
+            client, db, settings, synth, logs)
+
+
+def go(client: TestClient, method: str, path: str, **kwargs: Any) -> Any:
+    """A request whose reply is kept for the privacy scans."""
+    response = client.request(method, path, **kwargs)
+    if "zip" not in response.headers.get("content-type", ""):
+        REPLIES.append(response.text)
+        if response.status_code >= 400:
+            ERRORS.append(response.text)
+    REPLIES.append(repr(response.headers))
+    return response
+
+
+def submit(client: TestClient, csrf: str, request: Path, batch_id: str, *,
+           name: str | None = None, **changes: Any) -> Any:
+    with request.open("rb") as handle:
+        return go(client, "POST", "/api/batches", headers={"X-CSRF-Token": csrf},
+                  data=form_values(batch_id, **changes),
+                  files={"file": (name or request.name, handle, "text/csv")})
+
+
+EVIL_FORM = {"requesting_official": f"Dana {SCRIPT}", "official_title": IMG,
+             "reason": f"Locate subjects {IMG}",
+             "certification": "Each row is the subject of an investigation in which the "
+                              f"named officers are personally and directly engaged {SCRIPT}"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    synth = make_synth(tmp_path_factory.mktemp("attacks-synth"))
+    settings = service_settings(tmp_path_factory.mktemp("attacks"), synth)
+    logs = Capture()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(logs)
+    root.setLevel(logging.DEBUG)
+    try:
+        with running_app(settings) as (client, db):
+            csrf = login(client, "submitter")
+            for batch_id in ("RT-HELD", "RT-REL", "RT-DENY"):
+                evil = EVIL_FORM if batch_id != "RT-REL" else {}
+                assert submit(client, csrf, synth.request, batch_id, **evil).status_code == 202
+            for batch_id in ("RT-HELD", "RT-REL", "RT-DENY"):
+                assert wait_settled(client, batch_id)["status"] == "held", batch_id
+            csrf = login(client, "officer")
+            officer = {"X-CSRF-Token": csrf}
+            assert go(client, "POST", "/api/batches/RT-REL/approve",
+                      headers=officer).status_code == 200
+            assert go(client, "POST", "/api/batches/RT-DENY/deny", headers=officer,
+                      json={"reason": f"No case named {SCRIPT} {IMG}"}).status_code == 200
+            yield World(client, db, settings, synth, logs)
+    finally:
+        root.removeHandler(logs)
+        root.setLevel(level)
+
+
+def as_token(world: World, username: str) -> dict[str, str]:
+    token, _ = accounts.create_token(world.db, "admin", username=username, label="probe")
+    return {"Authorization": f"Bearer {token}"}
+
+
+# --- IDOR -------------------------------------------------------------------------------
+
+BATCH_ROUTES = (("GET", "/batches/{}"), ("GET", "/batches/{}/package.zip"),
+                ("GET", "/batches/{}/files/matched.csv"), ("POST", "/batches/{}/retry"),
+                ("GET", "/api/batches/{}"), ("GET", "/api/batches/{}/package"),
+                ("POST", "/api/batches/{}/retry"))
+
+
+def test_another_agency_finds_none_of_the_batches(world: World) -> None:
+    client = world.client
+    csrf = login(client, "submitter2")
+    token = as_token(world, "submitter2")
+    for batch_id in ("RT-HELD", "RT-REL", "RT-DENY", "rt-rel"):
+        for method, path in BATCH_ROUTES:
+            url = path.format(batch_id)
+            by_session = go(client, method, url, headers={"X-CSRF-Token": csrf},
+                            data={"csrf_token": csrf} if method == "POST" else None)
+            by_token = go(TestClient(client.app, base_url="https://testserver"), method, url,
+                          headers=token)
+            for response in (by_session, by_token):
+                assert response.status_code == 404, (url, response.status_code)
+                assert "Dana" not in response.text and AGENCY_A not in response.text
+    for listing in (go(client, "GET", "/api/batches"), go(client, "GET", "/batches")):
+        assert "RT-" not in listing.text
+
+
+def test_a_held_or_denied_batch_gives_its_submitter_no_package_and_no_decision(
+        world: World) -> None:
+    client = world.client
+    csrf = login(client, "submitter")
+    for batch_id in ("RT-HELD", "RT-DENY"):
+        for path in ("/batches/{}/package.zip", "/batches/{}/files/matched.csv",
+                     "/api/batches/{}/package"):
+            assert go(client, "GET", path.format(batch_id)).status_code == 404
+        for method, path in (("GET", "/review/{}"), ("GET", "/api/batches/{}/review"),
+                             ("POST", "/review/{}/approve"), ("POST", "/review/{}/deny"),
+                             ("POST", "/api/batches/{}/approve"),
+                             ("POST", "/api/batches/{}/deny")):
+            refused = go(client, method, path.format(batch_id),
+                         headers={"X-CSRF-Token": csrf}, json={"reason": "x"})
+            assert refused.status_code == 403, path
+    shown = go(client, "GET", "/api/batches/RT-HELD").json()
+    assert shown["status"] == "held" and shown["rows"] is None and shown["files"] == []
+
+
+TRAVERSALS = ("%2e%2e", "%2E%2E", "%2e", "...", "..%2F..%2Fledger.sqlite",
+              "%2Fetc%2Fpasswd", "%2e%2e%2fstate.json", "RT-REL%00", "RT-REL%2F..",
+              "C:%5Cwindows", "%5C..%5C..", "~", "%252e%252e", "RT-REL%0aX")
+
+
+def test_traversal_in_batch_ids_and_file_names_reaches_nothing(world: World) -> None:
+    client = world.client
+    login(client, "submitter")
+    for bad in TRAVERSALS:
+        for path in ("/batches/{}", "/batches/{}/package.zip", "/api/batches/{}",
+                     "/api/batches/{}/package", "/batches/RT-REL/files/{}",
+                     "/batches/{}/files/matched.csv", "/batches/RT-REL/files/..%2F{}"):
+            response = go(client, "GET", path.format(bad))
+            assert response.status_code in (404, 422), (path, bad, response.status_code)
+    for name in ("state.json", "review.json", "..%2Fstate.json", "..%5Cstate.json",
+                 "%2e%2e%2f%2e%2e%2fapp.sqlite", "matched.csv%00.txt", "MATCHED.CSV"):
+        response = go(client, "GET", f"/batches/RT-REL/files/{name}")
+        assert response.status_code == 404, name
+    login(client, "officer")
+    for bad in TRAVERSALS:
+        for path in ("/review/{}", "/api/batches/{}/review", "/api/batches/{}"):
+            response = go(client, "GET", path.format(bad))
+            assert response.status_code in (404, 422), (path, bad, response.status_code)
+
+
+# --- CSRF and sessions ------------------------------------------------------------------
+
+def test_a_state_change_needs_this_sessions_token_in_the_body_or_header(world: World) -> None:
+    client = world.client
+    other = TestClient(client.app, base_url="https://testserver", follow_redirects=False)
+    stolen = login(other, "officer")  # a valid token, of another session
+    csrf = login(client, "officer")
+    assert stolen != csrf
+    deny = {"reason": "forged"}
+    attempts = [
+        go(client, "POST", "/review/RT-HELD/deny", data=deny),
+        go(client, "POST", "/review/RT-HELD/deny", data={**deny, "csrf_token": "x" * 43}),
+        go(client, "POST", "/review/RT-HELD/deny", data={**deny, "csrf_token": stolen}),
+        go(client, "POST", f"/review/RT-HELD/deny?csrf_token={csrf}", data=deny),
+        go(client, "POST", f"/review/RT-HELD/approve?csrf_token={csrf}"),
+        go(client, "POST", "/api/batches/RT-HELD/deny", json=deny),
+        go(client, "POST", "/api/batches/RT-HELD/deny", json={**deny, "csrf_token": csrf}),
+        go(client, "POST", "/api/batches/RT-HELD/approve", headers={"X-CSRF-Token": stolen}),
+        go(client, "POST", "/api/batches/RT-HELD/approve", headers={"X-CSRF-Token": ""}),
+    ]
+    for response in attempts:
+        assert response.status_code == 403, response.text
+    assert "security token" in attempts[0].text
+    assert attempts[5].json()["error"]["code"] == "csrf_failed"
+    for path in ("/review/RT-HELD/approve", "/review/RT-HELD/deny", "/logout",
+                 "/api/batches/RT-HELD/approve"):
+        assert go(client, "GET", f"{path}?csrf_token={csrf}").status_code == 405, path
+    assert go(client, "GET", "/api/batches/RT-HELD").json()["status"] == "held"
+    other.close()
+
+
+def test_login_csrf_is_refused(world: World) -> None:
+    client = TestClient(world.client.app, base_url="https://testserver",
+                        follow_redirects=False)
+    creds = {"username": "submitter", "password": PASSWORD}
+    forged = [go(client, "POST", "/login", data=creds),  # no login cookie, no field
+              go(client, "POST", "/login", data={**creds, "csrf_token": "guess"})]
+    client.cookies.set("lk_login_csrf", "planted", path="/login")
+    forged.append(go(client, "POST", "/login", data={**creds, "csrf_token": "other"}))
+    # A cross-site page can post text/plain (or no type) but cannot set application/json.
+    body = '{"username": "submitter", "password": "%s"}' % PASSWORD
+    forged += [go(client, "POST", "/api/login", content=body,
+                  headers={"content-type": "text/plain"}),
+               go(client, "POST", "/api/login", content=body)]
+    for response in forged:
+        assert response.status_code in (403, 422), response.status_code
+        assert "lk_session" not in response.headers.get("set-cookie", "")
+    client.close()
+
+
+def issued(response: Any) -> str:
+    """The session id a sign-in's reply set."""
+    sent = next(v for v in response.headers.get_list("set-cookie") if "lk_session" in v)
+    return str(sent.split(";")[0].split("=", 1)[1])
+
+
+def test_sessions_fixation_logout_and_deactivation(world: World) -> None:
+    client = TestClient(world.client.app, base_url="https://testserver",
+                        follow_redirects=False)
+    client.cookies.set("__Host-lk_session", "attacker-chosen-value")
+    assert go(client, "GET", "/api/me").status_code == 401
+    login_page = go(client, "GET", "/login")
+    flags = {p.strip().lower() for p in login_page.headers["set-cookie"].split(";")}
+    assert {"httponly", "secure", "samesite=strict"} <= flags  # the login CSRF cookie
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login_page.text)
+    assert token
+    signed = go(client, "POST", "/login", data={"username": "submitter", "password": PASSWORD,
+                                                "csrf_token": token.group(1)})
+    assert signed.status_code == 303
+    sent = next(v for v in signed.headers.get_list("set-cookie") if "lk_session" in v)
+    assert {"HttpOnly", "Secure", "SameSite=lax", "Path=/"} <= {
+        p.strip() for p in sent.split(";")}
+    first = issued(signed)
+    assert first != "attacker-chosen-value"  # the server's own new id, not the planted one
+    client.cookies.clear()
+    client.cookies.set("__Host-lk_session", first)
+
+    again = go(client, "POST", "/api/login", json={"username": "submitter2",
+                                                    "password": PASSWORD})
+    assert again.status_code == 200  # signing in again, as anyone, ends the earlier session
+    csrf = again.json()["csrf_token"]
+    second = issued(again)
+    client.cookies.clear()
+    client.cookies.set("__Host-lk_session", second)
+    assert second != first
+    probe = TestClient(client.app, base_url="https://testserver", follow_redirects=False)
+    probe.cookies.set("__Host-lk_session", first)
+    assert go(probe, "GET", "/api/me").status_code == 401
+
+    assert go(client, "POST", "/logout", data={"csrf_token": csrf}).status_code == 303
+    probe.cookies.set("__Host-lk_session", second)
+    assert go(probe, "GET", "/api/me").status_code == 401
+    assert go(probe, "POST", "/api/logout", headers={"X-CSRF-Token": csrf}).status_code == 401
+
+    hasher = client.app.state.hasher  # type: ignore[attr-defined]
+    accounts.create_user(world.db, hasher, "admin", username="leaver", display_name="Leaver",
+                         role="submitter", password=PASSWORD, agency=AGENCY_A)
+    leaver_csrf = login(client, "leaver")
+    bearer = as_token(world, "leaver")
+    system = TestClient(client.app, base_url="https://testserver")
+    assert go(system, "GET", "/api/batches", headers=bearer).status_code == 200
+    admin = TestClient(client.app, base_url="https://testserver", follow_redirects=False)
+    admin_csrf = login(admin, "admin")
+    assert go(admin, "POST", "/admin/users/leaver", data={
+        "role": "submitter", "agency": AGENCY_A, "active": "", "csrf_token": admin_csrf,
+    }).status_code == 303
+    assert go(client, "GET", "/api/batches").status_code == 401
+    assert go(client, "GET", "/batches").status_code == 303  # to the login page
+    assert go(client, "POST", "/api/batches/RT-HELD/retry",
+              headers={"X-CSRF-Token": leaver_csrf}).status_code == 401
+    assert go(system, "GET", "/api/batches", headers=bearer).status_code == 401
+    for c in (client, probe, system, admin):
+        c.close()
+
+
+# --- XSS and redirects ------------------------------------------------------------------
+
+def escaped_everywhere(pages: dict[str, Any], *, shown: str) -> None:
+    for path, response in pages.items():
+        assert response.status_code == 200, path
+        assert "default-src 'self'" in response.headers["content-security-policy"], path
+        for raw in RAW:
+            assert raw not in response.text, (path, raw)
+    assert any(shown in r.text for r in pages.values()), shown
+
+
+def test_hostile_text_is_escaped_on_every_page_that_shows_it(world: World) -> None:
+    client = world.client
+    hasher = client.app.state.hasher  # type: ignore[attr-defined]
+    accounts.create_agency(world.db, "admin", EVIL_AGENCY, [f"{STATUTE} {IMG}"])
+    accounts.create_user(world.db, hasher, "admin", username=EVIL_USER,
+                         display_name=f"Eve {SCRIPT}", role="submitter", password=PASSWORD,
+                         agency=EVIL_AGENCY)
+    go(client, "POST", "/api/login", json={"username": f"{SCRIPT}x", "password": "wrong-one"})
+    login(client, "submitter")
+    escaped_everywhere({p: go(client, "GET", p) for p in (
+        "/batches", "/batches/RT-HELD", "/batches/RT-DENY")}, shown="&lt;script&gt;")
+    login(client, "officer")
+    escaped_everywhere({p: go(client, "GET", p) for p in (
+        "/review", "/review/RT-HELD", "/review/RT-DENY")}, shown="&lt;img src=x")
+    login(client, "admin")
+    escaped_everywhere({p: go(client, "GET", p) for p in (
+        "/admin/users", "/admin/agencies", "/admin/tokens", "/admin/changes")},
+        shown="&lt;script&gt;")
+    login(client, "auditor")
+    escaped_everywhere({p: go(client, "GET", p) for p in (
+        "/auditor/access-log", "/admin/changes", "/auditor/report")}, shown="&lt;script&gt;")
+    login(client, EVIL_USER)
+    escaped_everywhere({p: go(client, "GET", p) for p in ("/", "/batches", "/batches/new")},
+                       shown="Eve &lt;script&gt;")
+
+
+NEXTS = ("//evil.example/x", "https://evil.example", "/\\evil.example", "\\\\evil.example",
+         "/\t/evil.example", "/%2F%2Fevil.example", "%2F%2Fevil.example", "http:/evil.example",
+         "javascript:alert(1)", "/ /evil.example", "///evil.example", "/\r\n/evil.example",
+         "data:text/html,x", "/batches\r\nSet-Cookie: x=1")
+
+
+def stays_here(location: str) -> bool:
+    """Whether a browser following ``location`` from the login page stays on this site
+    (browsers drop tabs and line breaks and read ``\\`` as ``/``)."""
+    cleaned = re.sub(r"[\t\r\n]", "", location).replace("\\", "/")
+    target = urlsplit(urljoin("https://testserver/login", cleaned))
+    return target.scheme == "https" and target.netloc == "testserver"
+
+
+def test_login_never_redirects_off_site(world: World) -> None:
+    client = TestClient(world.client.app, base_url="https://testserver",
+                        follow_redirects=False)
+    for target in NEXTS:
+        client.cookies.clear()
+        page = go(client, "GET", "/login", params={"next": target})
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token
+        signed = go(client, "POST", "/login", data={
+            "username": "auditor", "password": PASSWORD, "csrf_token": token.group(1),
+            "next": target})
+        assert signed.status_code == 303
+        assert stays_here(signed.headers["location"]), (target, signed.headers["location"])
+        assert "set-cookie: x" not in repr(signed.headers).lower()
+        again = go(client, "GET", "/login", params={"next": target})  # signed in already
+        assert again.status_code == 303 and stays_here(again.headers["location"]), target
+    client.close()
+
+
+# --- role escalation --------------------------------------------------------------------
+
+def test_no_role_reaches_above_itself(world: World) -> None:
+    client = world.client
+    users = {"username": "mallory", "role": "admin", "password": "long enough password"}
+    for who in ("submitter", "officer", "auditor"):
+        csrf = login(client, who)
+        header = {"X-CSRF-Token": csrf}
+        for method, path, kwargs in (
+                ("POST", "/api/users", {"json": users}),
+                ("PATCH", f"/api/users/{who}", {"json": {"role": "admin"}}),
+                ("POST", "/api/agencies", {"json": {"name": "X", "statutes": ["s"]}}),
+                ("PATCH", "/api/agencies/1", {"json": {"max_rows_per_batch": 10**9}}),
+                ("POST", "/api/tokens", {"json": {"username": "submitter"}}),
+                ("POST", "/admin/users", {"data": {**users, "csrf_token": csrf}}),
+                ("POST", f"/admin/users/{who}", {"data": {"role": "admin", "csrf_token": csrf}}),
+                ("POST", "/admin/agencies/1", {"data": {"statutes": "any", "csrf_token": csrf}}),
+                ("POST", "/admin/tokens", {"data": {"username": "submitter",
+                                                    "csrf_token": csrf}})):
+            refused = go(client, method, path, headers=header, **kwargs)
+            assert refused.status_code == 403, (who, path, refused.status_code)
+        if who != "officer":
+            for path in ("/api/batches/RT-HELD/approve", "/review/RT-HELD/approve"):
+                refused = go(client, "POST", path, headers=header,
+                             data={"csrf_token": csrf})
+                assert refused.status_code == 403, (who, path)
+    bearer = as_token(world, "submitter")
+    system = TestClient(client.app, base_url="https://testserver")
+    for method, path in (("GET", "/api/users"), ("GET", "/api/access-log"),
+                         ("GET", "/api/ledger/verify"), ("GET", "/api/admin-changes"),
+                         ("POST", "/api/batches/RT-HELD/approve"),
+                         ("GET", "/api/batches/RT-HELD/review"), ("GET", "/admin/users"),
+                         ("GET", "/review/RT-HELD")):
+        assert go(system, method, path, headers=bearer).status_code == 403, path
+    assert go(system, "PATCH", "/api/users/submitter", headers=bearer,
+              json={"role": "admin"}).status_code == 403
+    with world.db.begin() as conn:
+        roles = dict(conn.execute(sa.select(t.users.c.username, t.users.c.role)).all())
+        caps = conn.execute(sa.select(t.agencies.c.max_rows_per_batch)).scalars().all()
+    assert "mallory" not in roles and roles["submitter"] == "submitter"
+    assert 10**9 not in caps
+    system.close()
+
+
+# --- privacy ----------------------------------------------------------------------------
+
+def test_failed_attempts_are_in_the_access_log(world: World) -> None:
+    with world.db.begin() as conn:
+        failed = conn.execute(sa.select(t.access_log.c.username, t.access_log.c.status,
+                                        t.access_log.c.object).where(
+            t.access_log.c.success.is_(False))).all()
+    seen = {(u, s, o) for u, s, o in failed}
+    assert ("submitter2", 404, "/batches/RT-HELD/package.zip") in seen
+    assert ("submitter", 403, "/api/batches/RT-HELD/approve") in seen
+    assert any(s == 403 and o == "/review/RT-HELD/deny" for _, s, o in seen)
+
+
+def full_names(request: Path) -> set[str]:
+    with request.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    first = next(k for k in rows[0] if "first" in k.lower())
+    last = next(k for k in rows[0] if "last" in k.lower())
+    return {f"{r[first]} {r[last]}".strip() for r in rows if r[first] and r[last]}
+
+
+def test_no_tin_in_any_reply_and_no_request_name_in_any_log_line(world: World) -> None:
+    """(The released package and the officer's sample name the people asked about, as
+    they must; the log must not.)"""
+    names = full_names(world.synth.request)
+    logs = "\n".join(world.logs.lines)
+    replies = "\n".join(REPLIES)
+    assert len(names) > 20 and "job" in logs and "RT-REL" in replies
+    assert sorted(tin for tin in world.synth.tins if tin in replies or tin in logs) == []
+    assert sorted(n for n in names if n in logs) == []
+
+
+def test_errors_echo_no_server_path_sql_or_traceback(world: World) -> None:
+    client = world.client
+    folder = str(world.settings.files_dir.parent)
+    csrf = login(client, "submitter")
+    blank = submit(client, csrf, world.synth.request, "RT-BLANK", requesting_official=" ")
+    assert blank.status_code in (400, 422)
+    with world.synth.request.open("rb") as handle:
+        form = go(client, "POST", "/batches", data={
+            **form_values("RT-BLANK"), "requesting_official": " ", "csrf_token": csrf},
+            files={"file": ("r.csv", handle, "text/csv")})
+    assert form.status_code == 400 and "requesting_official" in form.text
+    failing = submit(client, csrf, world.synth.request, "RT-FAIL", certified="false")
+    assert failing.status_code == 202
+    failed = wait_settled(client, "RT-FAIL")
+    assert failed["status"] == "failed" and failed["message"]
+    page = go(client, "GET", "/batches/RT-FAIL")
+    for text in (blank.text, form.text, failed["message"], page.text):
+        assert folder not in text and "/tmp" not in text and "uploads" not in text, text
+    assert len(ERRORS) > 100
+    for response in ERRORS:
+        assert folder not in response
+        for leak in ("Traceback", "SELECT ", "sqlite3.", "psycopg", 'File "/'):
+            assert leak not in response, leak
+
+
+def test_an_unexpected_error_is_a_500_that_the_server_log_does_not_quote(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    app = world.client.app
+
+    def boom() -> None:
+        raise RuntimeError(f"value 123-45-6789 at {world.settings.files_dir}")
+
+    app.add_api_route("/api/rt-boom", boom,  # type: ignore[attr-defined]
+                      dependencies=[Depends(allow(PUBLIC))])
+    app.add_api_route("/rt-boom", boom,  # type: ignore[attr-defined]
+                      dependencies=[Depends(allow(PUBLIC))])
+    # raise_server_exceptions: an exception leaving the app is what a server logs with
+    # its text and traceback; the app must end it with its own 500.
+    client = TestClient(app, base_url="https://testserver", raise_server_exceptions=True)
+    with caplog.at_level(logging.DEBUG):
+        for path in ("/api/rt-boom", "/rt-boom"):
+            response = client.get(path)
+            assert response.status_code == 500
+            assert "123-45-6789" not in response.text and "RuntimeError" not in response.text
+            assert str(world.settings.files_dir) not in response.text
+            assert response.headers["content-security-policy"]
+    assert "RuntimeError" in caplog.text and "/api/rt-boom" in caplog.text
+    assert "123-45-6789" not in caplog.text and "Traceback" not in caplog.text
+    with world.db.begin() as conn:
+        logged = conn.execute(sa.select(t.access_log.c.status).where(
+            t.access_log.c.object == "/api/rt-boom")).scalars().all()
+    assert logged == [500]
+    client.close()
+
+
+# --- uploads ----------------------------------------------------------------------------
+
+@pytest.fixture
+def no_worker(tmp_path: Path, world: World) -> Iterator[tuple[TestClient, AppDB,
+                                                             ServiceSettings]]:
+    """An app on the same master, limit 1 MiB, whose submissions stay queued."""
+    settings = service_settings(tmp_path, world.synth, upload_limit_mb=1)
+    with running_app(settings, lifespan=False) as (client, db):
+        yield client, db, settings
+
+
+def uploads(settings: ServiceSettings) -> list[Path]:
+    folder = settings.files_dir / "uploads"
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def job_ids(db: AppDB) -> list[str]:
+    with db.begin() as conn:
+        return [str(i) for i in conn.execute(sa.select(jobs.c.batch_id)).scalars()]
+
+
+def test_batch_ids_with_separators_or_control_characters_are_refused(
+        no_worker: tuple[TestClient, AppDB, ServiceSettings], world: World) -> None:
+    client, db, settings = no_worker
+    csrf = login(client, "submitter")
+    for bad in ("../x", "..", "a/b", "a\\b", "/etc/passwd", "C:x", "a\nb", "a\x00b", ".hidden",
+                "%2e%2e", "a b", "a\tb", "x" * 65, "-lead", "a;b", "a\u202eb", ""):
+        refused = submit(client, csrf, world.synth.request, bad)
+        assert refused.status_code in (400, 422), (repr(bad), refused.status_code)
+    assert job_ids(db) == [] and uploads(settings) == []
+
+
+def multipart(fields: dict[str, Any], filename: bytes, content: bytes,
+              boundary: str = "rtboundary") -> bytes:
+    """A multipart body built by hand, so a file name can hold any byte."""
+    out = io.BytesIO()
+    for key, value in fields.items():
+        for item in value if isinstance(value, list) else [value]:
+            out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n'
+                      f'{item}\r\n'.encode())
+    out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+              f'filename="'.encode() + filename + b'"\r\nContent-Type: text/csv\r\n\r\n')
+    out.write(content + f"\r\n--{boundary}--\r\n".encode())
+    return out.getvalue()
+
+
+def test_upload_file_names_cannot_leave_the_upload_folder(
+        no_worker: tuple[TestClient, AppDB, ServiceSettings], world: World) -> None:
+    client, db, settings = no_worker
+    csrf = login(client, "submitter")
+    content = world.synth.request.read_bytes()
+    kept = {b"../../evil.csv": "evil.csv", b"..\\..\\evil.csv": "evil.csv",
+            b"/tmp/abs.csv": "abs.csv", b"evil\x00.csv": "evil.csv",
+            b"..%2F..%2Fenc.csv": "2F.._2Fenc.csv", b"-.csv": "request.csv"}
+    type_ = {"content-type": "multipart/form-data; boundary=rtboundary",
+             "X-CSRF-Token": csrf}
+    for number, name in enumerate(kept):
+        body = multipart({**form_values(f"NAME-{number}"), "requesting_agency": "U.S. "
+                          "Marshals Service", "agency": "U.S. Marshals Service"}, name, content)
+        sent = go(client, "POST", "/api/batches", content=body, headers=type_)
+        assert sent.status_code == 202, (name, sent.text)
+        assert sent.json()["agency"] == AGENCY_A
+    for name in (b"r.csv\x00.exe", b"r.exe", b"r", b"../../r.csv/..", b".csv"):
+        body = multipart(form_values("NAME-X"), name, content)
+        refused = go(client, "POST", "/api/batches", content=body, headers=type_)
+        assert refused.status_code == 400, name
+    root = settings.files_dir / "uploads"
+    stored = uploads(settings)
+    requests = sorted(p.name for p in stored if p.suffix == ".csv")
+    assert all(p.parent.parent == root for p in stored)
+    assert requests == sorted(kept.values())
+    assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*\.csv", n) for n in requests), requests
+    assert not any(p.name in ("evil.csv", "abs.csv") for p in settings.files_dir.parent.rglob(
+        "*") if root not in p.parents)
+    for path in stored:
+        if path.name == "batch.json":
+            assert f'"requesting_agency": "{AGENCY_A}"' in path.read_text(encoding="utf-8")
+
+
+def test_oversized_bodies_are_413_declared_or_chunked_and_leave_nothing(
+        no_worker: tuple[TestClient, AppDB, ServiceSettings], world: World) -> None:
+    client, db, settings = no_worker
+    csrf = login(client, "submitter")
+    big = world.synth.request.read_bytes() + b"x" * (1024 * 1024 + 10)
+
+    def chunks(body: bytes) -> Iterator[bytes]:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start:start + 64 * 1024]
+
+    type_ = {"content-type": "multipart/form-data; boundary=rtboundary"}
+    with_header = multipart(form_values("BIG-1"), b"big.csv", big)
+    with_field = multipart({**form_values("BIG-2"), "csrf_token": csrf}, b"big.csv", big)
+    page_form = multipart({**form_values("BIG-3"), "csrf_token": csrf}, b"big.csv", big)
+    answers = [
+        go(client, "POST", "/api/batches", content=with_header,
+           headers={**type_, "X-CSRF-Token": csrf}),
+        go(client, "POST", "/api/batches", content=chunks(with_header),
+           headers={**type_, "X-CSRF-Token": csrf}),
+        go(client, "POST", "/api/batches", content=chunks(with_field), headers=type_),
+        go(client, "POST", "/batches", content=chunks(page_form), headers=type_),
+        go(client, "POST", "/batches", content=page_form, headers=type_),
+    ]
+    assert [a.status_code for a in answers] == [413] * len(answers)
+    assert answers[2].json()["error"]["code"] == "too_large"
+    assert job_ids(db) == [] and uploads(settings) == []
+    with db.begin() as conn:
+        logged = conn.execute(sa.select(t.access_log.c.status).where(
+            t.access_log.c.object.in_(("/api/batches", "/batches")),
+            t.access_log.c.method == "POST")).scalars().all()
+    assert logged == [413] * len(answers)
+
+
+def wide_xlsx(path: Path, header: list[str], rows: int) -> None:
+    """A tiny XLSX whose header row declares a cell in the sheet's last column (XFD):
+    openpyxl hands back every row padded to that width."""
+    cells = "".join(f'<c r="{chr(65 + i)}1" t="inlineStr"><is><t>{h}</t></is></c>'
+                    for i, h in enumerate(header))
+    data = "".join(f'<row r="{i}"><c r="A{i}"><v>{i}</v></c></row>' for i in range(2, rows))
+    sheet = ('<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+             '<dimension ref="A1:XFD1048576"/><sheetData>'
+             f'<row r="1">{cells}<c r="XFD1" t="inlineStr"><is><t>x</t></is></c></row>{data}'
+             '</sheetData></worksheet>')
+    main = "http://schemas.openxmlformats.org/"
+    rel = f'{main}officeDocument/2006/relationships'
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", f'<Types xmlns="{main}package/2006/content-types">'
+                   '<Default Extension="rels" ContentType="application/vnd.openxmlformats-'
+                   'package.relationships+xml"/><Default Extension="xml" '
+                   'ContentType="application/xml"/><Override PartName="/xl/workbook.xml" '
+                   'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.'
+                   'sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" '
+                   'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.'
+                   'worksheet+xml"/></Types>')
+        z.writestr("_rels/.rels", f'<Relationships xmlns="{main}package/2006/relationships">'
+                   f'<Relationship Id="rId1" Type="{rel}/officeDocument" '
+                   'Target="xl/workbook.xml"/></Relationships>')
+        z.writestr("xl/workbook.xml", f'<workbook xmlns="{main}spreadsheetml/2006/main" '
+                   f'xmlns:r="{rel}"><sheets><sheet name="Requests" sheetId="1" r:id="rId1"/>'
+                   '</sheets></workbook>')
+        z.writestr("xl/_rels/workbook.xml.rels", f'<Relationships xmlns="{main}package/2006/'
+                   f'relationships"><Relationship Id="rId1" Type="{rel}/worksheet" '
+                   'Target="worksheets/sheet1.xml"/></Relationships>')
+        z.writestr("xl/worksheets/sheet1.xml", sheet)
+
+
+def test_an_xlsx_as_wide_as_excel_allows_is_refused_before_it_is_read(
+        tmp_path: Path, world: World) -> None:
+    """40 KB of XLSX whose rows each span 16,384 columns took gigabytes of memory."""
+    from lastknown.engines import DuckDBEngine
+    from lastknown.errors import RequestFileError
+    from lastknown.request.intake import read_request
+
+    with world.synth.request.open(encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
+    path = tmp_path / "wide.xlsx"
+    wide_xlsx(path, header, rows=5000)
+    assert path.stat().st_size < 100_000
+    with DuckDBEngine() as engine, pytest.raises(RequestFileError, match="spans 16,384 columns"):
+        read_request(engine, path)
