@@ -38,7 +38,7 @@ import pyarrow as pa
 from charset_normalizer import from_bytes
 
 from lastknown.errors import RequestFileError
-from lastknown.request.csv_shape import CsvShape, csv_shape, oversized_cell
+from lastknown.request.csv_shape import CsvShape, check_width, csv_shape, oversized_cell
 from lastknown.request.headers import count_request_columns
 
 SAMPLE_BYTES = 1 << 20
@@ -47,10 +47,6 @@ CHUNK_BYTES = 4 << 20
 #: (a wide sheet in fewer rows).
 XLSX_CHUNK_ROWS = 50_000
 XLSX_CHUNK_CELLS = 1_000_000
-#: A header row wider than this is refused before any row is read: a cell typed in
-#: Excel's last column (XFD) makes every row 16,384 cells, a few KB of file that
-#: took gigabytes of memory to stage.
-XLSX_MAX_COLUMNS = 1_000
 MAX_LINE_BYTES = 2_000_000
 log = logging.getLogger(__name__)
 
@@ -346,11 +342,7 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None,
         if not headers:
             raise RequestFileError(f"{path.name}: sheet `{ws.title}` is empty")
         width = len(headers)
-        if width > XLSX_MAX_COLUMNS:  # every row would be read that wide: refuse it now
-            raise RequestFileError(
-                f"{path.name}: the header row of sheet `{ws.title}` spans {width:,} columns; "
-                f"a request has at most {XLSX_MAX_COLUMNS:,}. Delete the columns right of "
-                "the request's (and anything typed far to the right) and save it again")
+        check_width(path.name, f"the header row of sheet `{ws.title}`", width)
         chunk_rows = max(1, min(XLSX_CHUNK_ROWS, XLSX_CHUNK_CELLS // width))
         cols = ", ".join(f"c{i} VARCHAR" for i in range(width))
         con.execute(f"CREATE OR REPLACE TABLE {table} (source_row BIGINT, {cols})")

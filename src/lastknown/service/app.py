@@ -159,20 +159,30 @@ class Contain:
                 await reply(scope, receive, send)
 
 
+#: The routes that take a request file: their bodies may be up to ``upload_limit_mb``.
+UPLOAD_ROUTES = frozenset({("POST", "/api/batches"), ("POST", "/batches")})
+#: Every other body is a form or a JSON object, parsed in memory (a 95 MiB JSON body to
+#: the public ``/api/login`` took 670 MiB), so it may be at most this long.
+FORM_LIMIT = 1024 * 1024
+
+
 class BodyLimit:
-    """Refuse a request body over ``limit`` bytes (413), by its Content-Length or, when
+    """Refuse a request body over ``limit`` bytes (an upload route's) or over
+    :data:`FORM_LIMIT` (any other route's) with 413, by its Content-Length or, when
     streamed without one, as soon as the bytes read pass the limit."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+        self.app, self.upload_limit = app, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        upload = (scope["method"], scope["path"]) in UPLOAD_ROUTES
+        limit = self.upload_limit if upload else min(self.upload_limit, FORM_LIMIT)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(send, self.limit)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit, upload)
             return
         seen, over, started = 0, False, False
 
@@ -182,10 +192,10 @@ class BodyLimit:
                 return {"type": "http.disconnect"}
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:  # answer 413 now; the app sees the client go away
+            if seen > limit:  # answer 413 now; the app sees the client go away
                 over = True
                 if not started:
-                    await _too_large(send, self.limit)
+                    await _too_large(send, limit, upload)
                 return {"type": "http.disconnect"}
             return message
 
@@ -198,8 +208,9 @@ class BodyLimit:
         await self.app(scope, counted, guarded)
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = errors.ApiError(413, "too_large", f"the upload is over the limit of "
+async def _too_large(send: Send, limit: int, upload: bool) -> None:
+    what = "the upload" if upload else "the request body (not a request file's upload)"
+    body = errors.ApiError(413, "too_large", f"{what} is over the limit of "
                                              f"{limit // (1024 * 1024)} MiB").body()
     data = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": 413,
