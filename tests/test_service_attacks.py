@@ -652,6 +652,52 @@ def test_bodies_other_than_an_upload_are_refused_over_one_mib(world: World) -> N
     client.close()
 
 
+def raw_post(app: Any, path: str, headers: dict[str, str],
+             chunks: list[bytes]) -> tuple[int, int]:
+    """POST ``chunks`` to the ASGI app as a server would; (status, chunks it read)."""
+    import anyio
+
+    taken, started = 0, []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal taken
+        if taken == len(chunks):
+            return {"type": "http.disconnect"}
+        taken += 1
+        return {"type": "http.request", "body": chunks[taken - 1],
+                "more_body": taken < len(chunks)}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            started.append(message["status"])
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "https", "path": path, "raw_path": path.encode(),
+             "root_path": "", "query_string": b"", "client": ("203.0.113.9", 4000),
+             "server": ("testserver", 443), "state": {},
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+    anyio.run(app, scope, receive, send)
+    return started[0], taken
+
+
+def test_an_upload_is_not_read_before_its_caller_is_known(world: World) -> None:
+    """FastAPI parses a multipart body before the access rule runs: an anonymous caller
+    (or a forged cookie, or a bad token) made it read the whole upload first."""
+    body = multipart(form_values("ANON-1", statutes=["18 U.S.C. 1073"]), b"r.csv",
+                     b"x" * (40 * 65536))  # another agency's statute: never queued
+    chunks = [body[i:i + 65536] for i in range(0, len(body), 65536)]
+    type_ = {"content-type": "multipart/form-data; boundary=rtboundary"}
+    for path in ("/api/batches", "/batches"):
+        for credential in ({}, {"cookie": "__Host-lk_session=forged"},
+                           {"authorization": "Bearer lk_forged"}):
+            status, taken = raw_post(world.client.app, path, {**type_, **credential}, chunks)
+            assert status == 401 and taken <= 1, (path, credential, status, taken)
+    bearer = as_token(world, "submitter")
+    status, taken = raw_post(world.client.app, "/api/batches",
+                             {**type_, "authorization": bearer["Authorization"]}, chunks)
+    assert taken == len(chunks) and status == 400  # read, then refused for the statute
+
+
 def wide_xlsx(path: Path, header: list[str], rows: int) -> None:
     """A tiny XLSX whose header row declares a cell in the sheet's last column (XFD):
     openpyxl hands back every row padded to that width."""

@@ -20,11 +20,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from fastapi import Request
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from starlette.concurrency import run_in_threadpool
@@ -153,7 +155,9 @@ def token_principal(db: AppDB, token: str) -> Principal | None:
     return _principal(row, "token", token_id=row["token_id"])
 
 
-def _authenticate(request: Request) -> Principal | None:
+def authenticate(request: Request) -> Principal | None:
+    """The caller: an API token's submitter (401 for a bad token), a live session's
+    user, or None (no credential)."""
     state = request.app.state
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
@@ -166,10 +170,31 @@ def _authenticate(request: Request) -> Principal | None:
     return session_principal(state.db, cookie) if cookie else None
 
 
+class AuthenticatedFirst(APIRoute):
+    """A route that authenticates its caller before its body is read.
+
+    FastAPI reads a request's whole body (a multipart upload: spooled to temporary
+    files) before the endpoint's access rule runs, so an anonymous caller, a forged
+    cookie or a bad token could make the service take ``upload_limit_mb`` every time.
+    The routers that take uploads use this class; the rule then runs as anywhere else
+    (reusing the principal found here)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def authenticated_first(request: Request) -> Response:
+            request.state.principal = await run_in_threadpool(authenticate, request)
+            if request.state.principal is None:
+                raise ApiError(401, "not_authenticated", "sign in first")
+            return await handler(request)
+
+        return authenticated_first
+
+
 async def authorise(request: Request, rule: Allow) -> Principal | None:
     """Authenticate the caller, check CSRF and the endpoint's roles (see :class:`Allow`)."""
     if not hasattr(request.state, "principal"):
-        request.state.principal = await run_in_threadpool(_authenticate, request)
+        request.state.principal = await run_in_threadpool(authenticate, request)
     principal: Principal | None = request.state.principal
     if principal is None:
         if rule.public:

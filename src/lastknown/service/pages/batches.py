@@ -17,11 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from lastknown.errors import InputError, PolicyError
 from lastknown.service import submission
 from lastknown.service.api import batches as api
+from lastknown.service.auth import AuthenticatedFirst
 from lastknown.service.errors import ApiError, without_paths
 from lastknown.service.pages import render
 from lastknown.service.roles import Principal, Role, allow
 
-router = APIRouter()
+router = APIRouter(route_class=AuthenticatedFirst)  # it takes uploads
 Submitter = Annotated[Principal, Depends(allow(Role.SUBMITTER))]
 #: Seconds between refreshes of a batch page while its batch is being prepared.
 REFRESH_SECONDS = 3
