@@ -195,6 +195,10 @@ def test_traversal_in_batch_ids_and_file_names_reaches_nothing(world: World) -> 
                  "%2e%2e%2f%2e%2e%2fapp.sqlite", "matched.csv%00.txt", "MATCHED.CSV"):
         response = go(client, "GET", f"/batches/RT-REL/files/{name}")
         assert response.status_code == 404, name
+    for path in ("/static/..%2F__init__.py", "/static/%2e%2e/__init__.py",
+                 "/static/..%2F..%2Fapp.py", "/static/%2e%2e%2f%2e%2e%2fsettings.py"):
+        response = go(client, "GET", path)
+        assert response.status_code == 404 and "import" not in response.text, path
     login(client, "officer")
     for bad in TRAVERSALS:
         for path in ("/review/{}", "/api/batches/{}/review", "/api/batches/{}"):
@@ -354,6 +358,29 @@ def test_hostile_text_is_escaped_on_every_page_that_shows_it(world: World) -> No
                        shown="Eve &lt;script&gt;")
 
 
+def test_hostile_text_in_a_url_is_escaped_where_it_comes_back(world: World) -> None:
+    client = world.client
+    login(client, "submitter")
+    for path in (f"/batches/{SCRIPT}", f"/batches/{IMG}", "/batches/RT-REL/files/<b>x</b>"):
+        page = go(client, "GET", path)
+        assert page.status_code in (404, 422), path
+        assert not any(raw in page.text for raw in RAW) and "<b>x" not in page.text, path
+    api = go(client, "GET", f"/api/batches/{SCRIPT}")
+    assert api.headers["content-type"].startswith("application/json")
+    download = go(client, "GET", "/batches/RT-REL/files/matched.csv")
+    assert download.headers["content-disposition"].startswith("attachment")
+    assert download.headers["x-content-type-options"] == "nosniff"
+    login(client, "auditor")
+    page = go(client, "GET", "/auditor/access-log", params={
+        "username": SCRIPT, "event_type": IMG, "days": "1"})
+    assert page.status_code in (200, 400, 422) and not any(raw in page.text for raw in RAW)
+    login(client, "officer")
+    page = go(client, "GET", f"/review/{IMG}")
+    assert page.status_code == 404 and not any(raw in page.text for raw in RAW)
+    csp = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and page.headers["x-frame-options"] == "DENY"
+
+
 NEXTS = ("//evil.example/x", "https://evil.example", "/\\evil.example", "\\\\evil.example",
          "/\t/evil.example", "/%2F%2Fevil.example", "%2F%2Fevil.example", "http:/evil.example",
          "javascript:alert(1)", "/ /evil.example", "///evil.example", "/\r\n/evil.example",
@@ -408,6 +435,12 @@ def test_no_role_reaches_above_itself(world: World) -> None:
                                                     "csrf_token": csrf}})):
             refused = go(client, method, path, headers=header, **kwargs)
             assert refused.status_code == 403, (who, path, refused.status_code)
+        if who != "submitter":  # only a submitter submits, so no officer decides their own
+            with world.synth.request.open("rb") as handle:
+                sent = go(client, "POST", "/api/batches", headers=header,
+                          data=form_values(f"RT-BY-{who}"),
+                          files={"file": ("r.csv", handle, "text/csv")})
+            assert sent.status_code == 403, who
         if who != "officer":
             for path in ("/api/batches/RT-HELD/approve", "/review/RT-HELD/approve"):
                 refused = go(client, "POST", path, headers=header,
