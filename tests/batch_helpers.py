@@ -6,43 +6,24 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from fastapi.testclient import TestClient
 
-from lastknown.pipeline import build_master_index
 from lastknown.service.db import AppDB, open_app_db
 from lastknown.service.settings import ServiceSettings
-from lastknown.synth import generate
 from service_helpers import deployment_in, login, make_client, seed, settings_for
+from test_workflow import Synth  # the workflow tests' synthetic world (500 people)
 
 STATUTE = "8 U.S.C. 1253(a)(1)"
 #: Every response body and header the batch tests received, for the TIN scan.
 SEEN: list[str] = []
 
 
-@dataclass(frozen=True)
-class Synth:
-    folder: Path
-    index: Path
-    tins: frozenset[str]
-
-    @property
-    def request(self) -> Path:
-        return self.folder / "request.csv"
-
-
-def make_synth(folder: Path) -> Synth:
-    """500 people, a 40-row request, and the master index."""
-    generate(persons=500, requests=40, seed=3, out=folder / "s")
-    index = folder / "index"
-    build_master_index(folder / "s" / "master", out=index)
-    tins = duckdb.sql(f"SELECT DISTINCT tin FROM read_parquet('{folder}/s/master/*.parquet')")
-    return Synth(folder=folder / "s", index=index,
-                 tins=frozenset(str(t[0]) for t in tins.fetchall()))
+def request_of(synth: Synth) -> Path:
+    """The synthetic request file (40 rows)."""
+    return synth.folder / "request.csv"
 
 
 def service_settings(folder: Path, synth: Synth, app_db: str | None = None,
@@ -118,7 +99,7 @@ def held_batch(client: TestClient, synth: Synth, batch_id: str,
                submitter: str = "submitter") -> dict[str, Any]:
     """Submit as ``submitter`` and wait until the batch is held."""
     csrf = login(client, submitter)
-    assert submit_api(client, csrf, synth.request, batch_id).status_code == 202
+    assert submit_api(client, csrf, request_of(synth), batch_id).status_code == 202
     shown = wait_settled(client, batch_id)
     assert shown["status"] == "held", shown
     return shown

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,44 @@ def engine() -> Iterator[DuckDBEngine]:
     """A fresh in-memory DuckDB engine, closed after the test."""
     with DuckDBEngine() as engine:
         yield engine  # type: ignore[misc]
+
+
+@dataclass(frozen=True, kw_only=True)
+class World:
+    """A synthetic population (``lastknown synth`` output) and its master index, built once
+    per test session and shared by every module that asks for it: READ ONLY — a test that
+    changes a file copies the folder first (``shutil.copytree(world.data, ...)``)."""
+
+    #: master/, request.csv, request.xlsx, batch.toml, truth.csv, and index/.
+    data: Path
+    #: The matching index of ``data / "master"`` (``data / "index"``).
+    index: Path
+    #: The batch id in ``data / "batch.toml"``.
+    batch_id: str
+
+
+def _world(factory: pytest.TempPathFactory, *, persons: int, requests: int,
+           seed: int) -> World:
+    from lastknown.pipeline import build_master_index
+    from lastknown.request.batch import load_batch
+    from lastknown.synth import generate
+
+    data = factory.mktemp(f"world-{persons}-{seed}") / "s"
+    generate(persons=persons, requests=requests, seed=seed, out=data)
+    build_master_index(data / "master", out=data / "index", threads=2, memory_limit="2GB")
+    return World(data=data, index=data / "index",
+                 batch_id=load_batch(data / "batch.toml").batch_id)
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """1,000 persons, 150 request rows (seed 5), indexed: for tests of the command line,
+    the deployment, the ledger's anchors and the benchmark sets."""
+    return _world(tmp_path_factory, persons=1_000, requests=150, seed=5)
+
+
+@pytest.fixture(scope="session")
+def medium_world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """4,000 persons, 500 request rows (seed 11), indexed: enough rows of every outcome for
+    tests of learning, leaks and one-year masters."""
+    return _world(tmp_path_factory, persons=4_000, requests=500, seed=11)

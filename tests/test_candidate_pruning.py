@@ -85,8 +85,14 @@ def test_similar_given_name_is_pruned_exact_nickname_initial_kept() -> None:
         {"sql_condition": "ELSE", "m_probability": 1e-6, "u_probability": 0.99},
     ]}]}
     sql = _can_weigh_above_zero(model, "first_name")
-    assert "jaro_winkler" not in sql
-    assert "= r.first_n" in sql and "length(" in sql
+    pairs = [("JOHN", "JOHN", True), ("JON", "JOHN", False), ("J", "JOHN", True),
+             ("MARY", "JOHN", False)]  # exact, similar (m < u: pruned), initial, other
+    values = ", ".join(f"({i}, '{q}', '{r}')" for i, (q, r, _) in enumerate(pairs))
+    with DuckDBEngine() as engine:
+        kept = engine.fetchall(f"SELECT {sql} FROM (SELECT id, {{'first_n': qn}} AS q, "
+                               f"{{'first_n': rn}} AS r FROM (VALUES {values}) v(id, qn, rn)) "
+                               "ORDER BY id")
+    assert [k for (k,) in kept] == [keep for _, _, keep in pairs]
     assert _can_weigh_above_zero(model, "surname") == "TRUE"  # not in this model
     model["comparisons"][0]["comparison_levels"][-1]["m_probability"] = 1.0
     assert _can_weigh_above_zero(model, "first_name") == "TRUE"

@@ -24,9 +24,11 @@ def run(*args: str | Path, env: dict[str, str] | None = None) -> Result:
 
 
 def deployment_file(folder: Path) -> Path:
-    """A lastknown.toml whose archive of internal records is ``folder / "archive"``."""
+    """A lastknown.toml whose archive of internal records is ``folder / "archive"`` and
+    whose anchor file is ``folder / "anchors.jsonl"``."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "lastknown.toml").write_text('archive = "archive"\n', encoding="utf-8")
+    (folder / "lastknown.toml").write_text('archive = "archive"\nanchors = "anchors.jsonl"\n',
+                                           encoding="utf-8")
     return folder / "lastknown.toml"
 
 
@@ -125,7 +127,8 @@ def test_evaluate_prints_json_scores(answered: dict[str, Path]) -> None:
     assert scores["false_disclosures"] == 0
 
 
-def test_ledger_verify_report_and_taxpayer(answered: dict[str, Path]) -> None:
+def test_ledger_verify_report_and_taxpayer(answered: dict[str, Path],
+                                           deployment: Path) -> None:
     ledger = answered["ledger"]
     totals = _receipt(answered["out"])["totals"]
     raw = sqlite3.connect(ledger)  # before verify, which records itself after reporting
@@ -135,8 +138,10 @@ def test_ledger_verify_report_and_taxpayer(answered: dict[str, Path]) -> None:
     raw.close()
     verified = run("ledger", "verify", "--ledger", ledger)
     assert verified.exit_code == 0
-    assert verified.stdout == (f"Ledger sqlite:///{ledger} verified: {entries:,} entries, "
-                               f"head #{seq} {head}; 0 anchor(s) matched\n")
+    anchors = deployment.parent / "anchors.jsonl"  # process anchored its head there
+    assert verified.stdout == (f"Anchor file {anchors}: 1 anchor(s) of this ledger\n"
+                               f"Ledger sqlite:///{ledger} verified: {entries:,} entries, "
+                               f"head #{seq} {head}; 1 anchor(s) matched\n")
     # the package names the head it was recorded under
     assert _receipt(answered["out"])["ledger_head"] == {"sequence": seq, "hash": head}
 

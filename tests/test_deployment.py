@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
+from conftest import World
 from lastknown.cli import cli
 from lastknown.config import load_deployment
 from lastknown.disclose.ledger import open_ledger
@@ -135,14 +136,11 @@ def test_an_empty_postgres_database_is_not_a_ledger_for_a_reader() -> None:
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def deployed(tmp_path_factory: pytest.TempPathFactory,
+             small_world: World) -> dict[str, Path]:
     """A small synthetic request answered once through a deployment config file."""
     root = tmp_path_factory.mktemp("deploy")
-    data, index = root / "s", root / "index"
-    assert run("synth", "--persons", 1000, "--requests", 100, "--seed", 5,
-               "--out", data).exit_code == 0
-    assert run("master", "index", "--master", data / "master", "--out", index,
-               "--threads", 2, "--memory-limit", "2GB").exit_code == 0
+    data, index = small_world.data, small_world.index
     config = root / "etc" / "lastknown.toml"
     config.parent.mkdir()
     config.write_text('ledger = "../ledger/l.sqlite"\n', encoding="utf-8")

@@ -13,10 +13,12 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
+from conftest import World
 from lastknown.cli import cli
 from lastknown.disclose.ledger import EntryRef, open_ledger
 from lastknown.disclose.ledger.anchors import (
     anchor_from_receipt,
+    anchor_once,
     append_anchor,
     head_record,
     ledger_id,
@@ -121,19 +123,33 @@ def test_an_anchor_file_of_another_ledger_is_refused_not_passed(tmp_path: Path) 
     other.close()
 
 
+def test_anchor_once_adds_a_head_only_when_this_ledger_lacks_it(tmp_path: Path) -> None:
+    mine = open_ledger(tmp_path / "mine.sqlite", create=True)
+    other = open_ledger(tmp_path / "other.sqlite", create=True)
+    path = tmp_path / "anchors.jsonl"
+    append_anchor(path, other, EntryRef(seq=3, hash=H1))  # the same head, another ledger
+    assert anchor_once(path, mine, EntryRef(seq=3, hash=H1)) is not None
+    assert anchor_once(path, mine, EntryRef(seq=3, hash=H1)) is None
+    assert anchor_once(path, mine, EntryRef(seq=3, hash=H2)) is not None  # differs: kept
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("not json\n")  # unreadable: the head is still written down
+    assert anchor_once(path, mine, EntryRef(seq=4, hash=H1)) is not None
+    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()
+             if x.startswith("{")]
+    assert [(x["ledger"], x["sequence"], x["hash"]) for x in lines] == [
+        (ledger_id(other), 3, H1), (ledger_id(mine), 3, H1), (ledger_id(mine), 3, H2),
+        (ledger_id(mine), 4, H1)]
+    mine.close()
+    other.close()
+
+
 # -- the command line and process --------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A small population, indexed, one batch processed with the deployment's anchor file."""
-    root = tmp_path_factory.mktemp("anchors")
-    data, index = root / "s", root / "index"
-    assert run("synth", "--persons", 1000, "--requests", 150, "--seed", 5,
-               "--out", data).exit_code == 0
-    assert run("master", "index", "--master", data / "master", "--out", index,
-               "--threads", 2).exit_code == 0
-    return {"root": root, "data": data, "index": index}
+def world(small_world: World) -> dict[str, Path]:
+    """A small population, indexed (the session's, read only)."""
+    return {"data": small_world.data, "index": small_world.index}
 
 
 def _process(world: dict[str, Path], tmp_path: Path, ledger: Path, anchors: Path,
@@ -233,6 +249,80 @@ def test_process_on_a_ledger_with_an_edited_tail_exits_5_and_appends_nothing(
                                     f"#{seq} differs from the hashed entry")
     assert _head(ledger) == before
     assert not (tmp_path / "r9").exists()
+
+
+def _deployment_with_anchors(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A ledger with one entry, a lastknown.toml naming it and an anchor file (not yet
+    written): (config, ledger, anchors)."""
+    ledger, anchors = tmp_path / "l.sqlite", tmp_path / "deploy" / "anchors.jsonl"
+    opened = open_ledger(ledger, create=True)
+    opened.audit(event_type="report_run", success=True, obj="report")
+    opened.close()
+    config = tmp_path / "lastknown.toml"
+    config.write_text(f'ledger = "{ledger}"\nanchors = "deploy/anchors.jsonl"\n'
+                      'archive = "archive"\n', encoding="utf-8")
+    return config, ledger, anchors
+
+
+def _verified(ledger: Path, anchors_matched: int) -> str:
+    """The line `ledger verify` ends with (read before it records itself)."""
+    raw = sqlite3.connect(ledger)
+    seq, digest = raw.execute("SELECT seq, hash FROM ledger_entries ORDER BY seq DESC "
+                              "LIMIT 1").fetchone()
+    raw.close()
+    return (f"Ledger sqlite:///{ledger} verified: {seq:,} entries, head #{seq} {digest}; "
+            f"{anchors_matched} anchor(s) matched\n")
+
+
+def test_verify_without_anchor_checks_the_deployments_anchor_file_and_says_so(
+        tmp_path: Path) -> None:
+    config, ledger, anchors = _deployment_with_anchors(tmp_path)
+    expected = _verified(ledger, 0)
+    result = run("--config-file", config, "ledger", "verify")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (f"No anchor file at {anchors}: verifying the chain alone\n"
+                             + expected)
+
+    opened = open_ledger(ledger)
+    append_anchor(anchors, opened, opened.head())
+    opened.close()
+    expected = _verified(ledger, 1)
+    result = run("--config-file", config, "ledger", "verify")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"Anchor file {anchors}: 1 anchor(s) of this ledger\n" + expected
+
+    expected = _verified(ledger, 1)  # --anchor: that file only, as before
+    result = run("--config-file", config, "ledger", "verify", "--anchor", anchors)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == expected
+
+
+def test_verify_without_anchor_catches_a_cut_tail_through_the_deployments_file(
+        tmp_path: Path) -> None:
+    config, ledger, anchors = _deployment_with_anchors(tmp_path)
+    opened = open_ledger(ledger)
+    head = opened.audit(event_type="report_run", success=True, obj="report")
+    append_anchor(anchors, opened, head)
+    opened.close()
+    _truncate(ledger, head.seq - 1)  # the anchored entry is cut off
+    result = run("--config-file", config, "ledger", "verify")
+    assert result.exit_code == 5
+    assert result.stdout == f"Anchor file {anchors}: 1 anchor(s) of this ledger\n"
+    assert (f"first bad entry #{head.seq}: entry #{head.seq} anchored in anchors.jsonl line 1 "
+            "is missing") in result.stderr
+
+
+def test_verify_without_anchor_says_the_deployments_file_is_of_another_ledger(
+        tmp_path: Path) -> None:
+    config, ledger, anchors = _deployment_with_anchors(tmp_path)
+    other = open_ledger(tmp_path / "other.sqlite", create=True)
+    append_anchor(anchors, other, EntryRef(seq=1, hash=H1))
+    other.close()
+    expected = _verified(ledger, 0)
+    result = run("--config-file", config, "ledger", "verify")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (f"Anchor file {anchors} holds no anchors of this ledger (1 of "
+                             "another ledger): verifying the chain alone\n" + expected)
 
 
 def test_verify_with_an_unreadable_anchor_is_exit_2(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import sqlalchemy as sa
 
 from lastknown.disclose.ledger import models, open_ledger
 from lastknown.disclose.ledger.chain import COLUMNS_BY_KIND, ColumnKind
-from test_ledger_fixtures import BACKENDS, PG_URL, pg_problem
+from test_ledger_fixtures import BACKENDS, PG_URL, ledger_at, pg_problem
 
 #: The SQLAlchemy types a payload kind may be stored as.
 STORED_AS: dict[ColumnKind, tuple[type[Any], ...]] = {
@@ -20,16 +22,43 @@ STORED_AS: dict[ColumnKind, tuple[type[Any], ...]] = {
 }
 
 
+def _indexes(engine: sa.Engine, inspector: sa.Inspector, table: str,
+             schema: str | None) -> set[tuple[tuple[str, ...], bool]]:
+    """(columns or expressions, unique) of each index; SQLAlchemy cannot reflect SQLite's
+    expression indexes, so those are read from their SQL (whitespace and case aside)."""
+    reflected = inspector.get_indexes(table, schema)
+    found = {(tuple(i.get("expressions") or i["column_names"]), bool(i["unique"]))
+             for i in reflected}
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT name, sql FROM sqlite_master WHERE type = "
+                                        "'index' AND tbl_name = :t AND sql IS NOT NULL"),
+                                {"t": table}).all()
+        known = {i["name"] for i in reflected}
+        for name, sql in rows:
+            if name not in known:
+                expression = re.sub(r"\s+", "", sql.split(" ON ", 1)[1].split("(", 1)[1])[:-1]
+                found.add(((expression.lower(),), sql.upper().startswith("CREATE UNIQUE")))
+    return found
+
+
 def _describe(engine: sa.Engine, schema: str | None) -> dict[str, dict[str, Any]]:
-    """Columns (type, nullability, key), foreign keys, unique constraints and indexes."""
+    """Columns (type, nullability, key), foreign keys, unique constraints and indexes
+    (expression indexes included)."""
+    with warnings.catch_warnings():  # read from the SQL instead, see _indexes
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based",
+                                sa.exc.SAWarning)
+        return _describe_tables(engine, schema)
+
+
+def _describe_tables(engine: sa.Engine, schema: str | None) -> dict[str, dict[str, Any]]:
     inspector = sa.inspect(engine)
     found: dict[str, dict[str, Any]] = {}
     for table in models.LEDGER_TABLES:
         pk = set(inspector.get_pk_constraint(table, schema)["constrained_columns"])
         uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints(table,
                                                                                       schema)}
-        indexes = {(tuple(i["column_names"]), bool(i["unique"]))
-                   for i in inspector.get_indexes(table, schema)}
+        indexes = _indexes(engine, inspector, table, schema)
         found[table] = {
             "columns": [(c["name"], str(c["type"]), c["nullable"], c["name"] in pk)
                         for c in inspector.get_columns(table, schema)],
@@ -76,6 +105,22 @@ def test_the_migration_creates_exactly_the_tables_the_models_describe(backend: s
             conn.execute(sa.text(f"DROP SCHEMA {a} CASCADE"))
             conn.execute(sa.text(f"DROP SCHEMA {b} CASCADE"))
         admin.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_description_sees_the_case_insensitive_batch_id_index(backend: str,
+                                                                 tmp_path: Path) -> None:
+    """The comparison above would be blind to a missing expression index if the
+    description could not see one: it does, on both databases."""
+    with ledger_at(backend, tmp_path) as ledger:
+        with ledger.connect() as conn:
+            schema = (conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+                      if backend == "postgres" else None)
+        unique = _describe(ledger.engine, schema)["ledger_batches"]["unique"]
+    expressions = [" ".join(cols).lower().replace(" ", "") for cols in unique
+                   if cols != ("batch_id",)]
+    assert len(expressions) == 1 and "lower(" in expressions[0], unique
+    assert "trim(" in expressions[0] and "batch_id" in expressions[0], unique
 
 
 @pytest.mark.parametrize("kind", sorted(COLUMNS_BY_KIND))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import World
 from lastknown.engines import DuckDBEngine
 from lastknown.errors import ConfigError
 from lastknown.match.learn import (
@@ -123,14 +124,9 @@ def test_delta_sql_is_a_case_over_the_level() -> None:
 
 
 @pytest.fixture(scope="module")
-def synth_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from lastknown.pipeline import build_master_index
-    from lastknown.synth import generate
-
-    root = tmp_path_factory.mktemp("learn")
-    generate(persons=4000, requests=400, seed=11, out=root / "s")
-    build_master_index(root / "s" / "master", out=root / "s" / "index")
-    return root / "s"
+def synth_index(medium_world: World) -> Path:
+    """The session's shared population; its index is ``index/`` inside it (read only)."""
+    return medium_world.data
 
 
 def _scored_pairs(engine: DuckDBEngine, model: dict[str, object], rows: list[dict[str, int]],

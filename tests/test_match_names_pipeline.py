@@ -7,6 +7,7 @@ Also: a master of one tax year still trains a usable model (from the priors).
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -14,11 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import World
 from lastknown.cli import cli
 from lastknown.engines import DuckDBEngine
 from lastknown.master import load_master
 from lastknown.match.config import MatchConfig
-from lastknown.match.index import build_index
+from lastknown.match.index import build_index, open_index
 from lastknown.match.model import MIN_LABEL_PAIRS, load_model
 from lastknown.match.run import match_requests
 from lastknown.request.batch import load_batch
@@ -91,12 +93,17 @@ def test_names_at_a_confirmed_address(matched: DuckDBEngine, source_row: int, ti
         assert outcome != "M" and got_tin is None
 
 
-def _answers(master: Path, index_dir: Path, data: Path) -> dict[str, tuple[str, str | None]]:
-    """request_row_id → (outcome, disclosed TIN) of every validated row."""
+def _answers(master: Path | None, index_dir: Path,
+             data: Path) -> dict[str, tuple[str, str | None]]:
+    """request_row_id → (outcome, disclosed TIN) of every validated row; the index is built
+    from ``master`` first, or (``master`` None) already at ``index_dir``."""
     engine = DuckDBEngine()
     try:
-        load_master(engine, master)
-        info = build_index(engine, master_table="master", out=index_dir)
+        if master is None:
+            info = open_index(engine, index_dir)
+        else:
+            load_master(engine, master)
+            info = build_index(engine, master_table="master", out=index_dir)
         read_request(engine, data / "request.csv")
         validate_request(engine, load_batch(data / "batch.toml"),
                          master_years=(info.year_min, info.year_max), today=date(2026, 11, 29))
@@ -129,13 +136,16 @@ def test_master_index_says_a_one_year_master_trains_from_priors(tmp_path: Path) 
         "from; u from the master"]
 
 
-def test_one_year_master_trains_from_priors(tmp_path: Path) -> None:
-    data = tmp_path / "s"
-    generate(persons=2_500, requests=500, seed=11, out=data)
+def test_one_year_master_trains_from_priors(medium_world: World, tmp_path: Path) -> None:
+    data = tmp_path / "s"  # the shared population's request, rewritten below
+    data.mkdir()
+    for name in ("request.csv", "truth.csv", "batch.toml"):
+        shutil.copy(medium_world.data / name, data / name)
     (tmp_path / "one").mkdir()
     scratch = DuckDBEngine()
     try:
-        scratch.execute(f"CREATE VIEW m AS SELECT * FROM read_parquet('{data}/master/*.parquet')")
+        scratch.execute("CREATE VIEW m AS SELECT * FROM "
+                        f"read_parquet('{medium_world.data}/master/*.parquet')")
         year = scratch.fetchall("SELECT max(tax_year) FROM m")[0][0]
         scratch.execute(f"COPY (SELECT * FROM m WHERE tax_year = {year}) "
                         f"TO '{tmp_path}/one/part-0.parquet' (FORMAT parquet)")
@@ -157,7 +167,7 @@ def test_one_year_master_trains_from_priors(tmp_path: Path) -> None:
     finally:
         scratch.close()
     one = _answers(tmp_path / "one", tmp_path / "one_index", data)
-    every = _answers(data / "master", tmp_path / "all_index", data)
+    every = _answers(None, medium_world.index, data)
     rows = [r for r in subset if r in one and r in every]
     assert len(rows) >= 0.9 * len(subset) >= 40
 
@@ -166,7 +176,7 @@ def test_one_year_master_trains_from_priors(tmp_path: Path) -> None:
 
     training = load_model(tmp_path / "one_index" / "model.json")["lastknown"]["training"]
     assert training["m_source"] == "priors" and training["label_pairs"] < MIN_LABEL_PAIRS
-    full = json.loads((tmp_path / "all_index" / "model.json").read_text())
+    full = json.loads((medium_world.index / "model.json").read_text())
     assert full["lastknown"]["training"]["m_source"] == "same-TIN pairs"
     assert recall(every) > 0.9
     assert recall(one) >= 0.9 * recall(every)

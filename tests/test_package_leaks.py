@@ -19,6 +19,7 @@ import duckdb
 import openpyxl
 import pytest
 
+from conftest import World
 from lastknown.disclose.cells import neutralise, sha256_file
 from lastknown.disclose.package import (
     DISCLOSED_COLUMNS,
@@ -30,19 +31,18 @@ from lastknown.disclose.package import (
 from lastknown.disclose.record import EXPLANATION_CSV, OUTCOMES_CSV, RECORD_JSON
 from lastknown.pipeline import ProcessOptions, ProcessResult, process_request
 from lastknown.request.reasons import REASON_CODES
-from lastknown.synth import generate
 
 NAME_COLUMNS = ("first_name", "middle_name", "last_name")
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ProcessResult]:
+def run(tmp_path_factory: pytest.TempPathFactory,
+        medium_world: World) -> tuple[Path, ProcessResult]:
     """A synthetic population with every kind of outcome, processed end to end."""
     root = tmp_path_factory.mktemp("leaks")
-    data = root / "synth"
-    generate(persons=3_000, requests=400, seed=11, out=data)
+    data = medium_world.data
     result = process_request(
-        data / "request.csv", master=data / "master", batch_path=data / "batch.toml",
+        data / "request.csv", master=medium_world.index, batch_path=data / "batch.toml",
         out=root / "response",
         options=ProcessOptions(ledger=str(root / "ledger.sqlite"), archive=root / "archive",
                                today=date(2026, 11, 1), threads=2, memory_limit="2GB"))

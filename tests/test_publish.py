@@ -19,6 +19,7 @@ from lastknown.disclose.publish import STEPS, publish, recover, staging_dir_for
 from lastknown.disclose.record import read_record, record_dir_for
 from lastknown.errors import PipelineError
 from test_ledger_fixtures import (
+    AGENCY,
     BACKENDS,
     FakeBatch,
     engine_with_results,
@@ -105,6 +106,20 @@ def test_a_person_disclosed_recently_to_the_agency_is_flagged(backend: str,
         assert flagged["rows"] == 1
         assert flagged["request_row_ids"] == ["R3"]  # second row of batch 2 is MATCHED[1]
         assert MATCHED[1] not in json.dumps(done.summary)  # ids only, never TINs
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_agency_spelt_with_other_case_and_spacing_is_the_same_recipient(
+        backend: str, tmp_path: Path) -> None:
+    """Recent disclosures compare agencies as the policy does (agency_key), not by lower()."""
+    with ledger_at(backend, tmp_path) as ledger:
+        publish(**publish_kwargs(ledger, engine_with_results(matched=MATCHED[:3]), FakeBatch(),
+                                 tmp_path / "r1"))
+        respelt = " " + AGENCY.upper().replace(" ", "  ") + " "
+        done = publish(**publish_kwargs(
+            ledger, engine_with_results(matched=[MATCHED[1]]),
+            FakeBatch(batch_id="B-2", requesting_agency=respelt), tmp_path / "r2"))
+        assert done.summary["recently_disclosed"]["request_row_ids"] == ["R2"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -16,8 +16,10 @@ import sqlalchemy as sa
 
 from lastknown.disclose.journal import record_path, record_paths
 from lastknown.disclose.ledger import open_ledger
+from lastknown.disclose.ledger.anchors import read_anchors
 from lastknown.disclose.ledger.models import batches, disclosures
 from lastknown.disclose.publish import STEPS, publish_run, recover_interrupted, staging_dir_for
+from lastknown.disclose.receipt import receipt_head
 from lastknown.errors import PolicyError
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -105,7 +107,11 @@ def batch_id_of(work: Path, batch: str = "batch.toml") -> str:
 
 
 def assert_settled(work: Path, *, delivered: bool) -> None:
-    """Delivered once (or not at all), the ledger verifies, nothing left behind."""
+    """Delivered once (or not at all), its head anchored once, the ledger verifies, nothing
+    left behind."""
+    anchors = work / "anchors.jsonl"
+    heads = [(a.sequence, a.hash) for a in read_anchors(anchors)] if anchors.exists() else []
+    assert heads == ([receipt_head(work / "resp")] if delivered else [])
     ledger = open_ledger(work / "ledger.sqlite")
     try:
         with ledger.connect() as conn:

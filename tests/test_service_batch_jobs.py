@@ -21,9 +21,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from batch_helpers import (
-    Synth,
     held_batch,
-    make_synth,
+    request_of,
     running_app,
     service_settings,
     submit_api,
@@ -45,11 +44,12 @@ from lastknown.service.jobs.store import now_utc
 from service_helpers import AGENCY_A, login, make_client
 from test_ledger_fixtures import PG_URL, pg_problem
 from test_recovery import run_cli
+from test_workflow import Synth, make_synth
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return make_synth(tmp_path_factory.mktemp("jobs-synth"))
+    return make_synth(tmp_path_factory)
 
 
 def ledger_counts(ledger_url: str) -> tuple[int, int]:
@@ -149,7 +149,7 @@ def test_a_prepare_killed_mid_way_ends_held_with_nothing_disclosed(
     settings = service_settings(tmp_path, synth)
     with running_app(settings, lifespan=False) as (client, db):  # no worker in this process
         csrf = login(client, "submitter")
-        job = submit_api(client, csrf, synth.request, "KILL-1").json()
+        job = submit_api(client, csrf, request_of(synth), "KILL-1").json()
         killed = subprocess.run([sys.executable, "-c", KILLED_WORKER, settings.app_db,
                                  job["job_id"], point], env=child_env(), check=False,
                                 timeout=600)

@@ -16,11 +16,10 @@ from fastapi.testclient import TestClient
 
 from batch_helpers import (
     SEEN,
-    Synth,
     call,
     form_values,
     held_batch,
-    make_synth,
+    request_of,
     running_app,
     service_settings,
     submit_api,
@@ -36,6 +35,7 @@ from lastknown.service.db import AppDB
 from lastknown.service.jobs.store import jobs
 from lastknown.service.settings import ServiceSettings
 from service_helpers import AGENCY_A, login, make_client
+from test_workflow import Synth, make_synth
 
 
 class World:
@@ -60,7 +60,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return make_synth(tmp_path_factory.mktemp("batches-synth"))
+    return make_synth(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_submit_review_approve_download(world: World) -> None:
     client = world.client
     csrf = login(client, "submitter")
     assert call(client, "GET", "/batches/new").status_code == 200
-    sent = submit_page(client, csrf, world.synth.request, "SVC-1")
+    sent = submit_page(client, csrf, request_of(world.synth), "SVC-1")
     assert sent.status_code == 303 and sent.headers["location"] == "/batches/SVC-1"
     shown = wait_settled(client, "SVC-1")
     assert shown["status"] == "held" and shown["rows"] is None  # no counts before release
@@ -209,13 +209,13 @@ def test_a_batch_id_is_answered_once_and_the_form_says_what_to_fix(world: World)
     client = world.client
     held_batch(client, world.synth, "SVC-5")
     csrf = login(client, "submitter2")  # another agency, the same id: refused, not revealed
-    again = submit_api(client, csrf, world.synth.request, "svc-5",
+    again = submit_api(client, csrf, request_of(world.synth), "svc-5",
                        statutes=["18 U.S.C. 1073"])
     assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
-    bad = submit_api(client, csrf, world.synth.request, "SVC-6")  # ICE's statute
+    bad = submit_api(client, csrf, request_of(world.synth), "SVC-6")  # ICE's statute
     assert bad.status_code == 400 and "18 U.S.C. 1073" in bad.json()["error"]["message"]
     csrf = login(client, "submitter")
-    page = submit_page(client, csrf, world.synth.request, "SVC-5")
+    page = submit_page(client, csrf, request_of(world.synth), "SVC-5")
     assert page.status_code == 409 and "new batch id" in page.text
     assert 'value="Dana Example"' in page.text  # what was typed is kept
     with world.db.begin() as conn:
@@ -228,7 +228,7 @@ def test_a_batch_id_is_answered_once_and_the_form_says_what_to_fix(world: World)
 def test_a_failed_preparation_shows_a_safe_message_and_can_be_retried(world: World) -> None:
     client = world.client
     csrf = login(client, "submitter")
-    sent = submit_api(client, csrf, world.synth.request, "SVC-7", certified="false")
+    sent = submit_api(client, csrf, request_of(world.synth), "SVC-7", certified="false")
     assert sent.status_code == 202
     shown = wait_settled(client, "SVC-7")
     assert shown["status"] == "failed" and "certif" in shown["message"].lower()
@@ -245,7 +245,7 @@ def test_upload_over_the_limit_is_413_and_leaves_nothing(
         tmp_path: Path, synth: Synth) -> None:
     settings = service_settings(tmp_path, synth, upload_limit_mb=1)
     big = tmp_path / "big.csv"
-    big.write_bytes(synth.request.read_bytes() + b"x" * (1024 * 1024 + 10))
+    big.write_bytes(request_of(synth).read_bytes() + b"x" * (1024 * 1024 + 10))
     with running_app(settings, lifespan=False) as (client, db):
         csrf = login(client, "submitter")
         refused = submit_api(client, csrf, big, "BIG-1")
@@ -287,7 +287,7 @@ def test_an_agency_system_submits_and_polls_with_its_api_token(world: World) -> 
     client = world.client
     client.cookies.clear()
     bearer = {"Authorization": f"Bearer {token}"}
-    with world.synth.request.open("rb") as handle:  # no cookie, so no CSRF token needed
+    with request_of(world.synth).open("rb") as handle:  # no cookie, so no CSRF token needed
         sent = call(client, "POST", "/api/batches", headers=bearer,
                     data=form_values("TOK-1"), files={"file": ("r.csv", handle, "text/csv")})
     assert sent.status_code == 202 and sent.json()["submitted_by"] == "submitter"

@@ -368,7 +368,8 @@ def recover(ledger: str | None, journal: Path | None, outs: tuple[Path, ...]) ->
     deployment = _deployment(ledger)
     done = recover_interrupted(open_ledger(deployment.ledger),
                                journal or journal_dir(deployment.ledger,
-                                                      archive=deployment.archive), outs=outs)
+                                                      archive=deployment.archive), outs=outs,
+                               anchors=deployment.anchors)
     for item in done:
         click.echo(item.describe())
     if not done:
@@ -559,8 +560,9 @@ _LEDGER_OPTION = click.option(
 @_LEDGER_OPTION
 @click.option("--anchor", "anchor_files", multiple=True,
               type=click.Path(dir_okay=False, path_type=Path),
-              help="The deployment's anchor file, or a delivered receipt.json/summary.json "
-                   "(repeatable): each ledger head in it must still be in the chain.")
+              help="An anchor file, or a delivered receipt.json/summary.json (repeatable): "
+                   "each ledger head in it must still be in the chain [default: the "
+                   "deployment's anchor file, when it exists].")
 @_friendly_errors
 def ledger_verify(ledger_url: str | None, anchor_files: tuple[Path, ...]) -> None:
     """Recompute the hash chain and check anchors; exit 5 naming the first bad entry.
@@ -570,9 +572,16 @@ def ledger_verify(ledger_url: str | None, anchor_files: tuple[Path, ...]) -> Non
         lastknown ledger verify --anchor anchors.jsonl --anchor response/receipt.json
     """
     from lastknown.disclose.ledger import open_ledger
-    from lastknown.disclose.ledger.verify import verify_anchored
+    from lastknown.disclose.ledger.verify import deployment_anchors, verify_anchored
 
-    result = verify_anchored(open_ledger(_deployment(ledger_url).ledger), list(anchor_files))
+    deployment = _deployment(ledger_url)
+    opened = open_ledger(deployment.ledger)
+    if anchor_files:
+        result = verify_anchored(opened, list(anchor_files))
+    else:
+        anchors, which = deployment_anchors(opened, deployment.anchors)
+        click.echo(which)
+        result = opened.verify(anchors=anchors)
     click.echo(str(result))
 
 

@@ -32,8 +32,8 @@ from lastknown.disclose.cells import neutralise_sql, sql_literal
 from lastknown.disclose.receipt import RECEIPT_JSON, read_receipt
 from lastknown.disclose.record import OUTCOMES_CSV, read_record, record_dir_for
 from lastknown.errors import ErrorCollector, InputError, PipelineError
+from lastknown.match.outcomes import OUTCOMES_WITH_REJECTED
 
-OUTCOMES_WITH_REJECTED = ("M", "N", "A", "U", "P", "R")
 TRUTH_COLUMNS = ("request_row_id", "expected_outcome", "expected_street", "expected_unit",
                  "expected_city", "expected_state", "expected_zip", "expected_tax_year",
                  "expected_reason")

@@ -174,8 +174,9 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
     try:
         with stages.stage("batch"):
             start = open_run(batch_path, opts, single_operator=True)
+        anchors = opts.anchors or deployment.anchors
         with publish_run(start.ledger, _journal(opts), batch_id=start.batch.batch_id,
-                         final_dir=out) as run, make_engine(
+                         final_dir=out, anchors=anchors) as run, make_engine(
             opts.engine, threads=opts.threads, memory_limit=opts.memory_limit
         ) as engine:
             # an interrupted run of this batch was settled first; its package, if committed,

@@ -90,7 +90,7 @@ def prepare(request: Path, *, master: Path, batch_path: Path, submitted_by: str,
             batch_id = start.batch.batch_id
             folder = held.held_dir(deployment.archive, batch_id)
         with publish_run(start.ledger, _journal(deployment), batch_id=batch_id,
-                         final_dir=folder) as run, \
+                         final_dir=folder, anchors=opts.anchors or deployment.anchors) as run, \
                 make_engine(opts.engine, threads=opts.threads,
                             memory_limit=opts.memory_limit) as engine:
             if folder.exists():
@@ -224,7 +224,7 @@ def release(batch_id: str, *, approver: str, out: Path, deployment: Deployment |
         anchors = anchors or deployment.anchors
         quick_verify(ledger, anchors)
         with publish_run(ledger, _journal(deployment), batch_id=state.batch_id,
-                         final_dir=out) as run:
+                         final_dir=out, anchors=anchors) as run:
             if run.previous is not None and run.previous.publication is not None:
                 holding.reconcile(ledger, folder)  # a killed release, delivered just now
                 return _recovered_result(run.previous.final_dir,
@@ -274,7 +274,7 @@ def deny(batch_id: str, *, officer: str, reason: str,
         folder = _folder(deployment, batch_id)
         state = holding.reconcile(ledger, folder)
         with publish_run(ledger, _journal(deployment), batch_id=state.batch_id,
-                         final_dir=folder):
+                         final_dir=folder, anchors=deployment.anchors):
             state = held.require_held(holding.reconcile(ledger, folder), "denied")
             with make_engine() as engine:
                 held.load_tables(engine, folder)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from lastknown.disclose.receipt import fsync_dir
 from lastknown.errors import LedgerError
+from lastknown.request.batch import batch_key
 
 if TYPE_CHECKING:
     from lastknown.disclose.ledger import Ledger
@@ -95,7 +96,7 @@ class RunRecord:
 
 def record_path(journal: Path, batch_id: str) -> Path:
     """The record file of a batch (one per batch id, compared case-insensitively)."""
-    key = hashlib.sha256(batch_id.strip().casefold().encode()).hexdigest()[:24]
+    key = hashlib.sha256(batch_key(batch_id).encode()).hexdigest()[:24]
     return journal / f"{key}.json"
 
 

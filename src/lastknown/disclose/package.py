@@ -36,11 +36,11 @@ from lastknown.disclose.receipt import RECEIPT_JSON
 from lastknown.disclose.xlsx_job import XlsxJob, start_xlsx_job
 from lastknown.engines.base import Engine
 from lastknown.errors import ErrorCollector, PipelineError
+from lastknown.match.outcomes import OUTCOMES, UNMATCHED_OUTCOMES
+from lastknown.request.reasons import reason_counts_sql
 
 log = logging.getLogger("lastknown.disclose")
 
-OUTCOMES = ("M", "N", "A", "U", "P")
-UNMATCHED_OUTCOMES = ("N", "A", "U", "P")
 
 # Allowlists: (column written, SQL source expression, is_text). Text is neutralised.
 _MATCHED_SOURCES: tuple[tuple[str, str, bool], ...] = (
@@ -202,14 +202,8 @@ def _computed_summary(engine: Engine, *, rejected_table: str, result_table: str)
         f"SELECT outcome, count(*) FROM {result_table} GROUP BY outcome"
     ):
         outcome_counts[str(outcome)] = int(n)
-    reason_counts = {
-        str(code): int(n)
-        for code, n in engine.fetchall(
-            f"SELECT code, count(*) FROM (SELECT DISTINCT source_row, trim(unnest("
-            f"string_split(reason_codes, ';'))) AS code FROM {rejected_table}) "
-            f"WHERE code <> '' GROUP BY code ORDER BY code"
-        )
-    }
+    reason_counts = {str(code): int(n)
+                     for code, n in engine.fetchall(reason_counts_sql(rejected_table))}
     expected_false = engine.fetchall(
         f"SELECT coalesce(sum(1 - match_probability), 0) FROM {result_table} WHERE outcome = 'M'"
     )[0][0]

@@ -57,6 +57,7 @@ from lastknown.disclose.settings import (
 )
 from lastknown.errors import ConfigError, ErrorCollector, PolicyError
 from lastknown.match.config import MatchConfig
+from lastknown.request.batch import batch_key
 
 if TYPE_CHECKING:
     from lastknown.disclose.ledger import Ledger
@@ -369,7 +370,7 @@ def recheck_in_transaction(conn: sa.Connection, decision: PolicyDecision, batch:
 
     now = now or datetime.now(UTC)
     errors = ErrorCollector()
-    if decision.batch_id.strip().lower() != batch.batch_id.strip().lower():
+    if batch_key(decision.batch_id) != batch_key(batch.batch_id):
         errors.add(f"the policy decision is for batch {decision.batch_id!r}, not "
                    f"{batch.batch_id!r}; run the batch again")
     if batch_recorded_in(conn, batch.batch_id):

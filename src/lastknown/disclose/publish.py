@@ -52,7 +52,7 @@ from lastknown.disclose.journal import (
     remove_scratch,
 )
 from lastknown.disclose.ledger import EntryRef, Ledger
-from lastknown.disclose.ledger.anchors import head_record
+from lastknown.disclose.ledger.anchors import anchor_once, head_record
 from lastknown.disclose.ledger.chain import canonical_json
 from lastknown.disclose.ledger.store import default_origin
 from lastknown.disclose.policy import (
@@ -60,6 +60,7 @@ from lastknown.disclose.policy import (
     LEGAL_AUTHORITY,
     BatchLike,
     PolicyDecision,
+    agency_key,
     recheck_in_transaction,
 )
 from lastknown.disclose.receipt import fsync_dir, receipt_head, summary_from_receipt
@@ -73,6 +74,7 @@ from lastknown.disclose.record import (
 )
 from lastknown.engines.base import Engine
 from lastknown.errors import LastknownError, LedgerError, PipelineError, PolicyError
+from lastknown.request.reasons import reason_counts_sql
 
 STEPS = ("start", "staged", "recorded", "summarised", "committed", "published")
 _STREAM_ROWS = 20_000
@@ -189,8 +191,19 @@ class Recovery:
         return f"batch {self.batch_id}: " + what.format(d=self.final_dir)
 
 
-def _settle(ledger: Ledger, held: HeldRecord, identity: str) -> Recovery | None:
-    """Finish or undo the dead run whose record ``held`` is; release the record if settled."""
+def _anchor_delivered(anchors: Path | None, ledger: Ledger,
+                      publication: Publication | None) -> None:
+    """A package recovery delivered: its head goes into the anchor file, as publish's would
+    have (unless the dead run got that far)."""
+    if anchors is not None and publication is not None:
+        anchor_once(anchors, ledger, publication.head)
+
+
+def _settle(ledger: Ledger, held: HeldRecord, identity: str,
+            anchors: Path | None = None) -> Recovery | None:
+    """Finish or undo the dead run whose record ``held`` is; release the record if settled.
+
+    A package it delivers has its ledger head added to the ``anchors`` file."""
     found = held.found
     if found is None:  # empty or cut short: the run died before creating anything
         held.release()
@@ -209,19 +222,22 @@ def _settle(ledger: Ledger, held: HeldRecord, identity: str) -> Recovery | None:
     held.release()
     if publication is None and not staged:  # killed after the rename: delivered already
         publication = _published(ledger, final)
+    _anchor_delivered(anchors, ledger, publication)
     outcome = "delivered" if publication else "removed" if staged else "cleaned"
     return Recovery(batch_id=found.batch_id, final_dir=final, outcome=outcome,
                     publication=publication)
 
 
-def recover_interrupted(ledger: Ledger, journal: Path, *,
-                        outs: Sequence[Path] = ()) -> list[Recovery]:
+def recover_interrupted(ledger: Ledger, journal: Path, *, outs: Sequence[Path] = (),
+                        anchors: Path | None = None) -> list[Recovery]:
     """Settle every interrupted publish of this ledger: deliver what committed, remove the rest.
 
     Reads the publish journal (:mod:`lastknown.disclose.journal`); ``outs`` are response
     folders whose staging folders should be settled too (e.g. from before the journal).
-    A run still alive is left alone. Raises :class:`LedgerError` when a committed package
-    cannot be delivered because its folder exists (the record is kept for a rerun).
+    A run still alive is left alone. The head of each package delivered goes into the
+    ``anchors`` file (the deployment's) unless it is there already. Raises
+    :class:`LedgerError` when a committed package cannot be delivered because its folder
+    exists (the record is kept for a rerun).
 
     >>> recover_interrupted(open_ledger("ledger.sqlite"), Path("publishing"))  # doctest: +SKIP
     [Recovery(batch_id='B-7', final_dir=PosixPath('response'), outcome='delivered', ...)]
@@ -235,12 +251,13 @@ def recover_interrupted(ledger: Ledger, journal: Path, *,
                 done.append(Recovery(batch_id=found.batch_id,
                                      final_dir=Path(found.final_dir), outcome="in progress"))
             continue
-        settled = _settle(ledger, held, identity)
+        settled = _settle(ledger, held, identity, anchors)
         if settled is not None:
             done.append(settled)
     for out in outs:
         if staging_dir_for(out).is_dir():
             publication = recover(ledger=ledger, final_dir=out)
+            _anchor_delivered(anchors, ledger, publication)
             batch_id = str(publication.summary.get("batch_id", "?")) if publication else "?"
             done.append(Recovery(batch_id=batch_id, final_dir=out,
                                  outcome="delivered" if publication else "removed",
@@ -259,15 +276,15 @@ class PublishRun:
 
 
 @contextmanager
-def publish_run(ledger: Ledger, journal: Path, *, batch_id: str,
-                final_dir: Path) -> Iterator[PublishRun]:
+def publish_run(ledger: Ledger, journal: Path, *, batch_id: str, final_dir: Path,
+                anchors: Path | None = None) -> Iterator[PublishRun]:
     """Register a run of ``batch_id`` in the journal for its whole length.
 
     First settles an interrupted run of the same batch (so a committed package is
     delivered before anything else happens); refuses (:class:`PolicyError`, exit 3) when
     another live process is answering the same batch id. On leaving, the scratch folder
     and the record are removed; a package left in staging by an error is settled like an
-    interrupted run's.
+    interrupted run's. A package delivered by settling gets its head into ``anchors``.
 
     >>> with publish_run(ledger, Path("publishing"), batch_id="B-7",
     ...                  final_dir=Path("response")) as run:  # doctest: +SKIP
@@ -283,7 +300,7 @@ def publish_run(ledger: Ledger, journal: Path, *, batch_id: str,
                               "that run to finish")
         if held.found is None:
             break
-        previous = _settle(ledger, held, ledger_identity(ledger))  # releases the record
+        previous = _settle(ledger, held, ledger_identity(ledger), anchors)  # releases it
         if previous is not None and previous.outcome == "other ledger":
             raise LedgerError(f"batch {batch_id} has an interrupted run recorded against "
                               f"another ledger (journal record {path}); run `lastknown "
@@ -310,7 +327,7 @@ def publish_run(ledger: Ledger, journal: Path, *, batch_id: str,
         remove_scratch(record)
         if staging_dir_for(final).is_dir():  # an error left it: settle as if interrupted
             try:
-                recover(ledger=ledger, final_dir=final)
+                _anchor_delivered(anchors, ledger, recover(ledger=ledger, final_dir=final))
             except LastknownError:
                 held.release(remove=False)  # `lastknown recover` finishes it later
                 raise
@@ -341,9 +358,7 @@ def _disclosure_sql(engine: Engine) -> str:
 def _rejections_by_reason(engine: Engine) -> dict[str, int]:
     if not engine.table_exists("request_rejected"):
         return {}
-    rows = engine.fetchall(
-        "SELECT code, count(*) FROM (SELECT trim(unnest(string_split(reason_codes, ';'))) "
-        "AS code FROM request_rejected) WHERE code <> '' GROUP BY code ORDER BY code")
+    rows = engine.fetchall(reason_counts_sql("request_rejected"))
     return {str(code): int(n) for code, n in rows}
 
 
@@ -352,11 +367,14 @@ def _recently_disclosed(engine: Engine, ledger: Ledger, *, agency: str, days: in
     """request_row_ids of this batch's matches disclosed to the same agency in the last days."""
     from lastknown.disclose.ledger.models import disclosures
 
-    query = (sa.select(disclosures.c.tin).distinct()
-             .where(disclosures.c.disclosed_at >= now - timedelta(days=days),
-                    sa.func.lower(disclosures.c.recipient) == agency.strip().lower()))
-    with ledger.connect() as conn:
-        tins = sorted(str(t) for t in conn.execute(query).scalars())
+    recent = disclosures.c.disclosed_at >= now - timedelta(days=days)
+    with ledger.connect() as conn:  # the recipients' spellings are few: compare them here
+        same = [name for name in conn.execute(sa.select(disclosures.c.recipient).distinct()
+                                              .where(recent)).scalars()
+                if agency_key(str(name)) == agency_key(agency)]
+        tins = sorted(str(t) for t in conn.execute(
+            sa.select(disclosures.c.tin).distinct().where(
+                recent, disclosures.c.recipient.in_(same))).scalars()) if same else []
     if not tins:
         return []
     import pyarrow as pa
@@ -434,6 +452,7 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
     step = checkpoint or (lambda _name: None)
     recovered = recover(ledger=ledger, final_dir=final_dir)
     if recovered is not None:
+        _anchor_delivered(anchors, ledger, recovered)
         return recovered
     if final_dir.exists():
         raise LedgerError(f"{final_dir} already exists: a response package is never "

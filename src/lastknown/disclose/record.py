@@ -39,6 +39,7 @@ from lastknown.disclose.cells import neutralise_sql, progress_bar_off, sha256_fi
 from lastknown.disclose.receipt import fsync_dir, read_json_object, write_json, write_receipt
 from lastknown.engines.base import Engine
 from lastknown.errors import LedgerError, PipelineError
+from lastknown.request.batch import batch_key
 
 RECORD_JSON, OUTCOMES_CSV, EXPLANATION_CSV = "record.json", "outcomes.csv", "explanation.csv"
 OUTCOME_COLUMNS = ("source_row", "request_row_id", "outcome", "match_probability",
@@ -59,7 +60,7 @@ def record_name(batch_id: str) -> str:
     >>> record_name("ICE/2026 #7")
     'ice_2026__7-aa89aae1cbcd'
     """
-    key = batch_id.strip().casefold()
+    key = batch_key(batch_id)
     if _SAFE_NAME.fullmatch(key):
         return key
     safe = re.sub(r"[^a-z0-9._-]", "_", key)[:80].lstrip("._-") or "batch"

@@ -317,8 +317,10 @@ def learn(engine: Engine, model: dict[str, Any], *, table: str, pooled: LevelCou
     for label, comps, u in (("names", NAME_COMPARISONS, u_house),
                             ("address", ADDRESS_COMPARISONS, u_random)):
         rows = engine.fetchall(f"SELECT * FROM lk_learn_{label}")
-        patterns = [(tuple(int(g) if g is not None else -1 for g in r[:-1]), float(r[-1]))
-                    for r in rows]
+        # sorted: the engine returns groups in any order, and EM's float sums (hence
+        # estimates_id) must not depend on it
+        patterns = sorted((tuple(int(g) if g is not None else -1 for g in r[:-1]), float(r[-1]))
+                          for r in rows)
         pairs[label] = int(sum(n for _, n in patterns))
         _m, counts, _lam = em(patterns, m={c: m_model[c] for c in comps},
                               u={c: u[c] for c in comps}, comparisons=comps, lam=0.1)

@@ -20,12 +20,12 @@ from lastknown.match.decide import confirm_steps, outcome_steps
 from lastknown.match.index import IndexInfo, normalised_people_sql
 from lastknown.match.learn import Learned, LevelCounts, learn
 from lastknown.match.model import load_model
+from lastknown.match.outcomes import OUTCOMES
 from lastknown.match.progress import chunk_progress
 from lastknown.match.score import pair_steps, score_pairs
 
 log = logging.getLogger("lastknown.match")
 
-OUTCOMES = ("M", "N", "A", "U", "P")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -156,3 +156,17 @@ def load_batch(path: Path) -> Batch:
         certification=data["certification"].strip(),
         extra={k: v for k, v in data.items() if k in _OPTIONAL_KEYS},
     )
+
+
+def batch_key(batch_id: str) -> str:
+    """The form batch ids are compared in: ``AbC`` and `` abc `` are one batch.
+
+    Batch ids are stored as given; only comparisons (the ledger, the journal, the
+    archive's folder names) use this key. The ledger backs it with a unique index on
+    ``lower(trim(batch_id))`` (``disclose.ledger.models.batch_id_key``), which agrees with
+    this key for ASCII ids on SQLite and PostgreSQL alike.
+
+    >>> batch_key(" 2026-AbC ") == batch_key("2026-abc")
+    True
+    """
+    return batch_id.strip().casefold()

@@ -31,3 +31,23 @@ REASONS: dict[str, str] = {
 }
 
 REASON_CODES: tuple[str, ...] = tuple(REASONS)
+
+#: What joins the codes of one row in ``reason_codes`` (rejected.csv and the tables).
+SEPARATOR = ";"
+
+
+def reason_counts_sql(table: str) -> str:
+    """SQL counting the rows of ``table`` (``source_row``, ``reason_codes``) per reason
+    code: ``code, n``, ordered by code; a row counts once per code it carries. The one
+    way the validation result, the package's summary and the ledger's batch record count
+    rejections.
+
+    >>> import duckdb
+    >>> rows = ("(VALUES (2, 'INVALID_ZIP;MISSING_NAME'), (3, 'INVALID_ZIP')) "
+    ...         "t(source_row, reason_codes)")
+    >>> duckdb.sql(reason_counts_sql(rows)).fetchall()
+    [('INVALID_ZIP', 2), ('MISSING_NAME', 1)]
+    """
+    return ("SELECT code, count(*) AS n FROM (SELECT DISTINCT source_row, "
+            f"trim(unnest(string_split(reason_codes, '{SEPARATOR}'))) AS code FROM {table}) "
+            "WHERE code <> '' GROUP BY code ORDER BY code")

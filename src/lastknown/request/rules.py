@@ -24,7 +24,7 @@ from lastknown.normalize.placeholders import (
     street_shape_sql,
 )
 from lastknown.normalize.usps import state_codes_sql
-from lastknown.request.reasons import REASON_CODES
+from lastknown.request.reasons import REASON_CODES, SEPARATOR
 
 _DATE_FORMATS: tuple[tuple[str, str], ...] = (
     (r"^\d{4}-\d{1,2}-\d{1,2}", "%Y-%m-%d"),  # ISO, also with a time after it
@@ -247,7 +247,7 @@ def reason_codes_sql(checks: list[Check]) -> str:
     for i, check in enumerate(checks):
         codes.setdefault(check.code, []).append(f"chk{i}")
     parts = [f"CASE WHEN {' OR '.join(flags)} THEN '{code}' END" for code, flags in codes.items()]
-    return f"concat_ws(';', {', '.join(parts)})"
+    return f"concat_ws('{SEPARATOR}', {', '.join(parts)})"
 
 
 def detail_sql(checks: list[Check]) -> str:

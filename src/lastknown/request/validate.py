@@ -20,7 +20,7 @@ from lastknown.engines.base import Engine
 from lastknown.errors import PipelineError
 from lastknown.normalize.placeholders import clean_sql, optional_placeholder_sql, statute_sql
 from lastknown.request.batch import Batch
-from lastknown.request.reasons import REASON_CODES
+from lastknown.request.reasons import REASON_CODES, reason_counts_sql
 from lastknown.request.rules import (
     detail_sql,
     flags_sql,
@@ -164,9 +164,7 @@ def validate_request(engine: Engine, batch: Batch, *, master_years: tuple[int, i
         _check_partition(engine, raw_table)
         partly = engine.fetchall(f"SELECT count_if(tax_partial) FROM {_CHECKED} "
                                  "WHERE reason_codes = ''")[0][0]
-        counts = dict(engine.fetchall(
-            "SELECT code, count(*) FROM (SELECT unnest(string_split(reason_codes, ';')) "
-            "AS code FROM request_rejected) GROUP BY code"))
+        counts = dict(engine.fetchall(reason_counts_sql("request_rejected")))
     finally:
         for table in (_CHECKED, _DATES, _PERIODS, _STATUTES):
             engine.execute(f"DROP TABLE IF EXISTS {table}")

@@ -107,6 +107,32 @@ def append_anchor(path: Path, ledger: Ledger, head: EntryRef, *,
     return Anchor(sequence=head.seq, hash=head.hash, source=f"{path.name}", ledger=lid)
 
 
+def anchor_once(path: Path, ledger: Ledger, head: EntryRef) -> Anchor | None:
+    """Append ``head`` unless the anchor file already holds it for this ledger.
+
+    For recovery, which delivers a package whose run may or may not have anchored its
+    head before dying. Returns the new anchor, or None when it was there already. A file
+    that cannot be read as anchors is appended to all the same (verification reports it).
+
+    >>> import tempfile
+    >>> from lastknown.disclose.ledger import open_ledger
+    >>> ledger, folder = open_ledger("sqlite:///:memory:"), Path(tempfile.mkdtemp())
+    >>> head = ledger.audit(event_type="report_run", success=True, obj="report")
+    >>> anchor_once(folder / "anchors.jsonl", ledger, head).sequence
+    1
+    >>> anchor_once(folder / "anchors.jsonl", ledger, head) is None
+    True
+    """
+    if path.is_file():
+        try:
+            known, _other = anchors_for(ledger, read_anchors(path))
+        except InputError:
+            known = []
+        if any((a.sequence, a.hash) == (head.seq, head.hash) for a in known):
+            return None
+    return append_anchor(path, ledger, head)
+
+
 def _ends_with_newline(path: Path) -> bool:
     with path.open("rb") as handle:
         handle.seek(-1, os.SEEK_END)

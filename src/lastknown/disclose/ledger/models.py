@@ -13,13 +13,16 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    func,
 )
 
 metadata = MetaData()
@@ -92,6 +95,19 @@ audit_events = Table(
     Column("object", String(500), nullable=False),
     Column("detail", Text, nullable=False),
 )
+
+#: Batch ids are unique compared as :func:`lastknown.request.batch.batch_key` compares
+#: them, as far as SQL can say it alike on SQLite and PostgreSQL (migration 0002).
+BATCH_ID_KEY_INDEX = "ux_ledger_batches_batch_id_key"
+
+
+def batch_id_key(batch_id: ColumnElement[str]) -> ColumnElement[str]:
+    """The SQL form of :func:`lastknown.request.batch.batch_key`: ``lower(trim(batch_id))``.
+    """
+    return func.lower(func.trim(batch_id))
+
+
+Index(BATCH_ID_KEY_INDEX, batch_id_key(batches.c.batch_id), unique=True)
 
 TYPED_TABLES = {"batch": batches, "disclosure": disclosures, "audit": audit_events}
 LEDGER_TABLES = ("ledger_entries", "ledger_batches", "ledger_disclosures",

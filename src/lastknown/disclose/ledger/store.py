@@ -38,6 +38,7 @@ from lastknown.disclose.ledger.chain import (
     typed_row_of,
 )
 from lastknown.errors import LedgerError
+from lastknown.request.batch import batch_key as batch_key  # re-exported: the ledger's key
 
 if TYPE_CHECKING:
     from lastknown.disclose.ledger.anchors import Anchor
@@ -240,17 +241,6 @@ class Ledger:
         self.engine.dispose()
 
 
-def batch_key(batch_id: str) -> str:
-    """The form batch ids are compared in: ``AbC`` and `` abc `` are one batch.
-
-    Batch ids are stored as given; only comparisons use this key.
-
-    >>> batch_key(" 2026-AbC ") == batch_key("2026-abc")
-    True
-    """
-    return batch_id.strip().casefold()
-
-
 def batch_recorded_in(conn: sa.Connection, batch_id: str) -> bool:
     """True when the ledger seen by ``conn`` holds this batch id (compared by
     :func:`batch_key`; one row per batch, so a scan is cheap and exact)."""
@@ -288,8 +278,11 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
     return engine
 
 
-def migrate(engine: sa.Engine) -> None:
-    """Bring the ledger's schema to the newest Alembic revision (no ini file needed)."""
+def migrate(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the ledger's schema to ``revision``, by default the newest (no ini file needed).
+
+    An older ``revision`` is for tests that build a ledger as an earlier version wrote it.
+    """
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     try:
@@ -301,7 +294,7 @@ def migrate(engine: sa.Engine) -> None:
                                          "hashtext(current_schema() || :key))"),
                                  {"key": _PG_MIGRATE_KEY})
                 config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+                command.upgrade(config, revision)
     except CommandError as exc:  # e.g. a revision this version does not ship: a newer ledger
         raise LedgerError(f"ledger {engine.url.render_as_string(hide_password=True)}: its schema "
                           f"cannot be brought to this version's ({exc}); it was probably written "
@@ -359,6 +352,9 @@ def open_ledger(url_or_path: str | Path, *, create: bool = False,
     except sa.exc.SQLAlchemyError as exc:
         engine.dispose()
         raise ledger._fail("create or migrate its tables", exc) from exc
+    except LedgerError:  # a schema this version cannot take: close what was opened
+        engine.dispose()
+        raise
     return ledger
 
 

@@ -210,6 +210,27 @@ def verify_anchored(ledger: Ledger, anchor_files: Sequence[Path], *,
     return verify_ledger(ledger, anchors=chosen, record=record)
 
 
+def deployment_anchors(ledger: Ledger, path: Path) -> tuple[list[Anchor], str]:
+    """The anchors of ``ledger`` in the deployment's anchor file, and a line saying which
+    file that was (``ledger verify`` without ``--anchor``).
+
+    A missing file, or one without anchors of this ledger, leaves the chain alone to be
+    verified, and the line says so; a malformed file is an :class:`InputError` (exit 2).
+
+    >>> from lastknown.disclose.ledger import open_ledger
+    >>> deployment_anchors(open_ledger("sqlite:///:memory:"), Path("/nowhere/anchors.jsonl"))
+    ([], 'No anchor file at /nowhere/anchors.jsonl: verifying the chain alone')
+    """
+    if not path.exists():
+        return [], f"No anchor file at {path}: verifying the chain alone"
+    kept, skipped = anchors_for(ledger, read_anchors(path))
+    if not kept:
+        other = f" ({skipped} of another ledger)" if skipped else ""
+        return [], (f"Anchor file {path} holds no anchors of this ledger{other}: verifying "
+                    "the chain alone")
+    return kept, f"Anchor file {path}: {len(kept):,} anchor(s) of this ledger"
+
+
 def quick_verify(ledger: Ledger, anchors_path: Path | None, *, tail: int = QUICK_TAIL) -> None:
     """The check before writing: no entry missing, the newest ``tail`` entries chained and
     matching their typed rows, and every anchor of this ledger in ``anchors_path`` (if the
