@@ -31,9 +31,8 @@ from fastapi.testclient import TestClient
 
 from batch_helpers import (
     STATUTE,
-    Synth,
     form_values,
-    make_synth,
+    request_of,
     running_app,
     service_settings,
     wait_settled,
@@ -45,6 +44,7 @@ from lastknown.service.jobs.store import jobs
 from lastknown.service.roles import PUBLIC, allow
 from lastknown.service.settings import ServiceSettings
 from service_helpers import AGENCY_A, PASSWORD, login
+from test_workflow import Synth, make_synth
 
 SCRIPT = "<script>alert('lk')</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -100,7 +100,7 @@ EVIL_FORM = {"requesting_official": f"Dana {SCRIPT}", "official_title": IMG,
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    synth = make_synth(tmp_path_factory.mktemp("attacks-synth"))
+    synth = make_synth(tmp_path_factory)
     settings = service_settings(tmp_path_factory.mktemp("attacks"), synth)
     logs = Capture()
     root = logging.getLogger()
@@ -112,7 +112,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             csrf = login(client, "submitter")
             for batch_id in ("RT-HELD", "RT-REL", "RT-DENY"):
                 evil = EVIL_FORM if batch_id != "RT-REL" else {}
-                assert submit(client, csrf, synth.request, batch_id, **evil).status_code == 202
+                assert submit(client, csrf, request_of(synth), batch_id, **evil).status_code == 202
             for batch_id in ("RT-HELD", "RT-REL", "RT-DENY"):
                 assert wait_settled(client, batch_id)["status"] == "held", batch_id
             csrf = login(client, "officer")
@@ -436,7 +436,7 @@ def test_no_role_reaches_above_itself(world: World) -> None:
             refused = go(client, method, path, headers=header, **kwargs)
             assert refused.status_code == 403, (who, path, refused.status_code)
         if who != "submitter":  # only a submitter submits, so no officer decides their own
-            with world.synth.request.open("rb") as handle:
+            with request_of(world.synth).open("rb") as handle:
                 sent = go(client, "POST", "/api/batches", headers=header,
                           data=form_values(f"RT-BY-{who}"),
                           files={"file": ("r.csv", handle, "text/csv")})
@@ -488,7 +488,7 @@ def full_names(request: Path) -> set[str]:
 def test_no_tin_in_any_reply_and_no_request_name_in_any_log_line(world: World) -> None:
     """(The released package and the officer's sample name the people asked about, as
     they must; the log must not.)"""
-    names = full_names(world.synth.request)
+    names = full_names(request_of(world.synth))
     logs = "\n".join(world.logs.lines)
     replies = "\n".join(REPLIES)
     assert len(names) > 20 and "job" in logs and "RT-REL" in replies
@@ -500,14 +500,14 @@ def test_errors_echo_no_server_path_sql_or_traceback(world: World) -> None:
     client = world.client
     folder = str(world.settings.files_dir.parent)
     csrf = login(client, "submitter")
-    blank = submit(client, csrf, world.synth.request, "RT-BLANK", requesting_official=" ")
+    blank = submit(client, csrf, request_of(world.synth), "RT-BLANK", requesting_official=" ")
     assert blank.status_code in (400, 422)
-    with world.synth.request.open("rb") as handle:
+    with request_of(world.synth).open("rb") as handle:
         form = go(client, "POST", "/batches", data={
             **form_values("RT-BLANK"), "requesting_official": " ", "csrf_token": csrf},
             files={"file": ("r.csv", handle, "text/csv")})
     assert form.status_code == 400 and "requesting_official" in form.text
-    failing = submit(client, csrf, world.synth.request, "RT-FAIL", certified="false")
+    failing = submit(client, csrf, request_of(world.synth), "RT-FAIL", certified="false")
     assert failing.status_code == 202
     failed = wait_settled(client, "RT-FAIL")
     assert failed["status"] == "failed" and failed["message"]
@@ -578,7 +578,7 @@ def test_batch_ids_with_separators_or_control_characters_are_refused(
     csrf = login(client, "submitter")
     for bad in ("../x", "..", "a/b", "a\\b", "/etc/passwd", "C:x", "a\nb", "a\x00b", ".hidden",
                 "%2e%2e", "a b", "a\tb", "x" * 65, "-lead", "a;b", "a\u202eb", ""):
-        refused = submit(client, csrf, world.synth.request, bad)
+        refused = submit(client, csrf, request_of(world.synth), bad)
         assert refused.status_code in (400, 422), (repr(bad), refused.status_code)
     assert job_ids(db) == [] and uploads(settings) == []
 
@@ -601,7 +601,7 @@ def test_upload_file_names_cannot_leave_the_upload_folder(
         no_worker: tuple[TestClient, AppDB, ServiceSettings], world: World) -> None:
     client, db, settings = no_worker
     csrf = login(client, "submitter")
-    content = world.synth.request.read_bytes()
+    content = request_of(world.synth).read_bytes()
     kept = {b"../../evil.csv": "evil.csv", b"..\\..\\evil.csv": "evil.csv",
             b"/tmp/abs.csv": "abs.csv", b"evil\x00.csv": "evil.csv",
             b"..%2F..%2Fenc.csv": "2F.._2Fenc.csv", b"-.csv": "request.csv"}
@@ -634,7 +634,7 @@ def test_oversized_bodies_are_413_declared_or_chunked_and_leave_nothing(
         no_worker: tuple[TestClient, AppDB, ServiceSettings], world: World) -> None:
     client, db, settings = no_worker
     csrf = login(client, "submitter")
-    big = world.synth.request.read_bytes() + b"x" * (1024 * 1024 + 10)
+    big = request_of(world.synth).read_bytes() + b"x" * (1024 * 1024 + 10)
 
     def chunks(body: bytes) -> Iterator[bytes]:
         for start in range(0, len(body), 64 * 1024):
@@ -773,7 +773,7 @@ def test_a_request_as_wide_as_excel_allows_is_refused_before_it_is_read(
     from lastknown.errors import RequestFileError
     from lastknown.request.intake import read_request
 
-    with world.synth.request.open(encoding="utf-8") as handle:
+    with request_of(world.synth).open(encoding="utf-8") as handle:
         header = next(csv.reader(handle))
         rows = handle.read()
     path = tmp_path / f"wide.{kind}"
