@@ -731,16 +731,37 @@ def test_an_upload_is_not_read_before_its_caller_is_known(world: World) -> None:
     assert taken == len(chunks) and status == 400  # read, then refused for the statute
 
 
-def wide_xlsx(path: Path, header: list[str], rows: int) -> None:
-    """A tiny XLSX whose header row declares a cell in the sheet's last column (XFD):
-    openpyxl hands back every row padded to that width."""
-    cells = "".join(f'<c r="{chr(65 + i)}1" t="inlineStr"><is><t>{h}</t></is></c>'
-                    for i, h in enumerate(header))
+SHEET = '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+
+
+def header_cells(header: list[str]) -> str:
+    return "".join(f'<c r="{chr(65 + i)}1" t="inlineStr"><is><t>{h}</t></is></c>'
+                   for i, h in enumerate(header))
+
+
+def wide_sheet(header: list[str], rows: int) -> str:
+    """A header row with a cell in the sheet's last column (XFD): openpyxl hands back
+    every row padded to that width."""
     data = "".join(f'<row r="{i}"><c r="A{i}"><v>{i}</v></c></row>' for i in range(2, rows))
-    sheet = ('<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-             '<dimension ref="A1:XFD1048576"/><sheetData>'
-             f'<row r="1">{cells}<c r="XFD1" t="inlineStr"><is><t>x</t></is></c></row>{data}'
-             '</sheetData></worksheet>')
+    return (f'{SHEET}<dimension ref="A1:XFD1048576"/><sheetData><row r="1">'
+            f'{header_cells(header)}<c r="XFD1" t="inlineStr"><is><t>x</t></is></c></row>'
+            f'{data}</sheetData></worksheet>')
+
+
+def entity_sheet(header: list[str], kind: str) -> str:
+    """A billion-laughs entity bomb, or an external entity (XXE), in a header cell."""
+    if kind == "bomb":
+        levels = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+        dtd, use = f'<!DOCTYPE w [<!ENTITY l0 "lollollol">{levels}]>', "&l9;"
+    else:
+        dtd, use = '<!DOCTYPE w [<!ENTITY x SYSTEM "file:///etc/passwd">]>', "&x;"
+    cells = header_cells([*header[:-1], use])
+    return (f'<?xml version="1.0"?>{dtd}{SHEET}<sheetData><row r="1">{cells}</row>'
+            '<row r="2"><c r="A2"><v>1</v></c></row></sheetData></worksheet>')
+
+
+def write_xlsx(path: Path, sheet: str) -> None:
+    """A one-sheet workbook, written part by part, around ``sheet`` (the sheet's XML)."""
     main = "http://schemas.openxmlformats.org/"
     rel = f'{main}officeDocument/2006/relationships'
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
@@ -778,10 +799,27 @@ def test_a_request_as_wide_as_excel_allows_is_refused_before_it_is_read(
         rows = handle.read()
     path = tmp_path / f"wide.{kind}"
     if kind == "xlsx":
-        wide_xlsx(path, header, rows=5000)
+        write_xlsx(path, wide_sheet(header, rows=5000))
     else:
         wide = header + [""] * (16_383 - len(header)) + ["x"]
         path.write_text(",".join(wide) + "\n" + rows, encoding="utf-8")
     assert path.stat().st_size < 100_000
     with DuckDBEngine() as engine, pytest.raises(RequestFileError, match="spans 16,384 columns"):
+        read_request(engine, path)
+
+
+@pytest.mark.parametrize("kind", ["bomb", "external"])
+def test_an_xlsx_with_an_entity_bomb_or_external_entity_is_refused_as_such(
+        tmp_path: Path, world: World, kind: str) -> None:
+    """The parser (expat) refuses both; intake must say so as a request-file error, not
+    fail the job with "internal error"."""
+    from lastknown.engines import DuckDBEngine
+    from lastknown.errors import RequestFileError
+    from lastknown.request.intake import read_request
+
+    with request_of(world.synth).open(encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
+    path = tmp_path / "entities.xlsx"
+    write_xlsx(path, entity_sheet(header, kind))
+    with DuckDBEngine() as engine, pytest.raises(RequestFileError, match="well-formed XML"):
         read_request(engine, path)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
+from xml.etree.ElementTree import ParseError
 
 import duckdb
 import pyarrow as pa
@@ -281,12 +282,12 @@ def _choose_sheet(path: Path, book: Any, sheet: str | None) -> tuple[Any, list[s
         "for the sheet that holds the request, and name its columns in its header row")
 
 
-def _open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any, list[str]]:
+def _open_sheet(path: Path, handle: Any, sheet: str | None) -> tuple[Any, Any, list[str]]:
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
         raise RequestFileError(f"{path.name} cannot be opened as an Excel workbook (.xlsx): "
                                f"{exc}; save it again from Excel as .xlsx, or as CSV") from exc
@@ -296,7 +297,7 @@ def _open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any, list[str]]:
         ws, notes = _choose_sheet(path, book, sheet)
         if not _is_table(ws):
             raise RequestFileError(f"{path.name}: sheet `{ws.title}` is a chart, not a table")
-    except RequestFileError:
+    except (RequestFileError, ParseError):
         book.close()
         raise
     ws.reset_dimensions()
@@ -324,9 +325,23 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None,
                table: str, header_row: int | None = None) -> Staged:
     """Stream one worksheet into ``table`` in Arrow chunks; row numbers are the sheet's.
 
-    The header is found among the first rows, or is row ``header_row`` when given.
+    The header is found among the first rows, or is row ``header_row`` when given. XML
+    that is not well-formed, or that expands entities past the parser's limit (an
+    entity bomb) or names an external one, is refused as such.
     """
-    book, ws, notes = _open_sheet(path, sheet)
+    try:  # the file is ours to close: openpyxl leaves it open when a sheet's XML fails
+        with path.open("rb") as handle:
+            return _stage_sheet(con, path, handle, sheet=sheet, table=table,
+                                header_row=header_row)
+    except ParseError as exc:
+        raise RequestFileError(f"{path.name}: part of the workbook is not well-formed XML "
+                               f"({exc}); save it again from Excel as .xlsx, or as CSV"
+                               ) from exc
+
+
+def _stage_sheet(con: duckdb.DuckDBPyConnection, path: Path, handle: Any, *,
+                 sheet: str | None, table: str, header_row: int | None) -> Staged:
+    book, ws, notes = _open_sheet(path, handle, sheet)
     try:
         rows = _rows(ws, header_row or 1)
         if header_row is None:
