@@ -823,3 +823,24 @@ def test_an_xlsx_with_an_entity_bomb_or_external_entity_is_refused_as_such(
     write_xlsx(path, entity_sheet(header, kind))
     with DuckDBEngine() as engine, pytest.raises(RequestFileError, match="well-formed XML"):
         read_request(engine, path)
+
+
+def test_an_xlsx_zip_bomb_is_refused_before_it_is_parsed(
+        tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identical rows pack about 1,000 times: a 2 MB upload would unpack to 2 GB and be
+    parsed for a quarter of an hour. (The floor is lowered so the bomb stays small.)"""
+    from lastknown.engines import DuckDBEngine
+    from lastknown.errors import RequestFileError
+    from lastknown.request import readers
+    from lastknown.request.intake import read_request
+
+    monkeypatch.setattr(readers, "XLSX_RATIO_FLOOR", 1 << 20)
+    with request_of(world.synth).open(encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
+    rows = '<row><c t="inlineStr"><is><t>x</t></is></c></row>' * 100_000
+    path = tmp_path / "bomb.xlsx"
+    write_xlsx(path, f'{SHEET}<sheetData><row r="1">{header_cells(header)}</row>{rows}'
+                     '</sheetData></worksheet>')
+    assert path.stat().st_size < 60_000
+    with DuckDBEngine() as engine, pytest.raises(RequestFileError, match="would unpack"):
+        read_request(engine, path)
