@@ -844,3 +844,25 @@ def test_an_xlsx_zip_bomb_is_refused_before_it_is_parsed(
     assert path.stat().st_size < 60_000
     with DuckDBEngine() as engine, pytest.raises(RequestFileError, match="would unpack"):
         read_request(engine, path)
+
+
+def test_a_parquet_file_of_run_length_encoded_rows_is_refused_before_it_is_read(
+        tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repeated values pack without bound: 8 MB declaring 20 million rows took 51 s and
+    3.3 GB to stage. (The floor is lowered so the file stays small.)"""
+    import duckdb
+
+    from lastknown.engines import DuckDBEngine
+    from lastknown.errors import RequestFileError
+    from lastknown.request import readers
+    from lastknown.request.intake import read_request
+
+    monkeypatch.setattr(readers, "PARQUET_ROWS_FLOOR", 1_000)
+    with request_of(world.synth).open(encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
+    path = tmp_path / "rle.parquet"
+    columns = ", ".join(f"'1' AS \"{name}\"" for name in header)
+    duckdb.sql(f"COPY (SELECT {columns} FROM range(200000)) TO '{path}' (FORMAT parquet)")
+    assert path.stat().st_size < 50_000
+    with DuckDBEngine() as engine, pytest.raises(RequestFileError, match="more rows than"):
+        read_request(engine, path)
