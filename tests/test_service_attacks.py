@@ -18,6 +18,7 @@ import csv
 import io
 import logging
 import re
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,8 +62,10 @@ class Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.lines: list[str] = []
+        self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
         self.lines.append(self.format(record))
 
 
@@ -549,6 +552,33 @@ def test_an_unexpected_error_is_a_500_that_the_server_log_does_not_quote(
             t.access_log.c.object == "/api/rt-boom")).scalars().all()
     assert logged == [500]
     client.close()
+
+
+def explode(*, on_stage: Any) -> None:
+    """A job that fails the way a bug does, quoting values (made at run time, as a
+    request's are, so the traceback's source lines do not show them)."""
+    on_stage("check")
+    tin, name = "-".join(("123", "45", "6789")), " ".join(("Dana", "Q.", "Public"))
+    raise ValueError(f"could not convert {tin!r} ({name}) to a date")
+
+
+def test_a_failed_jobs_log_lines_have_its_traceback_but_not_its_text(world: World) -> None:
+    from lastknown.service.app import job_queue
+    from lastknown.service.jobs.runner import INTERNAL
+
+    queue = job_queue(world.client.app)
+    job = queue.submit("release", f"{explode.__module__}:explode", {})
+    for _ in range(600):
+        found = queue.store.get(job.id)
+        if found is not None and found.status == "failed":
+            break
+        threading.Event().wait(0.1)
+    assert found is not None and (found.status, found.message) == ("failed", INTERNAL)
+    records = [r for r in world.logs.records if job.id in r.getMessage() and r.exc_info]
+    assert len(records) == 1
+    text = world.logs.format(records[0])
+    assert "Traceback" in text and "explode" in text and "ValueError" in text
+    assert "123-45-6789" not in text and "Q. Public" not in text
 
 
 # --- uploads ----------------------------------------------------------------------------
