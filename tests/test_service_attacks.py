@@ -324,6 +324,44 @@ def test_sessions_fixation_logout_and_deactivation(world: World) -> None:
         c.close()
 
 
+def test_anonymous_sign_ins_verify_a_few_passwords_at_a_time(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each Argon2 verification takes 64 MiB: a flood of sign-ins with random usernames
+    (the per-username throttle does not see them) must not run forty at once."""
+    from lastknown.service.auth import VERIFY_AT_ONCE
+
+    app = world.client.app
+    busy, most, lock = 0, 0, threading.Lock()
+
+    class Slow:
+        def verify(self, password: str, stored: str) -> bool:
+            nonlocal busy, most
+            with lock:
+                busy += 1
+                most = max(most, busy)
+            threading.Event().wait(0.05)
+            with lock:
+                busy -= 1
+            return False
+
+    monkeypatch.setattr(app.state, "hasher", Slow())  # type: ignore[attr-defined]
+    answers: list[int] = []
+
+    def sign_in(number: int) -> None:
+        client = TestClient(app, base_url="https://testserver")  # no second lifespan
+        answers.append(client.post("/api/login", json={
+            "username": f"flood{number}", "password": "x" * 12}).status_code)
+        client.close()
+
+    threads = [threading.Thread(target=sign_in, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [401] * 16
+    assert 1 <= most <= VERIFY_AT_ONCE
+
+
 # --- XSS and redirects ------------------------------------------------------------------
 
 def escaped_everywhere(pages: dict[str, Any], *, shown: str) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,11 @@ LOGIN_CSRF_COOKIE = "lk_login_csrf"
 MAX_FAILED_LOGINS = 5
 FAILED_LOGIN_WINDOW = timedelta(minutes=15)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Password verifications run at most this many at a time: each takes Argon2's 64 MiB
+#: and three passes, and forty anonymous sign-ins at once (the thread pool's size)
+#: would otherwise hold 2.5 GiB. More wait their turn.
+VERIFY_AT_ONCE = 4
+VERIFY_SLOTS = threading.BoundedSemaphore(VERIFY_AT_ONCE)
 
 
 def new_secret() -> str:
@@ -80,7 +86,8 @@ def check_password(db: AppDB, hasher: PasswordHash, dummy_hash: str, username: s
     with db.begin() as conn:
         row = conn.execute(sa.select(t.users).where(
             t.users.c.username == username.strip().casefold())).mappings().first()
-    ok = hasher.verify(password, row["password_hash"] if row is not None else dummy_hash)
+    with VERIFY_SLOTS:
+        ok = hasher.verify(password, row["password_hash"] if row is not None else dummy_hash)
     return dict(row) if ok and row is not None and row["active"] else None
 
 
