@@ -562,32 +562,46 @@ def test_errors_echo_no_server_path_sql_or_traceback(world: World) -> None:
             assert leak not in response, leak
 
 
+def failures(folder: Path) -> dict[str, BaseException]:
+    """Unexpected errors quoting a TIN, a server path and SQL, as real ones can."""
+    import duckdb
+    from sqlalchemy.exc import OperationalError
+
+    sql = "SELECT * FROM users WHERE tin = '123-45-6789'"
+    return {"runtime": RuntimeError(f"value 123-45-6789 at {folder}"),
+            "sql": OperationalError(sql, {"tin": "123-45-6789"}, Exception(f"{folder}/db")),
+            "duckdb": duckdb.ConversionException(f"Could not convert '123-45-6789' ({sql})")}
+
+
+@pytest.mark.parametrize("kind", ["runtime", "sql", "duckdb"])
 def test_an_unexpected_error_is_a_500_that_the_server_log_does_not_quote(
-        world: World, caplog: pytest.LogCaptureFixture) -> None:
+        world: World, caplog: pytest.LogCaptureFixture, kind: str) -> None:
     app = world.client.app
+    folder = world.settings.files_dir
+    error = failures(folder)[kind]
 
     def boom() -> None:
-        raise RuntimeError(f"value 123-45-6789 at {world.settings.files_dir}")
+        raise error
 
-    app.add_api_route("/api/rt-boom", boom,  # type: ignore[attr-defined]
-                      dependencies=[Depends(allow(PUBLIC))])
-    app.add_api_route("/rt-boom", boom,  # type: ignore[attr-defined]
-                      dependencies=[Depends(allow(PUBLIC))])
+    for path in (f"/api/rt-boom-{kind}", f"/rt-boom-{kind}"):
+        app.add_api_route(path, boom,  # type: ignore[attr-defined]
+                          dependencies=[Depends(allow(PUBLIC))])
     # raise_server_exceptions: an exception leaving the app is what a server logs with
     # its text and traceback; the app must end it with its own 500.
     client = TestClient(app, base_url="https://testserver", raise_server_exceptions=True)
     with caplog.at_level(logging.DEBUG):
-        for path in ("/api/rt-boom", "/rt-boom"):
+        for path in (f"/api/rt-boom-{kind}", f"/rt-boom-{kind}"):
             response = client.get(path)
             assert response.status_code == 500
-            assert "123-45-6789" not in response.text and "RuntimeError" not in response.text
-            assert str(world.settings.files_dir) not in response.text
             assert response.headers["content-security-policy"]
-    assert "RuntimeError" in caplog.text and "/api/rt-boom" in caplog.text
-    assert "123-45-6789" not in caplog.text and "Traceback" not in caplog.text
+            for leak in ("123-45-6789", str(folder), "SELECT", type(error).__name__):
+                assert leak not in response.text, leak
+    assert type(error).__name__ in caplog.text and f"/api/rt-boom-{kind}" in caplog.text
+    for leak in ("123-45-6789", "SELECT", "Traceback"):
+        assert leak not in caplog.text, leak
     with world.db.begin() as conn:
         logged = conn.execute(sa.select(t.access_log.c.status).where(
-            t.access_log.c.object == "/api/rt-boom")).scalars().all()
+            t.access_log.c.object == f"/api/rt-boom-{kind}")).scalars().all()
     assert logged == [500]
     client.close()
 
