@@ -267,5 +267,8 @@ def test_a_release_killed_after_its_commit_is_delivered_when_the_service_starts(
         shown = restarted.get("/api/batches/REL-1").json()
         assert shown["status"] == "released" and "matched.csv" in shown["files"]
         assert restarted.get("/batches/REL-1/package.zip").status_code == 200
+        login(restarted, "auditor")  # the delivered head went into the anchor file too
+        verified = restarted.get("/api/ledger/verify").json()
+        assert verified["ok"] is True and verified["anchors_checked"] >= 1
     db.close()
     assert ledger_counts(settings.deployment.ledger) == (1, matched)

@@ -91,13 +91,15 @@ def test_submit_review_approve_download(world: World) -> None:
     assert review.status_code == 200
     for expected in ("Expected false matches", "8 U.S.C. 1253(a)(1)", "Each row is the subject",
                      "Rejections by reason", "Sample of matched rows", "<svg", "rival",
-                     "Unmatched rows", "Approve and release"):
+                     "Unmatched rows one by one", "Approve and release"):
         assert expected in review.text, expected
     data = call(client, "GET", "/api/batches/SVC-1/review").json()
     rivals = [c["name_masked"] for row in data["sample"] for c in row["candidates"]
               if c["role"] == "rival" and c["name_masked"]]
     assert rivals and all(re.fullmatch(r"[^*\s]\**( [^*\s]\**)*", n) for n in rivals)
     assert data["outcome_counts"]["M"] == data["batch"]["rows_matched"] > 0
+    for row in data["unmatched_rows"][:5]:  # each listed unmatched row is on the page
+        assert row["request_row_id"] in review.text
 
     csrf = login(client, "officer")
     done = call(client, "POST", "/review/SVC-1/approve", data={"csrf_token": csrf})

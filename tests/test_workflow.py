@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -137,6 +138,11 @@ def test_review_shows_counts_policy_and_a_reproducible_masked_sample_without_a_t
     assert sum(first.outcome_counts.values()) == state.rows_matched + state.rows_unmatched
     assert first.outcome_counts["M"] == state.rows_matched
     assert sum(first.unmatched_outcomes.values()) == state.rows_unmatched
+    # every unmatched row listed (fewer than UNMATCHED_ROWS_SHOWN), with its internal outcome
+    listed = Counter(r["outcome"] for r in first.unmatched_rows)
+    assert listed == Counter({k: v for k, v in first.unmatched_outcomes.items() if v})
+    assert len({r["request_row_id"] for r in first.unmatched_rows}) == state.rows_unmatched > 0
+    assert all(r["requested_name"] for r in first.unmatched_rows)
     assert sum(first.rejections_by_reason.values()) >= state.rows_rejected > 0
     assert first.policy["caps"]["max_rows_per_batch"] == 10_000
     assert first.policy["remaining_after_release"]["max_rows_per_batch"] == 10_000 - 40

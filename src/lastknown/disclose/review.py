@@ -30,6 +30,8 @@ from lastknown.match.model import ADDRESS_COMPARISONS, NAME_COMPARISONS
 
 COMPARISONS = (*NAME_COMPARISONS, *ADDRESS_COMPARISONS)
 UNMATCHED = ("N", "A", "U", "P")
+#: How many unmatched rows the review lists one by one (all are counted).
+UNMATCHED_ROWS_SHOWN = 500
 #: The held table of masked names of the explained candidates (written at prepare).
 NAMES_TABLE = "review_names"
 
@@ -67,6 +69,9 @@ class BatchReview:
     same_file_answered: list[dict[str, Any]]
     sample: list[dict[str, Any]] = field(default_factory=list)
     sample_seed: str = ""
+    #: The first :data:`UNMATCHED_ROWS_SHOWN` unmatched rows, in request order, with their
+    #: internal outcome (the requester only ever reads "not matched").
+    unmatched_rows: list[dict[str, Any]] = field(default_factory=list)
     reviewed_at: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -114,6 +119,18 @@ def _sample(engine: Engine, batch_id: str, size: int) -> list[dict[str, Any]]:
             "candidates": explained.get(int(row), []),
         })
     return sample
+
+
+def _unmatched_rows(engine: Engine, limit: int = UNMATCHED_ROWS_SHOWN) -> list[dict[str, Any]]:
+    """Request row id, the requested name and the internal outcome of unmatched rows."""
+    codes = ", ".join(f"'{o}'" for o in UNMATCHED)
+    rows = engine.fetchall(
+        "SELECT m.request_row_id, v.first_name, v.middle_name, v.last_name, m.outcome "
+        "FROM match_result m JOIN request_valid v ON v.source_row = m.source_row "
+        f"WHERE m.outcome IN ({codes}) ORDER BY m.source_row LIMIT {int(limit)}")
+    return [{"request_row_id": str(row_id),
+             "requested_name": " ".join(str(p) for p in (first, middle, last) if p),
+             "outcome": str(outcome)} for row_id, first, middle, last, outcome in rows]
 
 
 def _explanations(engine: Engine, wanted: str) -> dict[int, list[dict[str, Any]]]:
@@ -211,6 +228,7 @@ def build_review(engine: Engine, ledger: Ledger, *, state: BatchState,
         same_file_answered=_same_file(ledger, state, others),
         sample=_sample(engine, state.batch_id, sample),
         sample_seed=f"sha256 of the batch id {batch_key(state.batch_id)!r}",
+        unmatched_rows=_unmatched_rows(engine),
         reviewed_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     assert_no_tin(engine, review.as_dict())
@@ -299,4 +317,10 @@ def render_review(review: BatchReview) -> str:
         lines.append(f"  {row['request_row_id']}  {row['requested_name']} -> {where} "
                      f"({a['tax_year']}), p = {row['match_probability']:.4f}")
         lines += [f"      {_weights(c)}" for c in row["candidates"]]
+    unmatched = sum(review.unmatched_outcomes.values())
+    if review.unmatched_rows:
+        lines.append(f"Unmatched rows ({len(review.unmatched_rows):,} of {unmatched:,} shown; "
+                     "internal outcomes, never sent):")
+        lines += [f"  {r['request_row_id']}  {r['requested_name']}  {r['outcome']}"
+                  for r in review.unmatched_rows]
     return "\n".join(lines)

@@ -154,6 +154,7 @@ def settle_interrupted(deployment: Deployment) -> list[str]:
         return []
     ledger = open_ledger(deployment.ledger)
     try:
-        return [done.describe() for done in recover_interrupted(ledger, journal)]
+        return [done.describe() for done in recover_interrupted(
+            ledger, journal, anchors=deployment.anchors)]
     finally:
         ledger.close()
