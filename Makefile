@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck bench clean
+.PHONY: demo test check lint typecheck bench chromium clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -17,7 +17,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/lastknown demo
 
-test: $(STAMP)
+# Debian's Chromium for the browser tests (apt-get when missing; tools/ensure_chromium.sh)
+chromium:
+	sh tools/ensure_chromium.sh
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
@@ -29,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_intake.py --rows 1000000
 	$(BIN)/python bench/bench_ledger.py --rows 200000
 	$(BIN)/python bench/bench_match.py --persons 200000 --requests 20000 --seed 4 --work /tmp/lastknown-bench
+	$(BIN)/python bench/bench_service.py --submissions 20 --rows 20
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

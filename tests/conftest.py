@@ -20,6 +20,8 @@ import pytest
 from lastknown.engines import DuckDBEngine
 
 TESTS_DIR = Path(__file__).parent
+#: The browser tests' fixtures (server, browser, page, new_page, shots): tests/browsing.py.
+pytest_plugins = ["browsing"]
 
 
 @pytest.fixture(autouse=True, scope="session")

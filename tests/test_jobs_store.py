@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -14,7 +13,7 @@ import sqlalchemy as sa
 from lastknown.errors import PipelineError
 from lastknown.service.jobs import WORKER_STOPPED, JobStore
 from lastknown.service.jobs.store import now_utc
-from test_ledger_fixtures import BACKENDS, PG_URL, pg_problem
+from test_ledger_fixtures import BACKENDS, PG_URL, pg_schemas, search_path
 
 FUNCTION = "test_jobs_queue:write_report"
 
@@ -22,20 +21,12 @@ FUNCTION = "test_jobs_queue:write_report"
 @contextmanager
 def pg_engine() -> Iterator[sa.Engine]:
     """An engine on a fresh PostgreSQL schema of db `test`, dropped afterwards."""
-    if problem := pg_problem():
-        pytest.skip(problem)
-    schema = f"lk_jobs_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    engine = sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with pg_schemas("lk_jobs") as (schema,):
+        engine = sa.create_engine(PG_URL, connect_args=search_path(schema))
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -3,7 +3,6 @@ and a ledger written at 0001 upgrades and keeps verifying."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,7 +15,14 @@ import sqlalchemy as sa
 from lastknown.disclose.ledger import Ledger, open_ledger
 from lastknown.disclose.ledger.store import migrate
 from lastknown.errors import LedgerError
-from test_ledger_fixtures import BACKENDS, PG_URL, ledger_at, pg_problem, synthetic_tin
+from test_ledger_fixtures import (
+    BACKENDS,
+    PG_URL,
+    ledger_at,
+    pg_schemas,
+    search_path,
+    synthetic_tin,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -79,24 +85,15 @@ def ledger_at_0001(backend: str, tmp_path: Path) -> Iterator[tuple[str | Path, d
             engine.dispose()
         yield path, {}
         return
-    problem = pg_problem()
-    if problem:
-        pytest.skip(problem)
-    schema = f"lk_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    args = {"options": f"-csearch_path={schema}"}
-    engine = sa.create_engine(PG_URL, connect_args=args)
-    try:
-        migrate(engine, "0001_ledger")
-        engine.dispose()
-        yield PG_URL, args
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with pg_schemas() as (schema,):
+        args = search_path(schema)
+        engine = sa.create_engine(PG_URL, connect_args=args)
+        try:
+            migrate(engine, "0001_ledger")
+            engine.dispose()
+            yield PG_URL, args
+        finally:
+            engine.dispose()
 
 
 def _old_ledger(target: str | Path, args: dict[str, Any]) -> Ledger:

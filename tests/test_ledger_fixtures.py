@@ -44,6 +44,31 @@ def pg_problem() -> str | None:
 
 
 @contextmanager
+def pg_schemas(prefix: str = "lk_test", count: int = 1) -> Iterator[list[str]]:
+    """``count`` fresh schemas of PostgreSQL's db ``test``, dropped afterwards (skips, with
+    the reason, only when the server is unreachable)."""
+    if problem := pg_problem():
+        pytest.skip(problem)
+    schemas = [f"{prefix}_{uuid.uuid4().hex[:12]}" for _ in range(count)]
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        for schema in schemas:
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield schemas
+    finally:
+        with admin.begin() as conn:
+            for schema in schemas:
+                conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+
+
+def search_path(schema: str) -> dict[str, str]:
+    """``connect_args`` putting a connection in ``schema``."""
+    return {"options": f"-csearch_path={schema}"}
+
+
+@contextmanager
 def ledger_at(backend: str, tmp_path: Path) -> Iterator[Ledger]:
     """A fresh, migrated ledger on ``backend``; PostgreSQL gets its own schema."""
     if backend == "sqlite":
@@ -53,21 +78,12 @@ def ledger_at(backend: str, tmp_path: Path) -> Iterator[Ledger]:
         finally:
             ledger.close()
         return
-    problem = pg_problem()
-    if problem:
-        pytest.skip(problem)
-    schema = f"lk_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    ledger = open_ledger(PG_URL, create=True, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        yield ledger
-    finally:
-        ledger.close()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with pg_schemas() as (schema,):
+        ledger = open_ledger(PG_URL, create=True, connect_args=search_path(schema))
+        try:
+            yield ledger
+        finally:
+            ledger.close()
 
 
 def tamper(ledger: Ledger, *statements: str) -> None:

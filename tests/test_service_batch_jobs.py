@@ -42,7 +42,7 @@ from lastknown.service.jobs import JobQueue, JobStore, QueueSettings, Worker
 from lastknown.service.jobs.runner import run_job
 from lastknown.service.jobs.store import now_utc
 from service_helpers import AGENCY_A, login, make_client
-from test_ledger_fixtures import PG_URL, pg_problem
+from test_ledger_fixtures import PG_URL, pg_problem, pg_schemas
 from test_recovery import run_cli
 from test_workflow import Synth, make_synth
 
@@ -196,18 +196,8 @@ def pg_urls() -> Iterator[tuple[str, str]]:
     problem = pg_problem() or redis_problem()
     if problem:
         pytest.skip(problem)
-    schemas = [f"lk_svc_{uuid.uuid4().hex[:12]}" for _ in range(2)]
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        for schema in schemas:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    try:
+    with pg_schemas("lk_svc", count=2) as schemas:
         yield tuple(f"{PG_URL}?options=-csearch_path%3D{s}" for s in schemas)  # type: ignore[misc]
-    finally:
-        with admin.begin() as conn:
-            for schema in schemas:
-                conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 @pytest.mark.postgres

@@ -3,7 +3,6 @@ describes, and the service's core flow works on both."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +13,7 @@ import sqlalchemy as sa
 from lastknown.service import db as t
 from lastknown.service.db import AppDB, open_app_db
 from service_helpers import PASSWORD, deployment_in, login, make_client, seed, settings_for
-from test_ledger_fixtures import PG_URL, pg_problem
+from test_ledger_fixtures import PG_URL, pg_schemas, search_path
 
 BACKENDS = [pytest.param("sqlite", id="sqlite"),
             pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)]
@@ -31,21 +30,12 @@ def app_db_at(backend: str, tmp_path: Path) -> Iterator[tuple[AppDB, str]]:
         finally:
             db.close()
         return
-    problem = pg_problem()
-    if problem:
-        pytest.skip(problem)
-    schema = f"lk_app_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    db = open_app_db(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        yield db, PG_URL
-    finally:
-        db.close()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with pg_schemas("lk_app") as (schema,):
+        db = open_app_db(PG_URL, connect_args=search_path(schema))
+        try:
+            yield db, PG_URL
+        finally:
+            db.close()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
