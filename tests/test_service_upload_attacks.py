@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -204,7 +205,10 @@ def raw_post(app: Any, path: str, headers: dict[str, str],
              "root_path": "", "query_string": b"", "client": ("203.0.113.9", 4000),
              "server": ("testserver", 443), "state": {},
              "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
-    anyio.run(app, scope, receive, send)
+    # In a thread of its own: another test's event loop (Playwright's) may hold this one.
+    runner = threading.Thread(target=anyio.run, args=(app, scope, receive, send))
+    runner.start()
+    runner.join()
     return started[0], taken
 
 
