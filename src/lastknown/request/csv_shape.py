@@ -33,6 +33,10 @@ from lastknown.request.headers import count_request_columns
 
 DELIMITERS = (",", "\t", ";", "|")
 TITLE_SEARCH_ROWS = 20
+#: A header row wider than this is refused before any row is read: a cell typed far to
+#: the right (Excel's last column, XFD, is the 16,384th) makes every row that wide, and a
+#: few hundred KB of such a file took gigabytes of memory and minutes to stage.
+MAX_COLUMNS = 1_000
 _SEP_LINE = re.compile(r'^"?sep=(.)"?,*\s*$', re.IGNORECASE)
 
 
@@ -63,6 +67,15 @@ def _fields(line: str, delimiter: str) -> list[str]:
         return []
 
 
+def check_width(source: str, where: str, width: int) -> None:
+    """Refuse a header row over :data:`MAX_COLUMNS` wide (CSV and XLSX alike)."""
+    if width > MAX_COLUMNS:
+        raise RequestFileError(
+            f"{source}: {where} spans {width:,} columns; a request has at most "
+            f"{MAX_COLUMNS:,}. Delete the columns right of the request's (and anything "
+            "typed far to the right) and save it again")
+
+
 def csv_shape(text: str, source: str, *, header_row: int | None = None) -> CsvShape:
     """The delimiter, lines to skip and header width of a CSV whose start is ``text``."""
     lines = text.lstrip("\ufeff").split("\n")
@@ -80,6 +93,8 @@ def csv_shape(text: str, source: str, *, header_row: int | None = None) -> CsvSh
     header = lines[skip] if skip < len(lines) else ""
     delimiter = delimiter or _delimiter(header)
     fields = _fields(header, delimiter)
+    check_width(source, "the header row" if header_row is None else f"row {header_row}",
+                len(fields))
     if not any(f.strip() for f in fields):
         where = f"row {skip + 1}" if skip else "the first row"
         fix = ("give the header's row number with --header-row" if header_row is None

@@ -32,18 +32,32 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
+from xml.etree.ElementTree import ParseError
 
 import duckdb
 import pyarrow as pa
 from charset_normalizer import from_bytes
 
 from lastknown.errors import RequestFileError
-from lastknown.request.csv_shape import CsvShape, csv_shape, oversized_cell
+from lastknown.request.csv_shape import CsvShape, check_width, csv_shape, oversized_cell
 from lastknown.request.headers import count_request_columns
 
 SAMPLE_BYTES = 1 << 20
 CHUNK_BYTES = 4 << 20
+#: An XLSX is staged this many rows at a time, and at most this many cells at a time
+#: (a wide sheet in fewer rows).
 XLSX_CHUNK_ROWS = 50_000
+XLSX_CHUNK_CELLS = 1_000_000
+#: A zip bomb is refused before it is parsed: an XLSX whose parts unpack to more than
+#: this many times its size, once they unpack to more than the floor (a 2 MB file of
+#: identical rows unpacks to 2 GB: at the 50,000 rows a second measured, 15 minutes).
+XLSX_MAX_RATIO = 100
+XLSX_RATIO_FLOOR = 64 << 20
+#: The same for Parquet, by rows: 8 MB of Parquet declaring 20 million rows (a unique
+#: id and ten repeated values) took 51 s and 3.3 GB to stage. Real requests take tens
+#: of bytes a row.
+PARQUET_MAX_ROWS_PER_BYTE = 1
+PARQUET_ROWS_FLOOR = 1_000_000
 MAX_LINE_BYTES = 2_000_000
 log = logging.getLogger(__name__)
 
@@ -278,12 +292,29 @@ def _choose_sheet(path: Path, book: Any, sheet: str | None) -> tuple[Any, list[s
         "for the sheet that holds the request, and name its columns in its header row")
 
 
-def _open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any, list[str]]:
+def _check_unpacked_size(path: Path, handle: Any) -> None:
+    """Refuse a zip bomb: parts declaring more than :data:`XLSX_MAX_RATIO` times the
+    file's size (past :data:`XLSX_RATIO_FLOOR`). A part cannot unpack to more than it
+    declares (zipfile stops there, and the CRC check then fails)."""
+    with zipfile.ZipFile(handle) as archive:
+        unpacked = sum(member.file_size for member in archive.infolist())
+    handle.seek(0)
+    packed = max(path.stat().st_size, 1)
+    if unpacked > XLSX_RATIO_FLOOR and unpacked > XLSX_MAX_RATIO * packed:
+        raise RequestFileError(
+            f"{path.name} would unpack to {unpacked / 2**20:,.0f} MiB from "
+            f"{packed / 2**20:,.1f} MiB ({unpacked // packed:,} times; a workbook saved by "
+            "Excel packs about 5 to 20 times): it is not an ordinary workbook. Save it "
+            "again from Excel as .xlsx, or as CSV")
+
+
+def _open_sheet(path: Path, handle: Any, sheet: str | None) -> tuple[Any, Any, list[str]]:
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        _check_unpacked_size(path, handle)
+        book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
         raise RequestFileError(f"{path.name} cannot be opened as an Excel workbook (.xlsx): "
                                f"{exc}; save it again from Excel as .xlsx, or as CSV") from exc
@@ -293,7 +324,7 @@ def _open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any, list[str]]:
         ws, notes = _choose_sheet(path, book, sheet)
         if not _is_table(ws):
             raise RequestFileError(f"{path.name}: sheet `{ws.title}` is a chart, not a table")
-    except RequestFileError:
+    except (RequestFileError, ParseError):
         book.close()
         raise
     ws.reset_dimensions()
@@ -321,9 +352,23 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None,
                table: str, header_row: int | None = None) -> Staged:
     """Stream one worksheet into ``table`` in Arrow chunks; row numbers are the sheet's.
 
-    The header is found among the first rows, or is row ``header_row`` when given.
+    The header is found among the first rows, or is row ``header_row`` when given. XML
+    that is not well-formed, or that expands entities past the parser's limit (an
+    entity bomb) or names an external one, is refused as such.
     """
-    book, ws, notes = _open_sheet(path, sheet)
+    try:  # the file is ours to close: openpyxl leaves it open when a sheet's XML fails
+        with path.open("rb") as handle:
+            return _stage_sheet(con, path, handle, sheet=sheet, table=table,
+                                header_row=header_row)
+    except ParseError as exc:
+        raise RequestFileError(f"{path.name}: part of the workbook is not well-formed XML "
+                               f"({exc}); save it again from Excel as .xlsx, or as CSV"
+                               ) from exc
+
+
+def _stage_sheet(con: duckdb.DuckDBPyConnection, path: Path, handle: Any, *,
+                 sheet: str | None, table: str, header_row: int | None) -> Staged:
+    book, ws, notes = _open_sheet(path, handle, sheet)
     try:
         rows = _rows(ws, header_row or 1)
         if header_row is None:
@@ -339,6 +384,8 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None,
         if not headers:
             raise RequestFileError(f"{path.name}: sheet `{ws.title}` is empty")
         width = len(headers)
+        check_width(path.name, f"the header row of sheet `{ws.title}`", width)
+        chunk_rows = max(1, min(XLSX_CHUNK_ROWS, XLSX_CHUNK_CELLS // width))
         cols = ", ".join(f"c{i} VARCHAR" for i in range(width))
         con.execute(f"CREATE OR REPLACE TABLE {table} (source_row BIGINT, {cols})")
         numbers: list[int] = []
@@ -361,7 +408,7 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None,
             numbers.append(number)
             for i in range(width):
                 cells[i].append(texts[i] if i < len(texts) else None)
-            if len(numbers) >= XLSX_CHUNK_ROWS:
+            if len(numbers) >= chunk_rows:
                 flush()
         flush()
     finally:
@@ -373,12 +420,28 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None,
 
 
 # -- Parquet ---------------------------------------------------------------------------------
+def _check_parquet_rows(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse a Parquet file declaring more rows than :data:`PARQUET_MAX_ROWS_PER_BYTE`
+    per byte of file (past :data:`PARQUET_ROWS_FLOOR`): run-length encoding packs
+    repeated values without bound."""
+    found = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata("
+                        f"{_lit(str(path))})").fetchone()
+    rows, size = int(found[0] or 0) if found else 0, path.stat().st_size
+    if rows > PARQUET_ROWS_FLOOR and rows > PARQUET_MAX_ROWS_PER_BYTE * size:
+        raise RequestFileError(
+            f"{path.name} declares {rows:,} rows in {size / 2**20:,.1f} MiB, more rows than "
+            "bytes: it is not an ordinary request. Give the request as CSV, or write the "
+            "Parquet file without repeating values so heavily")
+
+
 def stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, *, table: str) -> Staged:
     """Read a Parquet file into ``table``, every column cast to VARCHAR."""
     source = f"read_parquet({_lit(str(path))}, file_row_number = true)"
     try:
         names = [str(r[0]) for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
         names = [n for n in names if n != "file_row_number"]
+        check_width(path.name, "the file", len(names))
+        _check_parquet_rows(con, path)
         casts = ", ".join(
             f"CAST(\"{n.replace(chr(34), chr(34) * 2)}\" AS VARCHAR) AS c{i}"
             for i, n in enumerate(names))

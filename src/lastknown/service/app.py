@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lastknown import __version__
@@ -96,6 +97,7 @@ def create_app(settings: ServiceSettings, *, db: AppDB | None = None) -> FastAPI
     if missing:
         raise PipelineError(f"endpoints without an access rule: {', '.join(missing)}")
     app.add_middleware(BodyLimit, limit=settings.upload_limit_mb * 1024 * 1024)
+    app.add_middleware(Contain)
     errors.install(app)
     access.install(app)  # outside the body limit: a refused upload is logged too
 
@@ -124,20 +126,63 @@ def job_queue(app: FastAPI) -> JobQueue:
         return queue_
 
 
-class BodyLimit:
-    """Refuse a request body over ``limit`` bytes (413), by its Content-Length or, when
-    streamed without one, as soon as the bytes read pass the limit."""
+class Contain:
+    """End an unexpected exception here with the 500 error reply, and do not let it
+    leave the app: Starlette re-raises it after its own handler, and the server (uvicorn)
+    then logs its text and traceback, which can quote a value. The log gets its type and
+    path only (:func:`lastknown.service.errors.install`); the access log sees the 500."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            path = scope.get("path", "")
+            if isinstance(exc, ClientDisconnect):  # an upload refused or abandoned midway
+                log.info("client went away at %s", path)
+            else:
+                log.error("internal error %s at %s", type(exc).__name__, path)
+            if not started:
+                reply = errors.render_error(Request(scope, receive), errors.internal_error())
+                await reply(scope, receive, send)
+
+
+#: The routes that take a request file: their bodies may be up to ``upload_limit_mb``.
+UPLOAD_ROUTES = frozenset({("POST", "/api/batches"), ("POST", "/batches")})
+#: Every other body is a form or a JSON object, parsed in memory (a 95 MiB JSON body to
+#: the public ``/api/login`` took 670 MiB), so it may be at most this long.
+FORM_LIMIT = 1024 * 1024
+
+
+class BodyLimit:
+    """Refuse a request body over ``limit`` bytes (an upload route's) or over
+    :data:`FORM_LIMIT` (any other route's) with 413, by its Content-Length or, when
+    streamed without one, as soon as the bytes read pass the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.upload_limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        upload = (scope["method"], scope["path"]) in UPLOAD_ROUTES
+        limit = self.upload_limit if upload else min(self.upload_limit, FORM_LIMIT)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(send, self.limit)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit, upload)
             return
         seen, over, started = 0, False, False
 
@@ -147,10 +192,10 @@ class BodyLimit:
                 return {"type": "http.disconnect"}
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:  # answer 413 now; the app sees the client go away
+            if seen > limit:  # answer 413 now; the app sees the client go away
                 over = True
                 if not started:
-                    await _too_large(send, self.limit)
+                    await _too_large(send, limit, upload)
                 return {"type": "http.disconnect"}
             return message
 
@@ -163,8 +208,9 @@ class BodyLimit:
         await self.app(scope, counted, guarded)
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = errors.ApiError(413, "too_large", f"the upload is over the limit of "
+async def _too_large(send: Send, limit: int, upload: bool) -> None:
+    what = "the upload" if upload else "the request body (not a request file's upload)"
+    body = errors.ApiError(413, "too_large", f"{what} is over the limit of "
                                              f"{limit // (1024 * 1024)} MiB").body()
     data = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": 413,

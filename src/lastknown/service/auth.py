@@ -20,11 +20,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from fastapi import Request
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from starlette.concurrency import run_in_threadpool
@@ -46,6 +49,11 @@ LOGIN_CSRF_COOKIE = "lk_login_csrf"
 MAX_FAILED_LOGINS = 5
 FAILED_LOGIN_WINDOW = timedelta(minutes=15)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Password verifications run at most this many at a time: each takes Argon2's 64 MiB
+#: and three passes, and forty anonymous sign-ins at once (the thread pool's size)
+#: would otherwise hold 2.5 GiB. More wait their turn.
+VERIFY_AT_ONCE = 4
+VERIFY_SLOTS = threading.BoundedSemaphore(VERIFY_AT_ONCE)
 
 
 def new_secret() -> str:
@@ -78,7 +86,8 @@ def check_password(db: AppDB, hasher: PasswordHash, dummy_hash: str, username: s
     with db.begin() as conn:
         row = conn.execute(sa.select(t.users).where(
             t.users.c.username == username.strip().casefold())).mappings().first()
-    ok = hasher.verify(password, row["password_hash"] if row is not None else dummy_hash)
+    with VERIFY_SLOTS:
+        ok = hasher.verify(password, row["password_hash"] if row is not None else dummy_hash)
     return dict(row) if ok and row is not None and row["active"] else None
 
 
@@ -153,7 +162,9 @@ def token_principal(db: AppDB, token: str) -> Principal | None:
     return _principal(row, "token", token_id=row["token_id"])
 
 
-def _authenticate(request: Request) -> Principal | None:
+def authenticate(request: Request) -> Principal | None:
+    """The caller: an API token's submitter (401 for a bad token), a live session's
+    user, or None (no credential)."""
     state = request.app.state
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
@@ -166,10 +177,31 @@ def _authenticate(request: Request) -> Principal | None:
     return session_principal(state.db, cookie) if cookie else None
 
 
+class AuthenticatedFirst(APIRoute):
+    """A route that authenticates its caller before its body is read.
+
+    FastAPI reads a request's whole body (a multipart upload: spooled to temporary
+    files) before the endpoint's access rule runs, so an anonymous caller, a forged
+    cookie or a bad token could make the service take ``upload_limit_mb`` every time.
+    The routers that take uploads use this class; the rule then runs as anywhere else
+    (reusing the principal found here)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def authenticated_first(request: Request) -> Response:
+            request.state.principal = await run_in_threadpool(authenticate, request)
+            if request.state.principal is None:
+                raise ApiError(401, "not_authenticated", "sign in first")
+            return await handler(request)
+
+        return authenticated_first
+
+
 async def authorise(request: Request, rule: Allow) -> Principal | None:
     """Authenticate the caller, check CSRF and the endpoint's roles (see :class:`Allow`)."""
     if not hasattr(request.state, "principal"):
-        request.state.principal = await run_in_threadpool(_authenticate, request)
+        request.state.principal = await run_in_threadpool(authenticate, request)
     principal: Principal | None = request.state.principal
     if principal is None:
         if rule.public:

@@ -16,6 +16,7 @@ could be a TIN).
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -50,6 +51,27 @@ class ApiError(Exception):
         return {"error": {"status": self.status, "code": self.code, "message": self.message}}
 
 
+#: A POSIX absolute path's folders (not a URL's, a date's or "and/or").
+_FOLDERS = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\"`]+/)+")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with each absolute path cut to its file name: the library's messages are
+    written for the command line and name files by path, which a reply must not show.
+
+    >>> without_paths("batch file /srv/lk/uploads/ab12/batch.json cannot be used")
+    'batch file batch.json cannot be used'
+    >>> without_paths("see https://x.org/a/b or 2026/01/02, and/or `/etc/lk/p.toml`")
+    'see https://x.org/a/b or 2026/01/02, and/or `p.toml`'
+    """
+    return _FOLDERS.sub("", text)
+
+
+def internal_error() -> ApiError:
+    """The reply to an unexpected error: it says nothing of the error itself."""
+    return ApiError(500, "internal_error", "internal error; the operator can see the server log")
+
+
 def wants_json(request: Request) -> bool:
     """API paths answer JSON; every other path is a browser page."""
     path = request.url.path
@@ -57,14 +79,15 @@ def wants_json(request: Request) -> bool:
 
 
 def _from_library(exc: LastknownError) -> ApiError:
+    message = without_paths(str(exc))
     if isinstance(exc, NotFoundError):
-        return ApiError(404, "not_found", str(exc))
+        return ApiError(404, "not_found", message)
     if isinstance(exc, ConflictError):
-        return ApiError(409, "conflict", str(exc))
+        return ApiError(409, "conflict", message)
     if isinstance(exc, InputError):
-        return ApiError(400, "invalid_input", str(exc))
+        return ApiError(400, "invalid_input", message)
     if isinstance(exc, PolicyError):  # a cap, a batch answered once, approving one's own
-        return ApiError(409, "policy_refused", str(exc))
+        return ApiError(409, "policy_refused", message)
     log.error("service error: %s", type(exc).__name__)
     return ApiError(500, "internal_error", "the service could not complete this request; "
                                            "the operator can see why in the server log")
@@ -112,9 +135,7 @@ def install(app: FastAPI) -> None:
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.error("internal error %s at %s", type(exc).__name__, request.url.path)
-        return render_error(request, ApiError(500, "internal_error",
-                                              "internal error; the operator can see the "
-                                              "server log"))
+        return render_error(request, internal_error())
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -3,7 +3,8 @@
 A failed login is logged (the username tried, never the password); after
 :data:`~lastknown.service.auth.MAX_FAILED_LOGINS` failures of one username within
 :data:`~lastknown.service.auth.FAILED_LOGIN_WINDOW` further tries are refused (429)
-whatever the password, so guessing is slow and visible in the access log.
+whatever the password, so guessing is slow and visible in the access log. A sign-in
+ends the session the request came with (whoever's), so no earlier cookie outlives it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ async def sign_in(request: Request, response: Response, username: str, password:
     if user is None:
         request.state.access_detail = "unknown user, wrong password or inactive"
         raise ApiError(401, "login_failed", "unknown username or wrong password")
+    earlier: Principal | None = getattr(request.state, "principal", None)
+    if earlier is not None and earlier.session_id is not None:  # a new sign-in ends it
+        await run_in_threadpool(auth.end_session, state.db, earlier.session_id)
     token = await run_in_threadpool(auth.start_session, state.db, state.settings, user["id"])
     principal = await run_in_threadpool(auth.session_principal, state.db, token)
     assert principal is not None

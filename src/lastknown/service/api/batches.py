@@ -19,11 +19,12 @@ from starlette.concurrency import run_in_threadpool
 from lastknown.errors import InputError, NotFoundError
 from lastknown.service import accounts, batches, submission
 from lastknown.service.app import job_queue
+from lastknown.service.auth import AuthenticatedFirst
 from lastknown.service.errors import ApiError
 from lastknown.service.roles import Principal, Role, allow
 from lastknown.service.settings import ServiceSettings
 
-router = APIRouter(tags=["batches"])
+router = APIRouter(tags=["batches"], route_class=AuthenticatedFirst)  # it takes uploads
 Submitter = Annotated[Principal, Depends(allow(Role.SUBMITTER))]
 Officer = Annotated[Principal, Depends(allow(Role.OFFICER))]
 Either = Annotated[Principal, Depends(allow(Role.SUBMITTER, Role.OFFICER))]

@@ -7,8 +7,9 @@ is never taken for a dead one however long a stage takes.
 
 What the submitter sees of a failure is :func:`safe_message`: a lastknown error's class
 and message (already written for the person who supplied the input, with anything
-shaped like a TIN blanked), or ``"internal error, see server log"``; the traceback goes
-to the server log only.
+shaped like a TIN blanked and server paths cut to their file names), or ``"internal
+error, see server log"``; the traceback goes to the server log only, with the
+exception's type but not its text (:func:`withheld`).
 """
 
 from __future__ import annotations
@@ -41,8 +42,25 @@ def safe_message(exc: BaseException) -> str:
     ('internal error, see server log', 'internal error, see server log')
     """
     if isinstance(exc, LastknownError) and not isinstance(exc, PipelineError):
-        return f"{type(exc).__name__}: {_TIN_LIKE.sub('***', str(exc))}"[:2000]
+        from lastknown.service.errors import without_paths
+
+        return f"{type(exc).__name__}: {_TIN_LIKE.sub('***', without_paths(str(exc)))}"[:2000]
     return INTERNAL
+
+
+class MessageWithheld(Exception):
+    """Stands in for a failed job's exception in the server log: the log gets where it
+    failed (the traceback) and its type, never its text, which can quote a request's
+    value (a TIN, a name); the job keeps the message it may show (:func:`safe_message`)."""
+
+
+def withheld(exc: BaseException) -> tuple[type[BaseException], BaseException, Any]:
+    """``exc_info`` for logging ``exc`` with its message (and its chained causes) left out.
+
+    >>> withheld(KeyError("123-45-6789"))[1]
+    MessageWithheld('KeyError')
+    """
+    return MessageWithheld, MessageWithheld(type(exc).__name__), exc.__traceback__
 
 
 def resolve(function: str) -> Callable[..., Any]:
@@ -98,7 +116,7 @@ def run_job(store: JobStore, job_id: str, worker: str, *, heartbeat_seconds: flo
         function(**with_paths(function, job.kwargs),
                  on_stage=lambda stage: _stage(store, job_id, worker, stage))
     except Exception as exc:
-        log.exception("job %s failed", job_id)
+        log.error("job %s failed: %s", job_id, type(exc).__name__, exc_info=withheld(exc))
         owned = store.fail(job_id, worker, safe_message(exc))
         status = "failed"
     else:

@@ -17,11 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from lastknown.errors import InputError, PolicyError
 from lastknown.service import submission
 from lastknown.service.api import batches as api
-from lastknown.service.errors import ApiError
+from lastknown.service.auth import AuthenticatedFirst
+from lastknown.service.errors import ApiError, without_paths
 from lastknown.service.pages import render
 from lastknown.service.roles import Principal, Role, allow
 
-router = APIRouter()
+router = APIRouter(route_class=AuthenticatedFirst)  # it takes uploads
 Submitter = Annotated[Principal, Depends(allow(Role.SUBMITTER))]
 #: Seconds between refreshes of a batch page while its batch is being prepared.
 REFRESH_SECONDS = 3
@@ -66,7 +67,7 @@ async def batch_submit(request: Request, user: Submitter, file: Annotated[Upload
     except (InputError, PolicyError) as error:  # say what to fix, keep what was typed
         values = {**form.document(user.agency or ""), "statutes": list(statutes)}
         return await run_in_threadpool(partial(
-            _form_page, request, user, values=values, problem=str(error),
+            _form_page, request, user, values=values, problem=without_paths(str(error)),
             status_code=409 if isinstance(error, PolicyError) else error_status(error)))
     except ApiError as error:
         if error.status != 413:

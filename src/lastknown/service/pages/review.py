@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lastknown.errors import InputError, NotFoundError, PolicyError
 from lastknown.service.api import batches as api
+from lastknown.service.errors import without_paths
 from lastknown.service.pages import render
 from lastknown.service.roles import Principal, Role, allow
 
@@ -88,7 +89,7 @@ async def review_page(request: Request, user: Officer, batch_id: api.BatchId) ->
 async def _refused(request: Request, user: Officer, batch_id: str, error: Exception,
                    status: int) -> Response:
     context = await run_in_threadpool(_review_context, request, user, batch_id)
-    return render(request, "review.html", {**context, "problem": str(error)},
+    return render(request, "review.html", {**context, "problem": without_paths(str(error))},
                   status_code=status)
 
 
