@@ -632,3 +632,18 @@ def test_a_failed_jobs_log_lines_have_its_traceback_but_not_its_text(world: Worl
     text = world.logs.format(records[0])
     assert "Traceback" in text and "explode" in text and "ValueError" in text
     assert "123-45-6789" not in text and "Q. Public" not in text
+
+
+def test_a_tin_typed_into_a_url_is_neither_echoed_nor_logged(world: World) -> None:
+    client = world.client
+    login(client, "submitter")
+    tin = sorted(world.synth.tins)[0]
+    dashed = f"{tin[:3]}-{tin[3:5]}-{tin[5:]}"
+    for path in (f"/api/batches/{tin}", f"/batches/{dashed}", f"/api/batches/x{dashed}x"):
+        reply = go(client, "GET", path)
+        assert reply.status_code == 404, path
+        assert tin not in reply.text and dashed not in reply.text, path
+    with world.db.begin() as conn:
+        logged = [o for (o,) in conn.execute(sa.select(t.access_log.c.object))]
+    assert any(o == "/api/batches/***" for o in logged)
+    assert [o for o in logged if tin in o or dashed in o] == []

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lastknown.service import db as t
 from lastknown.service.db import AppDB
+from lastknown.service.errors import without_tins
 from lastknown.service.roles import Principal
 
 
@@ -43,9 +44,10 @@ def record(db: AppDB, event: AccessEvent) -> None:
         conn.execute(t.access_log.insert().values(
             at=t.now(), username=event.username and event.username[:100], role=event.role,
             event_type=event.event_type[:100], method=event.method[:10],
-            object=event.object[:500], status=event.status, success=event.status < 400,
-            origin_ip=event.origin_ip[:64], user_agent=event.user_agent[:300],
-            detail=event.detail[:500]))
+            object=without_tins(event.object)[:500], status=event.status,
+            success=event.status < 400, origin_ip=event.origin_ip[:64],
+            user_agent=without_tins(event.user_agent)[:300],
+            detail=without_tins(event.detail)[:500]))
 
 
 def event_of(request: Request, status: int) -> AccessEvent:

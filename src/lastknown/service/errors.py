@@ -44,6 +44,7 @@ class ApiError(Exception):
     """An error with a status, a stable code and a message safe to show."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
+        message = without_tins(message)  # e.g. a 404 naming a TIN someone put in a URL
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
 
@@ -65,6 +66,20 @@ def without_paths(text: str) -> str:
     'see https://x.org/a/b or 2026/01/02, and/or `p.toml`'
     """
     return _FOLDERS.sub("", text)
+
+
+#: Nine digits, bare or as 123-45-6789: anything that could be a TIN.
+_TIN_LIKE = re.compile(r"(?<!\d)\d{3}-?\d{2}-?\d{4}(?!\d)")
+
+
+def without_tins(text: str) -> str:
+    """``text`` with anything shaped like a TIN replaced by ``***`` (what a person typed
+    into a URL or a form may be one; no reply or log line repeats it).
+
+    >>> without_tins("no batch 123456789 or 123-45-6789; batch 2026-0142 is fine")
+    'no batch *** or ***; batch 2026-0142 is fine'
+    """
+    return _TIN_LIKE.sub("***", text)
 
 
 def internal_error() -> ApiError:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +28,6 @@ from lastknown.service.jobs.store import JobStore
 log = logging.getLogger("lastknown.jobs")
 
 INTERNAL = "internal error, see server log"
-_TIN_LIKE = re.compile(r"(?<!\d)\d{3}-?\d{2}-?\d{4}(?!\d)")
 
 
 def safe_message(exc: BaseException) -> str:
@@ -42,9 +40,9 @@ def safe_message(exc: BaseException) -> str:
     ('internal error, see server log', 'internal error, see server log')
     """
     if isinstance(exc, LastknownError) and not isinstance(exc, PipelineError):
-        from lastknown.service.errors import without_paths
+        from lastknown.service.errors import without_paths, without_tins
 
-        return f"{type(exc).__name__}: {_TIN_LIKE.sub('***', without_paths(str(exc)))}"[:2000]
+        return f"{type(exc).__name__}: {without_tins(without_paths(str(exc)))}"[:2000]
     return INTERNAL
 
 
