@@ -54,7 +54,7 @@ from lastknown.disclose.journal import (
 from lastknown.disclose.ledger import EntryRef, Ledger
 from lastknown.disclose.ledger.anchors import anchor_once, head_record
 from lastknown.disclose.ledger.chain import canonical_json
-from lastknown.disclose.ledger.store import default_origin
+from lastknown.disclose.ledger.store import default_origin, prepare_entries
 from lastknown.disclose.policy import (
     DISCLOSED_FIELDS,
     LEGAL_AUTHORITY,
@@ -477,6 +477,10 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
         record_staging = begin_record(staging, archive=archive, batch_id=batch.batch_id)
         staged = write_package(staging, summary)
         write_record_tables(engine, record_staging)
+        # while the spreadsheet child runs: the disclosure entries' typed rows and payloads
+        # (most of the ledger's cost), so that the write lock is held only to chain and insert
+        entries = prepare_entries("disclosure", _disclosure_records(
+            engine, batch_id=batch.batch_id, agency=agency, at=now))
         if isinstance(staged, dict):
             package_summary = dict(staged)
         else:  # the spreadsheet child finishes BEFORE the ledger's write lock is taken
@@ -492,8 +496,7 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
             with ledger.transaction() as tx:
                 recheck_in_transaction(tx.conn, policy_decision, batch, now=now)
                 batch_entry = tx.add("batch", record)
-                written = tx.add_many("disclosure", _disclosure_records(
-                    engine, batch_id=batch.batch_id, agency=agency, at=now))
+                written = tx.add_prepared(entries)
                 if written != disclosed:
                     raise PipelineError(f"match_result changed while publishing: {disclosed} "
                                         f"matches counted, {written} recorded; nothing was "

@@ -48,7 +48,7 @@ from typing import Any
 from lastknown.engines.base import SqlStep
 from lastknown.match.decide import address_confirmed_sql
 from lastknown.match.model import request_level_upper
-from lastknown.match.score import SWAP_SQL, request_reading_sql, swapped_groups_join
+from lastknown.match.score import SWAP_SQL, request_reading_sql, requests_with_swapped_groups
 
 BLOCK_RULES: tuple[str, ...] = ("addr", "street", "name")
 
@@ -192,8 +192,7 @@ def candidate_steps(*, requests: str, records: str, key_table: str, size_table: 
                        {address_confirmed_sql('q', 'r')} AS confirms
                 FROM {out}_all AS c
                 JOIN {records} AS r ON r.record_id = c.record_id
-                JOIN {requests} AS q ON q.source_row = c.source_row
-                {swapped_groups_join(SWAP_SQL)}
+                JOIN {requests_with_swapped_groups(requests)} ON q.source_row = c.source_row
             """, output_table_name=f"{out}_judged", joins_as_written=True),
             # keep every record of a TIN whose names can agree on one of them, and every
             # record confirming the supplied address (the residents there); aggregates and

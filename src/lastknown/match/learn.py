@@ -241,16 +241,18 @@ def learning_steps(model: dict[str, Any], *, table: str) -> list[SqlStep]:
     exact = " AND ".join(f"gamma_{n} = {_exact_gamma(model, n)}"
                          for n in ("first_name", "surname"))
 
-    def best(where: str, out: str) -> SqlStep:
+    def best(where: str, comparisons: Sequence[str], out: str) -> SqlStep:
+        # only the levels the pass counts are carried (not every column of every pair)
+        cols = ", ".join(f"gamma_{c}" for c in comparisons)
         return SqlStep(sql=f"""
-            SELECT * FROM (
-                SELECT *, row_number() OVER (PARTITION BY source_row, tin
-                                             ORDER BY match_weight DESC, record_id) AS k
+            SELECT {cols} FROM (
+                SELECT {cols}, row_number() OVER (PARTITION BY source_row, tin
+                                                  ORDER BY match_weight DESC, record_id) AS k
                 FROM {table} WHERE {where}) WHERE k = 1""", output_table_name=out)
 
-    return [best("address_confirmed", "lk_learn_confirmed"),
+    return [best("address_confirmed", NAME_COMPARISONS, "lk_learn_confirmed"),
             pattern_step("lk_learn_confirmed", NAME_COMPARISONS, "lk_learn_names"),
-            best(exact, "lk_learn_named"),
+            best(exact, ADDRESS_COMPARISONS, "lk_learn_named"),
             pattern_step("lk_learn_named", ADDRESS_COMPARISONS, "lk_learn_address")]
 
 

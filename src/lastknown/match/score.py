@@ -54,14 +54,28 @@ SWAPPED_COLUMNS: dict[str, str] = {
 }
 
 
+_NICKNAME_GROUPS = f"""(SELECT name, list(DISTINCT grp ORDER BY grp) AS groups
+                       FROM {NICKNAME_TABLE} GROUP BY name)"""
+
+
 def swapped_groups_join(swapped: str) -> str:
     """LEFT JOIN ``ng`` (nickname groups) and ``gs`` (Census given-name row) of the first
     surname token, when ``swapped``."""
-    return f"""LEFT JOIN (SELECT name, list(DISTINCT grp ORDER BY grp) AS groups
-                       FROM {NICKNAME_TABLE} GROUP BY name) AS ng
+    return f"""LEFT JOIN {_NICKNAME_GROUPS} AS ng
               ON {swapped} AND ng.name = q.surname_tokens[1]
               LEFT JOIN {GIVEN_NAME_TABLE} AS gs
               ON {swapped} AND gs.name = q.surname_tokens[1]"""
+
+
+def requests_with_swapped_groups(requests: str) -> str:
+    """``requests`` as ``q`` with ``ng`` and ``gs`` of its first surname token, whether or
+    not a pair swaps: a join tree (``JOIN <this> ON q.… = …``) joined once per request, not
+    once per pair. The same as :func:`swapped_groups_join` wherever ``ng`` and ``gs`` are
+    read, because only the swapped reading (``SWAPPED_COLUMNS``) reads them (both are one
+    row per name, so no pair is repeated)."""
+    return f"""({requests} AS q
+              LEFT JOIN {_NICKNAME_GROUPS} AS ng ON ng.name = q.surname_tokens[1]
+              LEFT JOIN {GIVEN_NAME_TABLE} AS gs ON gs.name = q.surname_tokens[1])"""
 
 
 def request_reading_sql(col: str, *, swapped: bool) -> str:

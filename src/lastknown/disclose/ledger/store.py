@@ -76,6 +76,32 @@ def default_user() -> str:
         return "unknown-user"
 
 
+@dataclass(frozen=True, kw_only=True)
+class PreparedEntries:
+    """Records of one kind made ready to append: each typed row with its canonical payload.
+
+    Building these (typed values, canonical JSON) is most of an append's cost and needs no
+    lock, so a writer can prepare them before :meth:`Ledger.transaction` takes the write
+    lock; :meth:`LedgerWriter.add_prepared` then only chains (hashes) and inserts them.
+    """
+
+    kind: EntryKind
+    rows: list[tuple[dict[str, Any], str]]
+
+
+def prepare_entries(kind: EntryKind, records: Iterable[Mapping[str, Any]]) -> PreparedEntries:
+    """Typed rows and payloads of ``records`` (see :class:`PreparedEntries`).
+
+    >>> prepare_entries("audit", []).rows
+    []
+    """
+    rows = []
+    for record in records:
+        typed = typed_row_of(kind, record)
+        rows.append((typed, payload_of(kind, typed)))
+    return PreparedEntries(kind=kind, rows=rows)
+
+
 class LedgerWriter:
     """Appends entries inside one open transaction; see :meth:`Ledger.transaction`."""
 
@@ -96,31 +122,36 @@ class LedgerWriter:
     def add_many(self, kind: EntryKind, records: Iterable[Mapping[str, Any]]) -> int:
         """Append many records of one kind in chunks (no round trip per row)."""
         count = 0
-        chunk: list[dict[str, Any]] = []
+        chunk: list[Mapping[str, Any]] = []
         for record in records:
-            chunk.append(typed_row_of(kind, record))
+            chunk.append(record)
             if len(chunk) >= _CHUNK_ROWS:
-                count += self._insert(kind, chunk)
+                count += self.add_prepared(prepare_entries(kind, chunk))
                 chunk = []
         if chunk:
-            count += self._insert(kind, chunk)
+            count += self.add_prepared(prepare_entries(kind, chunk))
         return count
 
-    def _insert(self, kind: EntryKind, typed_rows: list[dict[str, Any]]) -> int:
-        entry_rows = []
+    def add_prepared(self, prepared: PreparedEntries) -> int:
+        """Append records made ready by :func:`prepare_entries`: only chain and insert."""
+        rows = prepared.rows
+        for start in range(0, len(rows), _CHUNK_ROWS):
+            self._insert(prepared.kind, rows[start:start + _CHUNK_ROWS])
+        return len(rows)
+
+    def _insert(self, kind: EntryKind, rows: list[tuple[dict[str, Any], str]]) -> None:
+        entry_rows, typed_rows = [], []
         seq, prev = self.head.seq, self.head.hash
-        for row in typed_rows:
+        for typed, payload in rows:
             seq += 1
-            payload = payload_of(kind, row)
             digest = entry_hash(prev, seq, kind, payload)
             entry_rows.append({"seq": seq, "kind": kind, "payload": payload,
                                "prev_hash": prev, "hash": digest})
-            row["entry_seq"] = seq
+            typed_rows.append({**typed, "entry_seq": seq})  # the prepared row stays as it was
             prev = digest
         self._conn.execute(models.entries.insert(), entry_rows)
         self._conn.execute(models.TYPED_TABLES[kind].insert(), typed_rows)
         self.head = EntryRef(seq=seq, hash=prev)
-        return len(typed_rows)
 
     def audit(self, *, event_type: str, success: bool, obj: str, detail: str = "",
               user: str | None = None, origin: str | None = None,
