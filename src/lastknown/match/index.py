@@ -47,7 +47,9 @@ from lastknown.normalize.phonetic import PHONETIC_COLUMNS, name_keys_sql, regist
 log = logging.getLogger("lastknown.match")
 
 INDEX_SCHEMA = "lkidx"
-INDEX_VERSION = 3
+#: Bumped when what an index holds changes (4: the keying-and-export cleaning rules of
+#: issue 11 change master normalisation), so an old index is refused, not misread.
+INDEX_VERSION = 4
 MANIFEST = "index.json"
 DATABASE = "index.duckdb"
 MODEL = "model.json"
