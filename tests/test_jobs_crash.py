@@ -121,3 +121,24 @@ def test_a_worker_with_a_bad_database_or_queue_says_so(tmp_path: Path, database:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, result.output
     assert says in result.output and "secret" not in result.output
+
+
+def test_a_worker_reads_its_database_and_queue_from_the_deployment(tmp_path: Path) -> None:
+    """Without --database/--queue the worker uses [service] app_db and queue; a deployment
+    without a queue is told that the embedded queue lives in `serve`."""
+    from click.testing import CliRunner
+
+    from lastknown.cli import cli
+
+    plain = tmp_path / "plain.toml"
+    plain.write_text('ledger = "l.sqlite"\narchive = "archive"\nanchors = "a.jsonl"\n')
+    result = CliRunner().invoke(cli, ["--config-file", str(plain), "worker"])
+    assert result.exit_code == 2, result.output
+    assert (f"{plain} names no [service] queue: the embedded queue runs inside `lastknown "
+            "serve`") in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text(plain.read_text() + '[service]\napp_db = "app.sqlite"\n'
+                   'queue = "amqp://localhost"\n')
+    result = CliRunner().invoke(cli, ["--config-file", str(bad), "worker"])
+    assert result.exit_code == 2, result.output
+    assert "job queue URL 'amqp://localhost'" in result.output  # the configured one was used

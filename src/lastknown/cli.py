@@ -377,11 +377,12 @@ def recover(ledger: str | None, journal: Path | None, outs: tuple[Path, ...]) ->
 
 
 @cli.command()
-@click.option("--database", envvar="LASTKNOWN_DATABASE", required=True,
+@click.option("--database", envvar="LASTKNOWN_DATABASE", default=None,
               help="The service's database (SQLAlchemy URL) holding the job table "
-                   "[env LASTKNOWN_DATABASE].")
-@click.option("--queue", "queue_url", envvar="LASTKNOWN_QUEUE", required=True,
-              help="redis://HOST:PORT/DB or sqlite:///PATH [env LASTKNOWN_QUEUE].")
+                   "[env LASTKNOWN_DATABASE; default: [service] app_db of lastknown.toml].")
+@click.option("--queue", "queue_url", envvar="LASTKNOWN_QUEUE", default=None,
+              help="redis://HOST:PORT/DB or sqlite:///PATH [env LASTKNOWN_QUEUE; default: "
+                   "[service] queue of lastknown.toml].")
 @click.option("--queue-name", default="lastknown", show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="Jobs run at once.")
@@ -393,8 +394,8 @@ def recover(ledger: str | None, journal: Path | None, outs: tuple[Path, ...]) ->
 @click.option("--sweep", type=click.FloatRange(min=0.01), default=30.0, show_default=True,
               help="Seconds between looks for such jobs.")
 @_friendly_errors
-def worker(database: str, queue_url: str, queue_name: str, workers: int, heartbeat: float,
-           stale_after: float, sweep: float) -> None:
+def worker(database: str | None, queue_url: str | None, queue_name: str, workers: int,
+           heartbeat: float, stale_after: float, sweep: float) -> None:
     """Run the service's jobs (prepare, release) from the queue until Ctrl-C.
 
     SIGINT lets running jobs finish; SIGTERM or a kill stops at once, and their jobs
@@ -403,10 +404,16 @@ def worker(database: str, queue_url: str, queue_name: str, workers: int, heartbe
     Example:
 
         lastknown worker --database postgresql+psycopg://lk@db/lastknown --queue redis://127.0.0.1:6379/0
+        lastknown --config-file /etc/lastknown/lastknown.toml worker   # both from [service]
     """
     import logging
 
     from lastknown.service.jobs import JobQueue, JobStore, QueueSettings, Worker
+    from lastknown.service.settings import ServiceSettings
+
+    if database is None or queue_url is None:
+        configured = ServiceSettings.from_deployment(_deployment(None)).worker_targets()
+        database, queue_url = database or configured[0], queue_url or configured[1]
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = QueueSettings(url=queue_url, name=queue_name, workers=workers,

@@ -109,3 +109,21 @@ class ServiceSettings:
     def with_(self, **changes: Any) -> ServiceSettings:
         """A copy with some settings changed."""
         return replace(self, **changes)
+
+    def worker_targets(self) -> tuple[str, str]:
+        """(job database URL, queue URL) for ``lastknown worker``: the app database and
+        the production queue of ``[service]``.
+
+        >>> from lastknown.config import Deployment
+        >>> d = Deployment(ledger="l.sqlite", archive=Path("/srv/a"), anchors=Path("/srv/n"),
+        ...                source="default")
+        >>> ServiceSettings.from_deployment(d, queue="redis://127.0.0.1:6379/0").worker_targets()
+        ('sqlite:////srv/service.sqlite', 'redis://127.0.0.1:6379/0')
+        """
+        if not self.queue:
+            where = self.deployment.path or "the deployment config"
+            raise ConfigError(f"{where} names no [service] queue: the embedded queue runs "
+                              "inside `lastknown serve`; for separate workers set `queue = "
+                              "\"redis://HOST:PORT/DB\"` under [service] or pass --queue")
+        database = self.app_db if "://" in self.app_db else f"sqlite:///{self.app_db}"
+        return database, self.queue
