@@ -146,11 +146,13 @@ def _parse_names(con: duckdb.DuckDBPyConnection, distinct_names_sql: str) -> Non
 
 
 def _one_column_sql(table: str) -> str:
-    """One name column of ``table`` filled, the other empty, the filled one holding a
-    comma or a space."""
+    """One name column of ``table`` filled, the other empty, the filled one written
+    ``LAST, FIRST`` (a comma). Without a comma a value such as ``DE LA CRUZ`` or ``MARIA
+    ELENA`` is one part of a name, not a whole one: the row lacks the other part and is
+    rejected ``MISSING_NAME``, as the request contract says."""
     first, last = f"{table}.first_name", f"{table}.last_name"
     return (f"({first} IS NULL) <> ({last} IS NULL) "
-            f"AND regexp_matches(coalesce({first}, {last}), '[,\\s]')")
+            f"AND contains(coalesce({first}, {last}), ',')")
 
 
 def _split_names_in_one_column(con: duckdb.DuckDBPyConnection, table: str) -> None:
