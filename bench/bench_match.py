@@ -180,6 +180,23 @@ class _PairCounts(logging.Handler):
             self.pairs = {"scored": int(str(record.args[0])), "pruned": int(str(record.args[1]))}
 
 
+def index_is_current(index: Path) -> bool:
+    """True when ``index`` holds an index this lastknown can open; a cached index built
+    by another version (``INDEX_VERSION``) is removed so that it is built again."""
+    import shutil
+
+    from lastknown.match.index import INDEX_VERSION, MANIFEST
+
+    try:
+        manifest = json.loads((index / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    if manifest.get("index_version") == INDEX_VERSION:
+        return True
+    shutil.rmtree(index, ignore_errors=True)
+    return False
+
+
 def run_lastknown(data: Path, index: Path, work: Path, limits: dict[str, Any]) -> dict[str, Any]:
     from lastknown.evaluate import evaluate
     from lastknown.pipeline import ProcessOptions, process_request
@@ -276,7 +293,7 @@ def main() -> None:
         subprocess.run([sys.executable, __file__, "--synth", "--requests", str(args.requests),
                         *common], check=True)
     built: dict[str, Any] | None = None
-    if not (data / "index").exists():
+    if not index_is_current(data / "index"):
         built = _run_child([sys.executable, __file__, "--index", *common], args.work, "index")
     if args.persons > PLAIN_SPLINK_MAX and "plain splink" not in args.skip:
         sys.stderr.write(f"plain splink skipped: more than {PLAIN_SPLINK_MAX:,} persons "

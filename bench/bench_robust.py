@@ -57,7 +57,7 @@ def prepare(persons: int, requests: int, seed: int, work: Path,
 
         generate(persons=persons, requests=requests, seed=seed, out=data,
                  shard_persons=bm.SHARD_PERSONS)
-    if not (data / "index").exists():
+    if not bm.index_is_current(data / "index"):
         build_index(data / "master", data / "index", limits)
     return data
 
