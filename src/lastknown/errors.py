@@ -87,6 +87,28 @@ class PipelineError(LastknownError):
     exit_code = 70
 
 
+class EngineError(PipelineError):
+    """An engine refused a statement. ``detail`` is the engine's own message, for a
+    caller that turns it into advice; no engine's exception type leaves ``engines/``."""
+
+    def __init__(self, message: str, *, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class CsvReadError(EngineError):
+    """An engine could not read a CSV file. What it found, in engine-neutral terms:
+    ``line`` (1-based file line, if known), ``fields`` (expected, found) when a row's
+    width differs from the header's, ``line_too_long`` and ``not_utf8``."""
+
+    def __init__(self, message: str, *, detail: str, line: int | None,
+                 fields: tuple[int, int] | None, line_too_long: bool,
+                 not_utf8: bool) -> None:
+        super().__init__(message, detail=detail)
+        self.line, self.fields = line, fields
+        self.line_too_long, self.not_utf8 = line_too_long, not_utf8
+
+
 class ErrorCollector:
     """Gather many problems, then raise once (after Splink's ``ErrorLogger``).
 

@@ -26,12 +26,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from lastknown.disclose.cells import neutralise_sql, sql_literal
 from lastknown.disclose.receipt import RECEIPT_JSON, read_receipt
 from lastknown.disclose.record import OUTCOMES_CSV, read_record, record_dir_for
-from lastknown.errors import ErrorCollector, InputError, PipelineError
+from lastknown.engines import Engine, make_engine
+from lastknown.errors import EngineError, ErrorCollector, InputError, PipelineError
 from lastknown.match.outcomes import OUTCOMES_WITH_REJECTED
 
 TRUTH_COLUMNS = ("request_row_id", "expected_outcome", "expected_street", "expected_unit",
@@ -65,25 +64,26 @@ def _address_equal() -> str:
     return " AND ".join(parts)
 
 
-def _load_csv(con: duckdb.DuckDBPyConnection, table: str, path: Path,
+def _load_csv(engine: Engine, table: str, path: Path,
               required: tuple[str, ...]) -> None:
     if not path.is_file():
         raise InputError(f"{path} is missing: point --result at a complete response package")
     try:
-        con.execute(
+        engine.execute(
             f"CREATE TABLE {table} AS SELECT * FROM read_csv({sql_literal(str(path))}, "
             "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"')"
         )
-    except duckdb.Error as exc:
-        raise InputError(f"{path} cannot be read as CSV with a header row: {exc}") from exc
-    columns = [str(r[0]) for r in con.execute(f"DESCRIBE {table}").fetchall()]
+    except EngineError as exc:
+        raise InputError(f"{path} cannot be read as CSV with a header row: {exc.detail}"
+                         ) from exc
+    columns = [str(r[0]) for r in engine.fetchall(f"DESCRIBE {table}")]
     missing = [c for c in required if c not in columns]
     if missing:
         raise InputError(f"{path}: column(s) {missing} missing (found {columns}); "
                          "use the file as written by lastknown")
 
 
-def _check_truth(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def _check_truth(engine: Engine, path: Path) -> None:
     errors = ErrorCollector()
     codes = ", ".join(sql_literal(c) for c in OUTCOMES_WITH_REJECTED)
     for problem, sql in [
@@ -92,8 +92,8 @@ def _check_truth(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         (f"expected_outcome is not one of {'/'.join(OUTCOMES_WITH_REJECTED)}",
          f"SELECT id FROM truth WHERE exp IS NULL OR exp NOT IN ({codes})"),
     ]:
-        n, examples = con.execute(f"SELECT count(*), list(id ORDER BY id)[1:5] FROM ({sql})"
-                                  ).fetchall()[0]
+        n, examples = engine.fetchall(
+            f"SELECT count(*), list(id ORDER BY id)[1:5] FROM ({sql})")[0]
         if n:
             errors.add(f"{n:,} rows: {problem}; request_row_id e.g. {examples}")
     errors.raise_if_any(InputError, f"{path} does not meet the truth contract (DESIGN.md)")
@@ -103,11 +103,11 @@ def _ratio(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 6) if denominator else None
 
 
-def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
-    row = con.execute(sql).fetchone()
-    if row is None:
+def _one(engine: Engine, sql: str) -> tuple[Any, ...]:
+    rows = engine.fetchall(sql)
+    if not rows:
         raise PipelineError("an aggregate query returned no row")
-    return row
+    return rows[0]
 
 
 def find_record(result_dir: Path, *, record_dir: Path | None = None,
@@ -134,21 +134,21 @@ def find_record(result_dir: Path, *, record_dir: Path | None = None,
     return record_dir
 
 
-def _load(con: duckdb.DuckDBPyConnection, result_dir: Path, record_dir: Path,
+def _load(engine: Engine, result_dir: Path, record_dir: Path,
           truth_csv: Path) -> None:
     for name, required in PACKAGE_COLUMNS.items():
-        _load_csv(con, name.removesuffix(".csv"), result_dir / name, required)
-    _load_csv(con, "outcomes", record_dir / OUTCOMES_CSV, RECORD_COLUMNS)
-    _load_csv(con, "truth_raw", truth_csv, TRUTH_COLUMNS)
+        _load_csv(engine, name.removesuffix(".csv"), result_dir / name, required)
+    _load_csv(engine, "outcomes", record_dir / OUTCOMES_CSV, RECORD_COLUMNS)
+    _load_csv(engine, "truth_raw", truth_csv, TRUTH_COLUMNS)
     # Truth ids are raw; package ids were neutralised on the way out: compare like with like.
-    con.execute(f"""
+    engine.execute(f"""
         CREATE TABLE truth AS SELECT {neutralise_sql("coalesce(trim(request_row_id), '')")} AS id,
             upper(trim(expected_outcome)) AS exp, trim(expected_reason) AS expected_reason,
             expected_street, expected_unit, expected_city, expected_state, expected_zip,
             trim(expected_tax_year) AS expected_tax_year
         FROM truth_raw""")
-    _check_truth(con, truth_csv)
-    con.execute("""
+    _check_truth(engine, truth_csv)
+    engine.execute("""
         CREATE TABLE pkg AS
         SELECT request_row_id AS id, 'M' AS got, NULL AS reasons, 'matched' AS src FROM matched
         UNION ALL SELECT u.request_row_id, coalesce(o.outcome, '?'), NULL, 'unmatched'
@@ -157,7 +157,7 @@ def _load(con: duckdb.DuckDBPyConnection, result_dir: Path, record_dir: Path,
                 WHERE upper(trim(outcome)) NOT IN ('M', 'R') GROUP BY request_row_id
             ) o ON o.request_row_id = u.request_row_id
         UNION ALL SELECT request_row_id, 'R', reason_codes, 'rejected' FROM rejected""")
-    con.execute(f"""
+    engine.execute(f"""
         CREATE TABLE pkg_ids AS SELECT id, arg_min(got, {_PRECEDENCE}) AS got,
             count(DISTINCT src) AS files, bool_or(src = 'rejected') AS rejected,
             list_distinct(flatten(list(
@@ -173,17 +173,13 @@ def evaluate(result_dir: Path, truth_csv: Path, *, record_dir: Path | None = Non
     (:func:`find_record`: ``record_dir``, or through receipt.json and ``archive``).
     """
     record = find_record(result_dir, record_dir=record_dir, archive=archive)
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")  # stdout carries the JSON
-    try:
-        _load(con, result_dir, record, truth_csv)
-        return _metrics(con, record)
-    finally:
-        con.close()
+    with make_engine() as engine:  # its progress bar is off: stdout carries the JSON
+        _load(engine, result_dir, record, truth_csv)
+        return _metrics(engine, record)
 
 
-def _metrics(con: duckdb.DuckDBPyConnection, record_dir: Path) -> dict[str, Any]:
-    disclosures, correct, correct_ids, wrong, other, unknown, year_agrees = _one(con, f"""
+def _metrics(engine: Engine, record_dir: Path) -> dict[str, Any]:
+    disclosures, correct, correct_ids, wrong, other, unknown, year_agrees = _one(engine, f"""
         WITH d AS (SELECT d.*, t.id AS tid, t.exp, t.expected_tax_year,
                           coalesce({_address_equal()}, false) AS same_address
                    FROM matched d LEFT JOIN truth t ON t.id = d.request_row_id)
@@ -194,23 +190,23 @@ def _metrics(con: duckdb.DuckDBPyConnection, record_dir: Path) -> dict[str, Any]
                count(*) FILTER (exp = 'M' AND same_address
                                 AND trim(address_tax_year) = expected_tax_year)
         FROM d""")
-    expected_m, expected_r, rejected_r, reason_agrees = _one(con, """
+    expected_m, expected_r, rejected_r, reason_agrees = _one(engine, """
         SELECT count(*) FILTER (exp = 'M'), count(*) FILTER (exp = 'R'),
                count(*) FILTER (exp = 'R' AND p.rejected),
                count(*) FILTER (exp = 'R' AND p.rejected
                                 AND list_contains(p.reasons, t.expected_reason))
         FROM truth t LEFT JOIN pkg_ids p ON p.id = t.id""")
     confusion: dict[str, dict[str, int]] = {}
-    for exp, got, n in con.execute("""
+    for exp, got, n in engine.fetchall("""
             SELECT t.exp, coalesce(p.got, 'missing'), count(*) FROM truth t
-            LEFT JOIN pkg_ids p ON p.id = t.id GROUP BY ALL ORDER BY ALL""").fetchall():
+            LEFT JOIN pkg_ids p ON p.id = t.id GROUP BY ALL ORDER BY ALL"""):
         confusion.setdefault(str(exp), {})[str(got)] = int(n)
     counts = dict(zip(
         ("truth_rows", "truth_rows_without_id", "truth_ids_missing_from_package",
          "package_ids_not_in_truth", "package_rows_without_id", "package_ids_in_several_files",
          "matched_rows", "unmatched_rows", "rejected_rows", "package_ids",
          "unmatched_rows_without_record_outcome"),
-        (int(v) for v in _one(con, """SELECT
+        (int(v) for v in _one(engine, """SELECT
             (SELECT count(*) FROM truth), (SELECT count(*) FROM truth WHERE id = ''),
             (SELECT count(*) FROM truth t WHERE t.id <> ''
                 AND NOT EXISTS (SELECT 1 FROM pkg_ids p WHERE p.id = t.id)),

@@ -102,11 +102,7 @@ def write_xlsx_sheets(engine: Engine, sql: str, path: Path, *, columns: tuple[st
     Rows come from the engine in Arrow batches of ``batch_rows`` (see
     :func:`write_xlsx_batches` for the layout and cell rules).
     """
-    from lastknown.engines.duckdb import DuckDBEngine
-
-    if not isinstance(engine, DuckDBEngine):
-        raise PipelineError(f"the spreadsheet writer needs the duckdb engine, not {engine.name}")
-    return write_xlsx_batches(engine.con.sql(sql).to_arrow_reader(batch_rows), path,
+    return write_xlsx_batches(engine.stream_arrow(sql, batch_rows), path,
                               columns=columns, sheet_stem=sheet_stem, max_rows=max_rows,
                               expected_rows=expected_rows, created=created)
 

@@ -335,14 +335,7 @@ def publish_run(ledger: Ledger, journal: Path, *, batch_id: str, final_dir: Path
 
 
 def _stream(engine: Engine, sql: str) -> Iterator[list[dict[str, Any]]]:
-    con = getattr(engine, "con", None)
-    if con is None:  # an engine without Arrow streaming: small inputs only
-        yield [dict(zip(("request_row_id", "tin", "address_tax_year", "street", "unit", "city",
-                         "state", "zip", "statute"), row, strict=True))
-               for row in engine.fetchall(sql)]
-        return
-    reader = con.sql(sql).to_arrow_reader(_STREAM_ROWS)
-    for chunk in reader:
+    for chunk in engine.stream_arrow(sql, _STREAM_ROWS):
         yield chunk.to_pylist()
 
 

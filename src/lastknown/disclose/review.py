@@ -39,8 +39,9 @@ NAMES_TABLE = "review_names"
 def mask_sql(column: str) -> str:
     """SQL masking a name: each word's first letter, then one ``*`` per further letter.
 
-    >>> import duckdb
-    >>> duckdb.sql("SELECT " + mask_sql("'JOHN Q SMITH'")).fetchall()[0][0]
+    >>> from lastknown.engines import make_engine
+    >>> with make_engine() as engine:
+    ...     engine.fetchall("SELECT " + mask_sql("'JOHN Q SMITH'"))[0][0]
     'J*** Q S****'
     """
     return (f"array_to_string(list_transform(string_split(trim(coalesce({column}, '')), ' '), "

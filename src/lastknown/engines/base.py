@@ -57,6 +57,31 @@ class Engine(ABC):
         """Write the result of ``sql`` to a Parquet file without fetching it into Python."""
 
     @abstractmethod
+    def unregister(self, table_name: str) -> None:
+        """Drop a view made by :meth:`register_arrow`."""
+
+    @abstractmethod
+    def stream_arrow(self, sql: str, batch_rows: int, *,
+                     alongside: bool = False) -> Iterator[Any]:
+        """The result of ``sql`` as pyarrow RecordBatches of at most ``batch_rows`` rows.
+
+        ``alongside`` lets the caller run other statements on this engine before the
+        stream is drained (the stream then cannot see views made by
+        :meth:`register_arrow`).
+        """
+
+    @abstractmethod
+    def read_csv(self, table_name: str, path: str | Path, *, width: int, skip: int,
+                 delimiter: str, max_line_bytes: int) -> None:
+        """Read a UTF-8 CSV into ``table_name`` as text columns ``c0`` … ``c{width-1}``
+        in file order (no header handling: rows before ``skip`` are left out, quotes and
+        their escape are ``"``). Raises :class:`~lastknown.errors.CsvReadError`."""
+
+    @abstractmethod
+    def parquet_row_count(self, path: str | Path) -> int:
+        """The rows a Parquet file declares in its metadata (nothing decoded)."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release the engine's resources."""
 
@@ -68,6 +93,25 @@ class Engine(ABC):
         nothing: the optimiser decides.
         """
         yield
+
+    @contextmanager
+    def insertion_order_kept(self) -> Iterator[None]:
+        """Tables created in the enclosed statements keep their rows in the order read
+        (a file's order). The default does nothing: an engine that always keeps it."""
+        yield
+
+    def splink_db_api(self) -> Any:
+        """The Splink database API object that runs Splink's SQL on this engine."""
+        from lastknown.errors import ConfigError
+
+        raise ConfigError(f"the Splink scoring step needs --engine duckdb (got {self.name})")
+
+    def attach(self, database: Path, schema: str, *, read_only: bool) -> None:
+        """Open the persisted database file ``database`` as schema ``schema`` (replacing
+        one attached before under that name)."""
+        from lastknown.errors import ConfigError
+
+        raise ConfigError(f"the Splink scoring step needs --engine duckdb (got {self.name})")
 
     # -- shared steps ------------------------------------------------------
     def run_steps(self, steps: Iterable[SqlStep]) -> None:

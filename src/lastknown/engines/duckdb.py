@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from lastknown.engines.base import Engine
-from lastknown.errors import ConfigError, PipelineError
+from lastknown.errors import ConfigError, CsvReadError, EngineError
 
 
 def _quote(path: str | Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
+
+
+def _failed(sql: str, exc: duckdb.Error) -> EngineError:
+    return EngineError(f"DuckDB failed on:\n{sql[:2000]}\n{exc}", detail=str(exc))
+
+
+def _csv_failed(sql: str, exc: duckdb.Error) -> CsvReadError:
+    """DuckDB's CSV reader's message, read for what it says about the file."""
+    message = str(exc)
+    line = re.search(r"Line: (\d+)", message)
+    fields = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
+    return CsvReadError(
+        f"DuckDB failed on:\n{sql[:2000]}\n{exc}", detail=message,
+        line=int(line.group(1)) if line else None,
+        fields=(int(fields.group(1)), int(fields.group(2))) if fields else None,
+        line_too_long="maximum line size" in message.lower(),
+        not_utf8="unicode" in message.lower() or "utf" in message.lower())
 
 
 class DuckDBEngine(Engine):
@@ -46,13 +65,13 @@ class DuckDBEngine(Engine):
         try:
             self.con.execute(sql, parameters)
         except duckdb.Error as exc:
-            raise PipelineError(f"DuckDB failed on:\n{sql[:2000]}\n{exc}") from exc
+            raise _failed(sql, exc) from exc
 
     def fetchall(self, sql: str, parameters: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         try:
             return self.con.execute(sql, parameters).fetchall()
         except duckdb.Error as exc:
-            raise PipelineError(f"DuckDB failed on:\n{sql[:2000]}\n{exc}") from exc
+            raise _failed(sql, exc) from exc
 
     def register_parquet(self, table_name: str, path: str | Path, *,
                          positions: bool = False) -> None:
@@ -70,6 +89,57 @@ class DuckDBEngine(Engine):
 
     def register_arrow(self, table_name: str, data: Any) -> None:
         self.con.register(table_name, data)
+
+    def unregister(self, table_name: str) -> None:
+        self.con.unregister(table_name)
+
+    def stream_arrow(self, sql: str, batch_rows: int, *,
+                     alongside: bool = False) -> Iterator[pa.RecordBatch]:
+        cursor = self.con.cursor() if alongside else self.con
+        try:
+            try:
+                reader = cursor.sql(sql).to_arrow_reader(batch_rows)
+            except duckdb.Error as exc:
+                raise _failed(sql, exc) from exc
+            yield from reader
+        finally:
+            if alongside:
+                cursor.close()
+
+    def read_csv(self, table_name: str, path: str | Path, *, width: int, skip: int,
+                 delimiter: str, max_line_bytes: int) -> None:
+        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
+        sql = (f"CREATE OR REPLACE TABLE {table_name} AS SELECT * FROM read_csv("
+               f"{_quote(path)}, header = false, skip = {skip}, auto_detect = false, "
+               f"delim = {_quote(delimiter)}, quote = '\"', escape = '\"', "
+               f"columns = {columns}, encoding = 'utf-8', max_line_size = {max_line_bytes})")
+        try:
+            self.con.execute(sql)
+        except duckdb.Error as exc:
+            raise _csv_failed(sql, exc) from exc
+
+    def parquet_row_count(self, path: str | Path) -> int:
+        rows = self.fetchall(f"SELECT sum(num_rows) FROM parquet_file_metadata({_quote(path)})")
+        return int(rows[0][0] or 0) if rows else 0
+
+    @contextmanager
+    def insertion_order_kept(self) -> Iterator[None]:
+        before = bool(self.fetchall("SELECT current_setting('preserve_insertion_order')")[0][0])
+        self.execute("SET preserve_insertion_order = true")
+        try:
+            yield
+        finally:
+            self.execute(f"SET preserve_insertion_order = {str(before).lower()}")
+
+    def splink_db_api(self) -> Any:
+        from splink import DuckDBAPI
+
+        return DuckDBAPI(connection=self.con)
+
+    def attach(self, database: Path, schema: str, *, read_only: bool) -> None:
+        self.execute(f"DETACH DATABASE IF EXISTS {schema}")
+        mode = " (READ_ONLY)" if read_only else ""
+        self.execute(f"ATTACH {_quote(database)} AS {schema}{mode}")
 
     def copy_to_parquet(self, sql: str, path: str | Path) -> None:
         self.execute(f"COPY ({sql}) TO {_quote(path)} (FORMAT parquet, COMPRESSION zstd)")

@@ -32,7 +32,6 @@ from lastknown.master.schema import QUARANTINE_FILE
 from lastknown.match.candidates import index_block_steps
 from lastknown.match.model import (
     COMPARE_COLUMNS,
-    duckdb_connection,
     model_id,
     save_model,
     train_model,
@@ -103,14 +102,6 @@ def normalised_people_sql(source: str, *, keep: list[str],
     address = normalised_address_sql(f"({names})",
                                      keep=[*keep, *NAME_COLUMNS, *PHONETIC_COLUMNS])
     return first_groups_sql(f"({address})")
-
-
-def _attach(engine: Engine, database: Path, *, read_only: bool) -> None:
-    duckdb_connection(engine)  # the persisted index is a DuckDB file
-    engine.execute(f"DETACH DATABASE IF EXISTS {INDEX_SCHEMA}")
-    mode = " (READ_ONLY)" if read_only else ""
-    path = str(database).replace("'", "''")
-    engine.execute(f"ATTACH '{path}' AS {INDEX_SCHEMA}{mode}")
 
 
 def master_norm_steps(master_table: str, *, carry: tuple[str, ...] = ()) -> list[SqlStep]:
@@ -230,7 +221,7 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
     if (out / MANIFEST).exists() or (out / DATABASE).exists():
         raise InputError(f"index folder {out} already holds an index: choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
-    _attach(engine, out / DATABASE, read_only=False)
+    engine.attach(out / DATABASE, INDEX_SCHEMA, read_only=False)
     register_nicknames(engine)
     register_given_names(engine)
     log.info("building the match index")
@@ -312,7 +303,7 @@ def open_index(engine: Engine, path: Path) -> IndexInfo:
         raise ConfigError(f"cannot read {path / MANIFEST}: {exc}; rebuild the index") from exc
     if manifest.get("index_version") != INDEX_VERSION:
         raise ConfigError(f"{path} was built by another lastknown version; rebuild the index")
-    _attach(engine, path / DATABASE, read_only=True)
+    engine.attach(path / DATABASE, INDEX_SCHEMA, read_only=True)
     register_nicknames(engine)
     register_given_names(engine)
     return IndexInfo(

@@ -281,14 +281,6 @@ def base_settings(*, prior: float = 0.001) -> dict[str, Any]:
     }
 
 
-def duckdb_connection(engine: Engine) -> Any:
-    """The DuckDB connection Splink runs on (only the DuckDB engine can score yet)."""
-    con = getattr(engine, "con", None)
-    if con is None or engine.name != "duckdb":
-        raise ConfigError(f"the Splink scoring step needs --engine duckdb (got {engine.name})")
-    return con
-
-
 @contextmanager
 def quiet_splink() -> Iterator[None]:
     """Keep Splink's advice (e.g. "no null level for suffix": by design) out of the output."""
@@ -366,11 +358,11 @@ def train_model(engine: Engine, *, training_table: str, seed: int = 42,
     among different TINs at one address (:func:`household_section`).
     Returns the model as a dict (Splink's JSON) with a ``lastknown`` section.
     """
-    from splink import DuckDBAPI, Linker
+    from splink import Linker
 
     pairs = label_pair_count(engine, training_table)
     from_labels = pairs >= MIN_LABEL_PAIRS
-    db_api = DuckDBAPI(connection=duckdb_connection(engine))
+    db_api = engine.splink_db_api()
     with quiet_splink():
         model = _train(db_api, Linker, training_table=training_table, seed=seed,
                        max_pairs=max_pairs, learn_m=from_labels)

@@ -17,7 +17,6 @@ from lastknown.match.model import (
     ADDRESS_COMPARISONS,
     COMPARE_COLUMNS,
     NAME_COMPARISONS,
-    duckdb_connection,
     household_weight_sql,
     quiet_splink,
 )
@@ -136,14 +135,14 @@ def score_pairs(engine: Engine, *, model: dict[str, Any], prior: float, tf_table
     :func:`~lastknown.match.model.household_weight_sql`), and one ``gamma_<comparison>``
     column per comparison (the level, -1 for null; read by ``match/learn.py``).
     """
-    from splink import DuckDBAPI, Linker
+    from splink import Linker
 
     settings = dict(model)
     settings.pop("lastknown", None)
     settings["probability_two_random_records_match"] = prior
     settings["retain_intermediate_calculation_columns"] = True
     settings["additional_columns_to_retain"] = ["block_key"]
-    db_api = DuckDBAPI(connection=duckdb_connection(engine))
+    db_api = engine.splink_db_api()
     with quiet_splink():
         try:
             left = db_api.register("lk_pair_left", table_name="lk_pair_left_sdf")

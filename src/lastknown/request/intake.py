@@ -20,16 +20,11 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 from lastknown.engines.base import Engine
-from lastknown.engines.duckdb import DuckDBEngine
-from lastknown.errors import PipelineError, RequestFileError
+from lastknown.errors import EngineError, PipelineError, RequestFileError
 from lastknown.request.headers import CANONICAL_COLUMNS, map_headers
 from lastknown.request.mojibake import MOJIBAKE_MARKERS, undo_mojibake
 from lastknown.request.names import parse_full_names_arrow
@@ -117,32 +112,19 @@ def _clean(column: str) -> str:
     return f"NULLIF(regexp_replace({column}, {_TRIM}, '', 'g'), '')"
 
 
-@contextmanager
-def _insertion_order_kept(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    row = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
-    before = bool(row[0]) if row else False
-    con.execute("SET preserve_insertion_order = true")
-    try:
-        yield
-    finally:
-        con.execute(f"SET preserve_insertion_order = {str(before).lower()}")
-
-
-def _parse_full_names(con: duckdb.DuckDBPyConnection, staged: Staged, column: str) -> None:
-    _parse_names(con, f"SELECT DISTINCT {_clean(column)} AS full_name FROM {staged.relation} "
+def _parse_full_names(engine: Engine, staged: Staged, column: str) -> None:
+    _parse_names(engine, f"SELECT DISTINCT {_clean(column)} AS full_name FROM {staged.relation} "
                       f"WHERE {staged.data_filter} AND {_clean(column)} IS NOT NULL")
 
 
-def _parse_names(con: duckdb.DuckDBPyConnection, distinct_names_sql: str) -> None:
-    con.execute(f"CREATE OR REPLACE TABLE {_NAMES} (full_name VARCHAR, first_name VARCHAR, "
-                "middle_name VARCHAR, last_name VARCHAR)")
-    cursor = con.cursor()  # streams the distinct names while ``con`` inserts the parts
-    reader = cursor.sql(distinct_names_sql).to_arrow_reader(50_000)
-    for batch in reader:
-        con.register("_lk_names_chunk", parse_full_names_arrow(batch.column(0)))
-        con.execute(f"INSERT INTO {_NAMES} SELECT * FROM _lk_names_chunk")
-        con.unregister("_lk_names_chunk")
-    cursor.close()
+def _parse_names(engine: Engine, distinct_names_sql: str) -> None:
+    engine.execute(f"CREATE OR REPLACE TABLE {_NAMES} (full_name VARCHAR, first_name VARCHAR, "
+                   "middle_name VARCHAR, last_name VARCHAR)")
+    # streams the distinct names while the engine inserts the parts
+    for batch in engine.stream_arrow(distinct_names_sql, 50_000, alongside=True):
+        engine.register_arrow("_lk_names_chunk", parse_full_names_arrow(batch.column(0)))
+        engine.execute(f"INSERT INTO {_NAMES} SELECT * FROM _lk_names_chunk")
+        engine.unregister("_lk_names_chunk")
 
 
 def _one_column_sql(table: str) -> str:
@@ -155,13 +137,13 @@ def _one_column_sql(table: str) -> str:
             f"AND contains(coalesce({first}, {last}), ',')")
 
 
-def _split_names_in_one_column(con: duckdb.DuckDBPyConnection, table: str) -> None:
+def _split_names_in_one_column(engine: Engine, table: str) -> None:
     """A whole name in the first- or last-name column, the other empty, split as a
     ``full_name`` is; a middle name already given is kept. A value that does not split
     into a first and a last name stays as it is (the row is then ``MISSING_NAME``)."""
-    _parse_names(con, f"SELECT DISTINCT coalesce(first_name, last_name) FROM {table} "
-                      f"WHERE {_one_column_sql(table)}")
-    con.execute(
+    _parse_names(engine, f"SELECT DISTINCT coalesce(first_name, last_name) FROM {table} "
+                         f"WHERE {_one_column_sql(table)}")
+    engine.execute(
         f"UPDATE {table} SET first_name = n.first_name, last_name = n.last_name, "
         f"middle_name = coalesce({table}.middle_name, n.middle_name) FROM {_NAMES} n "
         f"WHERE n.full_name = coalesce({table}.first_name, {table}.last_name) "
@@ -169,27 +151,26 @@ def _split_names_in_one_column(con: duckdb.DuckDBPyConnection, table: str) -> No
         f"AND {_one_column_sql(table)}")
 
 
-def _undo_mojibake(con: duckdb.DuckDBPyConnection, table: str) -> None:
+def _undo_mojibake(engine: Engine, table: str) -> None:
     """Names and address text read with the wrong code page, put back (DISTINCT values
     holding a marker only)."""
     for column in _TEXT_COLUMNS:
-        values = [v for (v,) in con.execute(
+        values = [v for (v,) in engine.fetchall(
             f"SELECT DISTINCT {column} FROM {table} "
-            f"WHERE regexp_matches({column}, '[{MOJIBAKE_MARKERS}]')").fetchall()]
+            f"WHERE regexp_matches({column}, '[{MOJIBAKE_MARKERS}]')")]
         fixed = [(v, undo_mojibake(v)) for v in values]
         fixed = [(v, f) for v, f in fixed if f != v]
-        if fixed:
-            con.executemany(f"UPDATE {table} SET {column} = ? WHERE {column} = ?",
-                            [(f, v) for v, f in fixed])
+        for v, f in fixed:
+            engine.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", [f, v])
 
 
-def _build_raw(con: duckdb.DuckDBPyConnection, staged: Staged, mapping: dict[int, str],
+def _build_raw(engine: Engine, staged: Staged, mapping: dict[int, str],
                table_name: str) -> None:
     by_column = {canonical: f"s.c{pos}" for pos, canonical in mapping.items()}
     full_name = by_column.pop("full_name", None)
     join = ""
     if full_name is not None:
-        _parse_full_names(con, staged, full_name)
+        _parse_full_names(engine, staged, full_name)
         for part in ("first_name", "middle_name", "last_name"):
             by_column[part] = f"n.{part}"
         join = f" LEFT JOIN {_NAMES} n ON n.full_name = {_clean(full_name)}"
@@ -203,12 +184,12 @@ def _build_raw(con: duckdb.DuckDBPyConnection, staged: Staged, mapping: dict[int
         else:
             selects.append(f"{_clean(expr)} AS {column}")
     any_cell = " OR ".join(f"{_clean('s.' + c)} IS NOT NULL" for c in staged.columns)
-    con.execute(
+    engine.execute(
         f"CREATE OR REPLACE TABLE {table_name} AS SELECT {', '.join(selects)} "
         f"FROM {staged.relation}{join} WHERE {staged.data_filter} AND ({any_cell})")
-    _undo_mojibake(con, table_name)
+    _undo_mojibake(engine, table_name)
     if full_name is None:
-        _split_names_in_one_column(con, table_name)
+        _split_names_in_one_column(engine, table_name)
 
 
 def read_request(engine: Engine, path: Path, *, encoding: str | None = None,
@@ -218,11 +199,7 @@ def read_request(engine: Engine, path: Path, *, encoding: str | None = None,
 
     ``header_row`` (CSV, XLSX) is the file row holding the headers when title rows come
     first (an XLSX's header is otherwise found among its first rows).
-
-    ``engine`` must be a :class:`DuckDBEngine` (DuckDB reads the CSV and Parquet).
     """
-    if not isinstance(engine, DuckDBEngine):
-        raise PipelineError(f"read_request needs the DuckDB engine, not `{engine.name}`")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table_name):
         raise PipelineError(f"read_request: `{table_name}` is not a plain table name")
     fmt = detect_format(path)
@@ -236,28 +213,27 @@ def read_request(engine: Engine, path: Path, *, encoding: str | None = None,
         raise RequestFileError(f"{path.name}: --encoding applies to CSV files; this is "
                                f"{_A_FORMAT[fmt]} file, whose text is always Unicode: leave "
                                "--encoding out")
-    con = engine.con
     try:
         with tempfile.TemporaryDirectory(prefix="lastknown-intake-") as tmp:
-            with _insertion_order_kept(con):
+            with engine.insertion_order_kept():
                 if fmt == "csv":
-                    staged = stage_csv(con, path, encoding=encoding, table=_STAGE,
+                    staged = stage_csv(engine, path, encoding=encoding, table=_STAGE,
                                        workdir=Path(tmp), header_row=header_row)
                 elif fmt == "xlsx":
-                    staged = stage_xlsx(con, path, sheet=sheet, table=_STAGE,
+                    staged = stage_xlsx(engine, path, sheet=sheet, table=_STAGE,
                                         header_row=header_row)
                 else:
-                    staged = stage_parquet(con, path, table=_STAGE)
+                    staged = stage_parquet(engine, path, table=_STAGE)
             mapping = map_headers(staged.headers, source=path.name,
                                   header_row=staged.header_row)
-            _build_raw(con, staged, mapping, table_name)
+            _build_raw(engine, staged, mapping, table_name)
         row_count = engine.count(table_name)
-    except duckdb.Error as exc:
+    except EngineError as exc:
         raise RequestFileError(f"{path.name} cannot be read: "
-                               f"{str(exc).splitlines()[0][:200]}") from exc
+                               f"{exc.detail.splitlines()[0][:200]}") from exc
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
-        con.execute(f"DROP TABLE IF EXISTS {_NAMES}")
+        engine.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+        engine.execute(f"DROP TABLE IF EXISTS {_NAMES}")
     if row_count == 0:
         raise RequestFileError(f"{path.name} has a header row but no data rows")
     return IntakeResult(

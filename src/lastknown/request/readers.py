@@ -18,14 +18,13 @@ person sees in the file (header = row 1, first data row = row 2).
   are title rows above the header (the header is the first row naming three
   request columns). The sheet is the one visible sheet with such a header, or the
   one named; hidden sheets are read only when named.
-* Parquet is read by DuckDB; row number = 0-based row index + 2.
+* Parquet is read by the engine; row number = 0-based row index + 2.
 """
 
 from __future__ import annotations
 
 import codecs
 import logging
-import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,11 +33,11 @@ from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import ParseError
 
-import duckdb
 import pyarrow as pa
 from charset_normalizer import from_bytes
 
-from lastknown.errors import RequestFileError
+from lastknown.engines.base import Engine
+from lastknown.errors import CsvReadError, EngineError, RequestFileError
 from lastknown.request.csv_shape import CsvShape, check_width, csv_shape, oversized_cell
 from lastknown.request.headers import count_request_columns
 
@@ -140,25 +139,22 @@ def _transcode(path: Path, encoding: str, out: Path) -> None:
         dst.write(decoder.decode(b"", final=True))
 
 
-def _csv_error(path: Path, source: Path, shape: CsvShape, exc: duckdb.Error) -> RequestFileError:
-    message = str(exc)
-    line = re.search(r"Line: (\d+)", message)
-    columns = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
-    where = f" row {line.group(1)}" if line else ""
-    if "maximum line size" in message.lower() and line:
-        cell = oversized_cell(source, shape, int(line.group(1)))
+def _csv_error(path: Path, source: Path, shape: CsvShape, exc: CsvReadError) -> RequestFileError:
+    where = f" row {exc.line}" if exc.line is not None else ""
+    if exc.line_too_long and exc.line is not None:
+        cell = oversized_cell(source, shape, exc.line)
         return RequestFileError(
             f"{path.name}: {cell}, more than a row may hold ({MAX_LINE_BYTES:,} bytes): a "
             "request cell holds a name, an address or a date. The file is damaged, or a "
             "quote (\") is missing so that many lines ran together: fix that row")
-    if columns:
-        what = (f"has {columns.group(2)} fields where the header (row {shape.header_row}) has "
-                f"{columns.group(1)}: put fields that contain the delimiter "
+    if exc.fields is not None:
+        what = (f"has {exc.fields[1]} fields where the header (row {shape.header_row}) has "
+                f"{exc.fields[0]}: put fields that contain the delimiter "
                 f"`{_shown(shape.delimiter)}` in double quotes, or fill in missing fields")
     elif shape.mixed_newlines:
         what = ("mixes Windows (CRLF) and Unix (LF) line endings: save the file again with one "
                 "kind, e.g. from the spreadsheet as CSV")
-    elif "unicode" in message.lower() or "utf" in message.lower():
+    elif exc.not_utf8:
         what = "is not valid UTF-8 text: pass the file's --encoding (e.g. cp1252)"
     else:
         what = (f"cannot be read as CSV with the delimiter `{_shown(shape.delimiter)}` and "
@@ -171,7 +167,7 @@ def _shown(delimiter: str) -> str:
     return "tab" if delimiter == "\t" else delimiter
 
 
-def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | None,
+def stage_csv(engine: Engine, path: Path, *, encoding: str | None,
               table: str, workdir: Path, header_row: int | None = None) -> Staged:
     """Read a CSV (any common encoding) into ``table``; rowid follows file order.
 
@@ -194,19 +190,16 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | Non
             head = f.read(SAMPLE_BYTES)
         text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head)
         shape = csv_shape(text, path.name, header_row=header_row)
-        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(shape.width)) + "}"
         try:
-            con.execute(
-                f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_csv({_lit(str(source))}, "
-                f"header = false, skip = {shape.skip}, auto_detect = false, "
-                f"delim = {_lit(shape.delimiter)}, quote = '\"', escape = '\"', "
-                f"columns = {columns}, encoding = 'utf-8', max_line_size = {MAX_LINE_BYTES})")
-        except duckdb.Error as exc:
+            engine.read_csv(table, source, width=shape.width, skip=shape.skip,
+                            delimiter=shape.delimiter, max_line_bytes=MAX_LINE_BYTES)
+        except CsvReadError as exc:
             error = _csv_error(path, source, shape, exc)
             if encoding is None and attempt == "utf-8" and "UTF-8" in str(error):
                 continue  # a non-UTF-8 byte beyond the sample: retry as Windows-1252
             raise error from exc
-        first = con.execute(f"SELECT * FROM {table} WHERE rowid = 0").fetchone() or ()
+        rows = engine.fetchall(f"SELECT * FROM {table} WHERE rowid = 0")
+        first = rows[0] if rows else ()
         headers: list[str | None] = [None if h is None else str(h).lstrip("\ufeff")
                                      for h in first]
         return Staged(table=table, headers=headers, header_row=shape.header_row,
@@ -348,7 +341,7 @@ def _find_header(rows: Iterator[tuple[int, tuple[Any, ...]]], *,
     return None if strict else first
 
 
-def stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None,
+def stage_xlsx(engine: Engine, path: Path, *, sheet: str | None,
                table: str, header_row: int | None = None) -> Staged:
     """Stream one worksheet into ``table`` in Arrow chunks; row numbers are the sheet's.
 
@@ -358,7 +351,7 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None,
     """
     try:  # the file is ours to close: openpyxl leaves it open when a sheet's XML fails
         with path.open("rb") as handle:
-            return _stage_sheet(con, path, handle, sheet=sheet, table=table,
+            return _stage_sheet(engine, path, handle, sheet=sheet, table=table,
                                 header_row=header_row)
     except ParseError as exc:
         raise RequestFileError(f"{path.name}: part of the workbook is not well-formed XML "
@@ -366,7 +359,7 @@ def stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None,
                                ) from exc
 
 
-def _stage_sheet(con: duckdb.DuckDBPyConnection, path: Path, handle: Any, *,
+def _stage_sheet(engine: Engine, path: Path, handle: Any, *,
                  sheet: str | None, table: str, header_row: int | None) -> Staged:
     book, ws, notes = _open_sheet(path, handle, sheet)
     try:
@@ -387,16 +380,16 @@ def _stage_sheet(con: duckdb.DuckDBPyConnection, path: Path, handle: Any, *,
         check_width(path.name, f"the header row of sheet `{ws.title}`", width)
         chunk_rows = max(1, min(XLSX_CHUNK_ROWS, XLSX_CHUNK_CELLS // width))
         cols = ", ".join(f"c{i} VARCHAR" for i in range(width))
-        con.execute(f"CREATE OR REPLACE TABLE {table} (source_row BIGINT, {cols})")
+        engine.execute(f"CREATE OR REPLACE TABLE {table} (source_row BIGINT, {cols})")
         numbers: list[int] = []
         cells: list[list[str | None]] = [[] for _ in range(width)]
 
         def flush() -> None:
             data = {"source_row": pa.array(numbers, pa.int64())}
             data.update({f"c{i}": pa.array(cells[i], pa.string()) for i in range(width)})
-            con.register("_lk_xlsx_chunk", pa.table(data))
-            con.execute(f"INSERT INTO {table} SELECT * FROM _lk_xlsx_chunk")
-            con.unregister("_lk_xlsx_chunk")
+            engine.register_arrow("_lk_xlsx_chunk", pa.table(data))
+            engine.execute(f"INSERT INTO {table} SELECT * FROM _lk_xlsx_chunk")
+            engine.unregister("_lk_xlsx_chunk")
             numbers.clear()
             for column in cells:
                 column.clear()
@@ -420,13 +413,11 @@ def _stage_sheet(con: duckdb.DuckDBPyConnection, path: Path, handle: Any, *,
 
 
 # -- Parquet ---------------------------------------------------------------------------------
-def _check_parquet_rows(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def _check_parquet_rows(engine: Engine, path: Path) -> None:
     """Refuse a Parquet file declaring more rows than :data:`PARQUET_MAX_ROWS_PER_BYTE`
     per byte of file (past :data:`PARQUET_ROWS_FLOOR`): run-length encoding packs
     repeated values without bound."""
-    found = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata("
-                        f"{_lit(str(path))})").fetchone()
-    rows, size = int(found[0] or 0) if found else 0, path.stat().st_size
+    rows, size = engine.parquet_row_count(path), path.stat().st_size
     if rows > PARQUET_ROWS_FLOOR and rows > PARQUET_MAX_ROWS_PER_BYTE * size:
         raise RequestFileError(
             f"{path.name} declares {rows:,} rows in {size / 2**20:,.1f} MiB, more rows than "
@@ -434,22 +425,22 @@ def _check_parquet_rows(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             "Parquet file without repeating values so heavily")
 
 
-def stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, *, table: str) -> Staged:
+def stage_parquet(engine: Engine, path: Path, *, table: str) -> Staged:
     """Read a Parquet file into ``table``, every column cast to VARCHAR."""
     source = f"read_parquet({_lit(str(path))}, file_row_number = true)"
     try:
-        names = [str(r[0]) for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+        names = [str(r[0]) for r in engine.fetchall(f"DESCRIBE SELECT * FROM {source}")]
         names = [n for n in names if n != "file_row_number"]
         check_width(path.name, "the file", len(names))
-        _check_parquet_rows(con, path)
+        _check_parquet_rows(engine, path)
         casts = ", ".join(
             f"CAST(\"{n.replace(chr(34), chr(34) * 2)}\" AS VARCHAR) AS c{i}"
             for i, n in enumerate(names))
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT file_row_number + 2 "
+        engine.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT file_row_number + 2 "
                     f"AS source_row, {casts} FROM {source}")
-    except duckdb.Error as exc:
+    except EngineError as exc:
         raise RequestFileError(f"{path.name} cannot be read as Parquet: "
-                               f"{str(exc).splitlines()[0][:200]}") from exc
+                               f"{exc.detail.splitlines()[0][:200]}") from exc
     headers: list[str | None] = list(names)
     return Staged(table=table, headers=headers, source_row_sql="source_row",
                   data_filter="true")

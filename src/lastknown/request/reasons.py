@@ -42,10 +42,11 @@ def reason_counts_sql(table: str) -> str:
     way the validation result, the package's summary and the ledger's batch record count
     rejections.
 
-    >>> import duckdb
+    >>> from lastknown.engines import make_engine
     >>> rows = ("(VALUES (2, 'INVALID_ZIP;MISSING_NAME'), (3, 'INVALID_ZIP')) "
     ...         "t(source_row, reason_codes)")
-    >>> duckdb.sql(reason_counts_sql(rows)).fetchall()
+    >>> with make_engine() as engine:
+    ...     engine.fetchall(reason_counts_sql(rows))
     [('INVALID_ZIP', 2), ('MISSING_NAME', 1)]
     """
     return ("SELECT code, count(*) AS n FROM (SELECT DISTINCT source_row, "
