@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from lastknown.service import accounts
 from lastknown.service.api.admin import RowId
+from lastknown.service.db import AppDB
 from lastknown.service.pages import back_to, render
 from lastknown.service.roles import Principal, Role, allow
 
@@ -21,6 +22,13 @@ Cap = Annotated[str, Form(max_length=12)]
 def _cap(value: str) -> int | None:
     """A cap typed in a form; empty (or not a number) means the policy's."""
     return int(value) if value.strip().isdigit() and len(value.strip()) < 10 else None
+
+
+def _caps(max_rows_per_batch: str, max_rows_per_official_per_period: str,
+          period_days: str) -> dict[str, int | None]:
+    """The agency form's three caps (:data:`accounts.CAPS`), each read by :func:`_cap`."""
+    typed = (max_rows_per_batch, max_rows_per_official_per_period, period_days)
+    return {name: _cap(value) for name, value in zip(accounts.CAPS, typed, strict=True)}
 
 
 def _lines(text: str) -> list[str]:
@@ -78,8 +86,7 @@ def agency_create(request: Request, user: Admin, name: Text,
                   period_days: Cap = "") -> Response:
     created = accounts.create_agency(
         request.app.state.db, user.username, name, _lines(statutes),
-        {"max_rows_per_batch": _cap(max_rows_per_batch), "period_days": _cap(period_days),
-         "max_rows_per_official_per_period": _cap(max_rows_per_official_per_period)})
+        _caps(max_rows_per_batch, max_rows_per_official_per_period, period_days))
     request.state.access_detail = f"created agency #{created['id']}"
     return back_to("/admin/agencies", "created")
 
@@ -91,18 +98,20 @@ def agency_update(request: Request, agency_id: RowId, user: Admin,
                   period_days: Cap = "") -> Response:
     accounts.update_agency(
         request.app.state.db, user.username, agency_id, statutes=_lines(statutes),
-        caps={"max_rows_per_batch": _cap(max_rows_per_batch), "period_days": _cap(period_days),
-              "max_rows_per_official_per_period": _cap(max_rows_per_official_per_period)})
+        caps=_caps(max_rows_per_batch, max_rows_per_official_per_period, period_days))
     request.state.access_detail = f"updated agency #{agency_id}"
     return back_to("/admin/agencies", "updated")
 
 
 @router.get("/tokens", name="admin_tokens")
 def tokens(request: Request, user: Admin) -> Response:
-    db = request.app.state.db
-    submitters = [u for u in accounts.list_users(db) if u["role"] == Role.SUBMITTER]
-    return render(request, "admin_tokens.html",
-                  {"tokens": accounts.list_tokens(db), "submitters": submitters})
+    return render(request, "admin_tokens.html", _tokens_page(request.app.state.db))
+
+
+def _tokens_page(db: AppDB) -> dict[str, Any]:
+    """What the tokens page lists: the tokens and the submitters one can be made for."""
+    return {"tokens": accounts.list_tokens(db),
+            "submitters": [u for u in accounts.list_users(db) if u["role"] == Role.SUBMITTER]}
 
 
 @router.post("/tokens", name="admin_token_create")
@@ -110,10 +119,9 @@ def token_create(request: Request, user: Admin, username: Text, label: Text = ""
     db = request.app.state.db
     token, view = accounts.create_token(db, user.username, username=username, label=label)
     request.state.access_detail = f"created API token #{view['id']}"
-    submitters = [u for u in accounts.list_users(db) if u["role"] == Role.SUBMITTER]
-    response = render(request, "admin_tokens.html", {
-        "tokens": accounts.list_tokens(db), "submitters": submitters, "new_token": token,
-        "new_view": view}, status_code=201)
+    response = render(request, "admin_tokens.html",
+                      {**_tokens_page(db), "new_token": token, "new_view": view},
+                      status_code=201)
     response.headers["Cache-Control"] = "no-store"
     return response
 
