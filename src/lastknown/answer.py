@@ -160,7 +160,9 @@ def same_person(a: str, b: str) -> bool:
     >>> same_person(" Alice  Smith", "alice smith")
     True
     """
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+    from lastknown.request.batch import name_key
+
+    return name_key(a) == name_key(b)
 
 
 def disclose(ledger: Ledger, engine: Engine, prepared: Prepared, *, out: Path, approver: str,

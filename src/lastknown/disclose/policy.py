@@ -57,7 +57,7 @@ from lastknown.disclose.settings import (
 )
 from lastknown.errors import ConfigError, ErrorCollector, PolicyError
 from lastknown.match.config import MatchConfig
-from lastknown.request.batch import batch_key
+from lastknown.request.batch import batch_key, name_key
 
 if TYPE_CHECKING:
     from lastknown.disclose.ledger import Ledger
@@ -103,9 +103,8 @@ def statute_key(text: str) -> str:
     return re.sub(r"\s+", " ", key).strip()
 
 
-def agency_key(text: str) -> str:
-    """Agencies are compared case- and spacing-insensitively."""
-    return re.sub(r"\s+", " ", text).strip().casefold()
+#: Agencies are compared case- and spacing-insensitively.
+agency_key = name_key
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -57,6 +57,7 @@ from lastknown.match.model import (
     REQUEST_LEVELS,
     gammas,
 )
+from lastknown.request.batch import name_key
 
 #: The store's folder under the deployment's archive.
 ESTIMATES_FOLDER = "estimates"
@@ -154,12 +155,8 @@ class EstimateStore:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
 
-    @staticmethod
-    def agency_key(agency: str) -> str:
-        return " ".join(agency.casefold().split())
-
     def _path(self, agency: str) -> Path:
-        digest = hashlib.sha256(self.agency_key(agency).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(name_key(agency).encode()).hexdigest()[:16]
         return self.folder / f"agency-{digest}.json"
 
     def load(self, agency: str) -> LevelCounts:
@@ -180,7 +177,7 @@ class EstimateStore:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            body = {"agency": self.agency_key(agency), **pooled.as_json(),
+            body = {"agency": name_key(agency), **pooled.as_json(),
                     "updated_at": datetime.now(UTC).isoformat(timespec="seconds")}
             tmp.write_text(json.dumps(body, indent=1, sort_keys=True), encoding="utf-8")
             tmp.replace(path)

@@ -158,6 +158,16 @@ def load_batch(path: Path) -> Batch:
     )
 
 
+def name_key(text: str) -> str:
+    """The form names in a batch's metadata (agencies, officials, the people who submit
+    and approve) are compared in: case and spacing aside.
+
+    >>> name_key(" U.S.  Immigration ") == name_key("u.s. immigration")
+    True
+    """
+    return " ".join(text.split()).casefold()
+
+
 def batch_key(batch_id: str) -> str:
     """The form batch ids are compared in: ``AbC`` and `` abc `` are one batch.
 
