@@ -361,14 +361,13 @@ def recover(ledger: str | None, journal: Path | None, outs: tuple[Path, ...]) ->
 
         lastknown recover --ledger ledger.sqlite
     """
-    from lastknown.disclose.journal import journal_dir
     from lastknown.disclose.ledger import open_ledger
     from lastknown.disclose.publish import recover_interrupted
+    from lastknown.pipeline import journal_of
 
     deployment = _deployment(ledger)
     done = recover_interrupted(open_ledger(deployment.ledger),
-                               journal or journal_dir(deployment.ledger,
-                                                      archive=deployment.archive), outs=outs,
+                               journal or journal_of(deployment), outs=outs,
                                anchors=deployment.anchors)
     for item in done:
         click.echo(item.describe())

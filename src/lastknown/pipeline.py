@@ -77,6 +77,15 @@ class ProcessResult:
     #: True when this run only delivered a package an interrupted run had committed.
     recovered: bool = False
 
+    @classmethod
+    def of_publication(cls, out: Path, summary: dict[str, Any], *,
+                       record: Path) -> ProcessResult:
+        """The result of a run that published ``out`` with this final ``summary``."""
+        return cls(out=out, rows_total=int(summary["rows_total"]),
+                   rows_matched=int(summary["rows_matched"]),
+                   rows_unmatched=int(summary["rows_unmatched"]),
+                   rows_rejected=int(summary["rows_rejected"]), record=record, summary=summary)
+
     def describe(self) -> str:
         head = self.summary.get("ledger_head") or {}
         if isinstance(head, str):
@@ -175,7 +184,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
         with stages.stage("batch"):
             start = open_run(batch_path, opts, single_operator=True)
         anchors = opts.anchors or deployment.anchors
-        with publish_run(start.ledger, _journal(opts), batch_id=start.batch.batch_id,
+        with publish_run(start.ledger, journal_of(deployment), batch_id=start.batch.batch_id,
                          final_dir=out, anchors=anchors) as run, make_engine(
             opts.engine, threads=opts.threads, memory_limit=opts.memory_limit
         ) as engine:
@@ -195,21 +204,14 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
                 published = disclose(
                     start.ledger, engine, prepared, out=out, approver=operator,
                     submitted_by=operator, archive=deployment.archive,
-                    anchors=opts.anchors or deployment.anchors, estimates=estimates_dir(opts),
+                    anchors=anchors, estimates=estimates_dir(opts),
                     write_package=lambda staging, s: stage_package(
                         engine, staging, summary=s, background_xlsx_from=BACKGROUND_XLSX_ROWS))
     finally:
         stages.close()
-    final = published.summary
-    return ProcessResult(
-        out=out,
-        rows_total=int(final["rows_total"]),
-        rows_matched=int(final["rows_matched"]),
-        rows_unmatched=int(final["rows_unmatched"]),
-        rows_rejected=int(final["rows_rejected"]),
-        record=record_dir_for(deployment.archive.resolve(), start.batch.batch_id),
-        summary=final,
-    )
+    return ProcessResult.of_publication(
+        out, published.summary,
+        record=record_dir_for(deployment.archive.resolve(), start.batch.batch_id))
 
 
 def _refuse_held(deployment: Deployment, batch_id: str) -> None:
@@ -224,11 +226,11 @@ def _refuse_held(deployment: Deployment, batch_id: str) -> None:
                           "batches`)")
 
 
-def _journal(opts: ProcessOptions) -> Path:
-    """The publish journal: in the deployment's archive."""
+def journal_of(deployment: Deployment) -> Path:
+    """The deployment's publish journal (in its archive), which ``process`` and the
+    workflow's prepare, release and deny register their runs in."""
     from lastknown.disclose.journal import journal_dir
 
-    deployment = resolve_deployment(opts)
     return journal_dir(deployment.ledger, archive=deployment.archive)
 
 

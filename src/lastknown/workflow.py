@@ -37,7 +37,7 @@ from lastknown.disclose.held import BatchState
 from lastknown.disclose.review import BatchReview
 from lastknown.engines import make_engine
 from lastknown.errors import InputError, NotFoundError, PolicyError
-from lastknown.pipeline import ProcessOptions, ProcessResult, resolve_deployment
+from lastknown.pipeline import ProcessOptions, ProcessResult, journal_of, resolve_deployment
 from lastknown.stages import Stages
 
 if TYPE_CHECKING:
@@ -58,12 +58,6 @@ def _person(name: str, what: str) -> str:
     if not text:
         raise InputError(f"{what} is required: the name of the person (it is recorded)")
     return text
-
-
-def _journal(deployment: Deployment) -> Path:
-    from lastknown.disclose.journal import journal_dir
-
-    return journal_dir(deployment.ledger, archive=deployment.archive)
 
 
 def prepare(request: Path, *, master: Path, batch_path: Path, submitted_by: str,
@@ -89,7 +83,7 @@ def prepare(request: Path, *, master: Path, batch_path: Path, submitted_by: str,
             start = open_run(batch_path, opts, single_operator=False)
             batch_id = start.batch.batch_id
             folder = held.held_dir(deployment.archive, batch_id)
-        with publish_run(start.ledger, _journal(deployment), batch_id=batch_id,
+        with publish_run(start.ledger, journal_of(deployment), batch_id=batch_id,
                          final_dir=folder, anchors=opts.anchors or deployment.anchors) as run, \
                 make_engine(opts.engine, threads=opts.threads,
                             memory_limit=opts.memory_limit) as engine:
@@ -223,7 +217,7 @@ def release(batch_id: str, *, approver: str, out: Path, deployment: Deployment |
                               "recorded in the ledger)")
         anchors = anchors or deployment.anchors
         quick_verify(ledger, anchors)
-        with publish_run(ledger, _journal(deployment), batch_id=state.batch_id,
+        with publish_run(ledger, journal_of(deployment), batch_id=state.batch_id,
                          final_dir=out, anchors=anchors) as run:
             if run.previous is not None and run.previous.publication is not None:
                 holding.reconcile(ledger, folder)  # a killed release, delivered just now
@@ -252,13 +246,9 @@ def release(batch_id: str, *, approver: str, out: Path, deployment: Deployment |
             held.drop_data(folder)
     finally:
         ledger.close()
-    final = published.summary
-    return ProcessResult(out=out, rows_total=int(final["rows_total"]),
-                         rows_matched=int(final["rows_matched"]),
-                         rows_unmatched=int(final["rows_unmatched"]),
-                         rows_rejected=int(final["rows_rejected"]),
-                         record=record_dir_for(deployment.archive.resolve(), state.batch_id),
-                         summary=final)
+    return ProcessResult.of_publication(
+        out, published.summary,
+        record=record_dir_for(deployment.archive.resolve(), state.batch_id))
 
 
 def deny(batch_id: str, *, officer: str, reason: str,
@@ -273,7 +263,7 @@ def deny(batch_id: str, *, officer: str, reason: str,
     try:
         folder = _folder(deployment, batch_id)
         state = holding.reconcile(ledger, folder)
-        with publish_run(ledger, _journal(deployment), batch_id=state.batch_id,
+        with publish_run(ledger, journal_of(deployment), batch_id=state.batch_id,
                          final_dir=folder, anchors=deployment.anchors):
             state = held.require_held(holding.reconcile(ledger, folder), "denied")
             with make_engine() as engine:

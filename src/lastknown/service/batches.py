@@ -145,11 +145,11 @@ def settle_interrupted(deployment: Deployment) -> list[str]:
     """Settle publish runs whose process died (the service's start): a release killed
     after its ledger commit is delivered, anything uncommitted removed (nothing was
     disclosed). A run still alive in another process is left alone."""
-    from lastknown.disclose.journal import journal_dir
     from lastknown.disclose.ledger import open_ledger
     from lastknown.disclose.publish import recover_interrupted
+    from lastknown.pipeline import journal_of
 
-    journal = journal_dir(deployment.ledger, archive=deployment.archive)
+    journal = journal_of(deployment)
     if not journal.is_dir():
         return []
     ledger = open_ledger(deployment.ledger)
