@@ -25,16 +25,13 @@ its tables hold TINs.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from lastknown.disclose.receipt import fsync_dir, read_json_object, write_json
+from lastknown.disclose.receipt import read_json_object, write_json
 from lastknown.disclose.record import record_name
 from lastknown.engines.base import Engine
 from lastknown.errors import InputError, PolicyError
@@ -114,19 +111,8 @@ def read_state(folder: Path) -> BatchState:
 
 
 def write_state(folder: Path, state: BatchState) -> None:
-    """Replace state.json atomically and durably (a private temporary file per writer)."""
-    fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(state.as_dict(), handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, folder / STATE_JSON)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(folder)
+    """Replace state.json atomically and durably (:func:`write_json`)."""
+    write_json(folder / STATE_JSON, state.as_dict())
 
 
 def require_held(state: BatchState, action: str) -> BatchState:

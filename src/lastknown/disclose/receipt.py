@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -106,14 +107,22 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` as JSON through a temporary file, fsynced, then renamed into place."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Write ``data`` as JSON through a temporary file, fsynced, then renamed into place.
+
+    The temporary file is private to this writer (process and thread in its name), so two
+    writers of one file never write into each other's; the last rename wins whole.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     text = json.dumps(data, indent=2, sort_keys=True, default=json_default, ensure_ascii=False)
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 
