@@ -25,8 +25,9 @@ from lastknown.answer import Prepared
 from lastknown.disclose import held
 from lastknown.disclose.cells import sha256_file
 from lastknown.disclose.held import BatchState
-from lastknown.disclose.ledger import Ledger, batch_key
+from lastknown.disclose.ledger import Ledger
 from lastknown.disclose.ledger.models import audit_events, batches
+from lastknown.disclose.ledger.store import batch_rows_in
 from lastknown.engines.base import Engine
 from lastknown.errors import LedgerError, PipelineError
 
@@ -127,11 +128,9 @@ def reconcile(ledger: Ledger, folder: Path) -> BatchState:
     state = held.read_state(folder)
     if state.status != "held":
         return state
-    key = batch_key(state.batch_id)
     with ledger.connect() as conn:
-        recorded = [r for r in conn.execute(sa.select(
-            batches.c.batch_id, batches.c.operator, batches.c.finished_at, batches.c.policy,
-            batches.c.package)) if batch_key(str(r.batch_id)) == key]
+        recorded = batch_rows_in(conn, state.batch_id, batches.c.operator,
+                                 batches.c.finished_at, batches.c.policy, batches.c.package)
         denied = conn.execute(sa.select(audit_events.c.user_name, audit_events.c.event_time,
                                         audit_events.c.detail).where(
             audit_events.c.event_type == "batch_denied",

@@ -272,12 +272,19 @@ class Ledger:
         self.engine.dispose()
 
 
-def batch_recorded_in(conn: sa.Connection, batch_id: str) -> bool:
-    """True when the ledger seen by ``conn`` holds this batch id (compared by
-    :func:`batch_key`; one row per batch, so a scan is cheap and exact)."""
+def batch_rows_in(conn: sa.Connection, batch_id: str,
+                  *columns: sa.ColumnElement[Any]) -> list[sa.Row[Any]]:
+    """The batch records of this batch id seen by ``conn`` (compared by :func:`batch_key`;
+    one row per batch, so a scan is cheap, and exact for any id, where SQL's ``lower`` is
+    not), with ``batch_id`` and ``columns``."""
     key = batch_key(batch_id)
-    ids = conn.execute(sa.select(models.batches.c.batch_id)).scalars()
-    return any(batch_key(str(found)) == key for found in ids)
+    rows = conn.execute(sa.select(models.batches.c.batch_id, *columns))
+    return [row for row in rows if batch_key(str(row.batch_id)) == key]
+
+
+def batch_recorded_in(conn: sa.Connection, batch_id: str) -> bool:
+    """True when the ledger seen by ``conn`` holds this batch id (:func:`batch_rows_in`)."""
+    return bool(batch_rows_in(conn, batch_id))
 
 
 def _head(conn: sa.Connection) -> EntryRef:
