@@ -70,7 +70,7 @@ def prepare(request: Path, *, master: Path, batch_path: Path, submitted_by: str,
     """
     from lastknown.disclose.journal import ledger_identity
     from lastknown.disclose.publish import publish_run, staging_dir_for
-    from lastknown.disclose.receipt import fsync_dir
+    from lastknown.outdirs import fsync_dir
 
     submitted_by = _person(submitted_by, "submitted_by")
     opts = options or ProcessOptions()

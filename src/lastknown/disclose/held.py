@@ -31,10 +31,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from lastknown.disclose.receipt import read_json_object, write_json
+from lastknown.disclose.receipt import read_json_object
 from lastknown.disclose.record import record_name
 from lastknown.engines.base import Engine
 from lastknown.errors import InputError, PolicyError
+from lastknown.outdirs import write_json
 
 HELD_FOLDER = "held"
 STATE_JSON, PREPARED_JSON, RELEASE_JSON = "state.json", "prepared.json", "release.json"

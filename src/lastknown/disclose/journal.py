@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lastknown.disclose.receipt import fsync_dir
 from lastknown.errors import LedgerError
+from lastknown.outdirs import fsync_dir
 from lastknown.request.batch import batch_key
 
 if TYPE_CHECKING:

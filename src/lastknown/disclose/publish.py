@@ -63,7 +63,7 @@ from lastknown.disclose.policy import (
     agency_key,
     recheck_in_transaction,
 )
-from lastknown.disclose.receipt import fsync_dir, receipt_head, summary_from_receipt
+from lastknown.disclose.receipt import receipt_head, summary_from_receipt
 from lastknown.disclose.record import (
     begin_record,
     deliver_record,
@@ -74,6 +74,7 @@ from lastknown.disclose.record import (
 )
 from lastknown.engines.base import Engine
 from lastknown.errors import LastknownError, LedgerError, PipelineError, PolicyError
+from lastknown.outdirs import fsync_dir
 from lastknown.request.reasons import reason_counts_sql
 
 STEPS = ("start", "staged", "recorded", "summarised", "committed", "published")

@@ -11,15 +11,13 @@ before the ledger transaction commits.
 from __future__ import annotations
 
 import json
-import os
-import threading
 from collections.abc import Mapping
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from lastknown.disclose.cells import sha256_file
-from lastknown.errors import InputError, PipelineError
+from lastknown.errors import InputError
+from lastknown.outdirs import write_json
 
 RECEIPT_JSON = "receipt.json"
 
@@ -84,46 +82,6 @@ def receipt_head(out_dir: Path) -> tuple[int, str] | None:
         return int(head["sequence"]), str(head["hash"])
     except (InputError, KeyError, TypeError, ValueError):
         return None
-
-
-def json_default(value: object) -> Any:
-    """How the summary's non-JSON values are written (dates as ISO text, paths as text)."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value, key=str)
-    raise PipelineError(f"summary value of type {type(value).__name__} cannot be written as JSON")
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new file in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` as JSON through a temporary file, fsynced, then renamed into place.
-
-    The temporary file is private to this writer (process and thread in its name), so two
-    writers of one file never write into each other's; the last rename wins whole.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    text = json.dumps(data, indent=2, sort_keys=True, default=json_default, ensure_ascii=False)
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 def summary_from_receipt(out_dir: Path) -> dict[str, Any]:

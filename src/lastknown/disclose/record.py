@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from lastknown.disclose.cells import neutralise_sql, progress_bar_off, sha256_file, sql_literal
-from lastknown.disclose.receipt import fsync_dir, read_json_object, write_json, write_receipt
+from lastknown.disclose.receipt import read_json_object, write_receipt
 from lastknown.engines.base import Engine
 from lastknown.errors import LedgerError, PipelineError
+from lastknown.outdirs import fsync_dir, write_json
 from lastknown.request.batch import batch_key
 
 RECORD_JSON, OUTCOMES_CSV, EXPLANATION_CSV = "record.json", "outcomes.csv", "explanation.csv"

@@ -57,6 +57,7 @@ from lastknown.match.model import (
     REQUEST_LEVELS,
     gammas,
 )
+from lastknown.outdirs import write_json
 from lastknown.request.batch import name_key
 
 #: The store's folder under the deployment's archive.
@@ -148,8 +149,9 @@ class LevelCounts:
 class EstimateStore:
     """Per-agency pooled level counts, one JSON file per agency under ``folder``.
 
-    Written atomically (temporary file + rename). An agency's key is its name casefolded,
-    spaces collapsed; the file name is a digest of it (agency names carry any character).
+    Written durably (:func:`~lastknown.outdirs.write_json`: fsynced temporary file,
+    rename). An agency's key is its name casefolded, spaces collapsed; the file name is a
+    digest of it (agency names carry any character).
     """
 
     def __init__(self, folder: Path) -> None:
@@ -176,11 +178,8 @@ class EstimateStore:
         path = self._path(agency)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            body = {"agency": name_key(agency), **pooled.as_json(),
-                    "updated_at": datetime.now(UTC).isoformat(timespec="seconds")}
-            tmp.write_text(json.dumps(body, indent=1, sort_keys=True), encoding="utf-8")
-            tmp.replace(path)
+            write_json(path, {"agency": name_key(agency), **pooled.as_json(),
+                              "updated_at": datetime.now(UTC).isoformat(timespec="seconds")})
         except OSError as exc:
             raise ConfigError(f"cannot write learned estimates {path}: {exc.strerror}") from exc
         return path
