@@ -144,6 +144,8 @@ def main() -> None:
                       f"| {lk['recall']:.4f} |\n")
             out.flush()
     for name, got in rows.items():
+        if not got:  # --rounds 0: the index builds only
+            continue
         ratio, cpu_ratio, cpu = (statistics.median(x) for x in zip(*got, strict=True))
         out.write(f"median {name}: ratio {ratio:.1f}, CPU ratio {cpu_ratio:.1f}, "
                   f"lastknown CPU {cpu:.1f} s\n")
