@@ -10,8 +10,9 @@ person sees in the file (header = row 1, first data row = row 2).
   follows file order because the table is built with ``preserve_insertion_order =
   true``). It counts CSV *records*: a quoted field holding a line break makes that
   record span two lines, and DuckDB skips blank lines, so after such a record (or a
-  blank line) ``source_row`` is the record number, not the line number. Exported spreadsheets have neither. The header is
-  row 1, the row after an Excel ``sep=`` line, or ``--header-row``
+  blank line) ``source_row`` is the record number, not the line number. Exported
+  spreadsheets have neither. The header is row 1, the row after an Excel ``sep=``
+  line, or ``--header-row``
   (:mod:`lastknown.request.csv_shape` finds title rows and names the fix).
 * XLSX is streamed with openpyxl (read-only) in Arrow chunks of 50,000 rows; the
   row number is the sheet's own row number. Wholly empty rows are skipped, and so
