@@ -24,8 +24,8 @@ import re
 import sys
 import unicodedata
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from functools import lru_cache
-from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -76,8 +76,9 @@ FIXUPS: dict[str, str] = {
 UNTRANSLATABLE: dict[str, str] = {
     "read_parquet": "read a file through Engine.register_parquet",
     "information_schema": "ask Engine.columns / Engine.table_exists / Engine.column_types",
-    "rowid": "number rows when reading (Engine.read_csv keeps file order)",
-    "current_setting": "engine settings are the engine's (Engine hooks)",
+    "rowid": "a row's position in the file read: Engine.numbered",
+    "current_setting": "engine settings are the engine's: Engine.progress_off, "
+                       "joins_as_written, insertion_order_kept",
     "copy": "write files through Engine.copy_to_parquet / copy_to_csv",
     "insert_by_name": "name the columns: INSERT INTO t (a, b) SELECT ...",
     "describe": "ask Engine.columns",
@@ -104,6 +105,28 @@ _LIST_FUNCTIONS = {"list_distinct", "list_sort", "list_reverse", "list_slice", "
                    "transform"}
 
 
+_USED: ContextVar[set[str] | None] = ContextVar("lk_spark_sql_fixups", default=None)
+
+
+def _used(name: str) -> None:
+    """Note that fix-up ``name`` changed the statement being translated."""
+    found = _USED.get()
+    if found is not None:
+        found.add(name)
+
+
+def fixups_in(sql: str, *, columns: Mapping[str, Mapping[str, str]] | None = None,
+              tables: Mapping[str, str] | None = None) -> set[str]:
+    """The names of the fix-ups :func:`to_spark` applies to ``sql`` (for tests and docs)."""
+    found: set[str] = set()
+    token = _USED.set(found)
+    try:
+        to_spark(sql, columns=columns, tables=tables)
+    finally:
+        _USED.reset(token)
+    return found
+
+
 def to_spark(sql: str, *, columns: Mapping[str, Mapping[str, str]] | None = None,
              tables: Mapping[str, str] | None = None) -> str:
     """``sql`` (DuckDB's dialect, as the project writes it) in Spark SQL.
@@ -114,6 +137,7 @@ def to_spark(sql: str, *, columns: Mapping[str, Mapping[str, str]] | None = None
     _refuse_untranslatable(tree, sql)
     schema = {k.lower(): {c.lower(): t for c, t in v.items()} for k, v in (columns or {}).items()}
     if any(_star_has_modifiers(s) for s in tree.find_all(exp.Star)):
+        _used("star_except_replace")
         tree = _expand_stars(tree, schema, sql)
     if tables:
         _rename_tables(tree, tables)
@@ -231,6 +255,7 @@ def _rename_tables(tree: exp.Expr, tables: Mapping[str, str]) -> None:
         target = lowered.get(full)
         if target is None:
             continue
+        _used("table_rename")
         new = exp.to_table(target, dialect="spark")
         new.set("alias", table.args.get("alias"))
         if not new.args.get("alias") and table.db:
@@ -350,6 +375,7 @@ def _to_map(node: exp.Expr, lists: set[str]) -> exp.Expr:
         k = item.this
         pairs += [exp.Literal.string(k.name) if isinstance(k, exp.Identifier) else k,
                   item.expression]
+    _used("map_literal")
     made = _fn("MAP", *pairs)
     return _fn("TRY_ELEMENT_AT", made, key) if key is not None else made
 
@@ -362,9 +388,11 @@ def _bracket(node: exp.Expr, lists: set[str]) -> exp.Expr:
     index = node.expressions[0]
     target = node.this
     if isinstance(index, exp.Slice):
+        _used("slice")
         return _slice(target, index, _is_list(target, lists))
     if isinstance(target, exp.Struct):  # a struct's field by name
         return node
+    _used("list_index")
     return _fn("TRY_ELEMENT_AT", target, index)
 
 
@@ -392,13 +420,17 @@ def _slice(target: exp.Expr, sl: exp.Slice, is_list: bool) -> exp.Expr:
 
 def _length(node: exp.Expr, lists: set[str]) -> exp.Expr:
     if _is_list(node.this, lists):
+        _used("length_of_list")
         return _fn("SIZE", node.this)
     return node
 
 
 def _anon_len(node: exp.Expr, lists: set[str]) -> exp.Expr:
     arg = node.expressions[0]
-    return _fn("SIZE", arg) if _is_list(arg, lists) else exp.Length(this=arg)
+    if _is_list(arg, lists):
+        _used("length_of_list")
+        return _fn("SIZE", arg)
+    return exp.Length(this=arg)
 
 
 def _no_nulls(arr: exp.Expr) -> exp.Expr:
@@ -407,6 +439,7 @@ def _no_nulls(arr: exp.Expr) -> exp.Expr:
 
 
 def _overlaps(node: exp.Expr, lists: set[str]) -> exp.Expr:
+    _used("list_has_any")
     return _fn("ARRAYS_OVERLAP", _no_nulls(node.this), _no_nulls(node.expression))
 
 
@@ -417,6 +450,7 @@ def _lambda_index(node: exp.Expr, lists: set[str]) -> exp.Expr:
     lam = node.expression
     if not isinstance(lam, exp.Lambda) or len(lam.expressions) != 2:
         return node
+    _used("lambda_index")
     index = lam.expressions[1].name
     shifted = f"{index}0"
     lam.expressions[1].replace(exp.to_identifier(shifted))
@@ -443,6 +477,7 @@ def _regexp_full_match(node: exp.Expr, lists: set[str]) -> exp.Expr:
     else:
         anchored = exp.DPipe(this=exp.DPipe(this=exp.Literal.string("^(?:"), expression=pattern),
                              expression=exp.Literal.string(")$"))
+    _used("regexp_full_match")
     return exp.RegexpLike(this=node.this, expression=anchored)
 
 
@@ -489,6 +524,7 @@ def _regexp_replace(node: exp.Expr, lists: set[str]) -> exp.Expr:
         # the first match only: the shortest prefix, then the match; the prefix is group 1
         new_pattern = _prefixed(prefix + "^(?s:(.*?))(?:", pattern, ")")
         replacement = "$1" + _java_replacement(rep.this, 1)
+    _used("regexp_replace")
     return _fn("REGEXP_REPLACE", node.this, new_pattern, exp.Literal.string(replacement))
 
 
@@ -509,6 +545,7 @@ def _regexp_extract(node: exp.Expr, lists: set[str]) -> exp.Expr:
     if node.args.get("parameters") is not None or node.args.get("position") is not None:
         raise EngineError(f"`{node.sql('duckdb')[:200]}`: options do not translate",
                           detail="regexp_extract_group")
+    _used("regexp_extract_group")
     return _fn(name, node.this, node.expression, group)
 
 
@@ -529,6 +566,7 @@ def _accent_table() -> tuple[str, str]:
 
 def _strip_accents(node: exp.Expr, lists: set[str]) -> exp.Expr:
     accented, plain = _accent_table()
+    _used("strip_accents")
     return _fn("TRANSLATE", node.expressions[0], exp.Literal.string(accented),
                exp.Literal.string(plain))
 
@@ -561,11 +599,13 @@ def _try_strptime(node: exp.Expr, lists: set[str]) -> exp.Expr:
     if not (isinstance(fmt, exp.Literal) and fmt.is_string):
         raise EngineError("try_strptime with a format that is not a literal",
                           detail="try_strptime")
+    _used("try_strptime")
     return _fn("TRY_TO_TIMESTAMP", value, exp.Literal.string(_java_date_format(fmt.this)))
 
 
 def _hamming(node: exp.Expr, lists: set[str]) -> exp.Expr:
     a, b = node.expressions
+    _used("hamming")
     differs = exp.NEQ(this=exp.Substring(this=a.copy(), start=_var("i"), length=_lit(1)),
                       expression=exp.Substring(this=b.copy(), start=_var("i"), length=_lit(1)))
     count = _fn("SIZE", exp.ArrayFilter(this=_fn("SEQUENCE", _lit(1), exp.Length(this=a.copy())),
@@ -575,15 +615,18 @@ def _hamming(node: exp.Expr, lists: set[str]) -> exp.Expr:
 
 
 def _damerau(node: exp.Expr, lists: set[str]) -> exp.Expr:
+    _used("damerau_levenshtein")
     return exp.Cast(this=_fn("DAMERAU_LEVENSHTEIN", *node.expressions),
                     to=exp.DataType.build("BIGINT"))
 
 
 def _jaro_winkler(node: exp.Expr, lists: set[str]) -> exp.Expr:
+    _used("jaro_winkler")
     return _fn("JARO_WINKLER", node.this, node.expression)
 
 
 def _array_agg(node: exp.Expr, lists: set[str]) -> exp.Expr:
+    _used("ordered_list_agg")
     inner = node.this
     if not isinstance(inner, exp.Order):
         if isinstance(inner, exp.Distinct):
@@ -614,6 +657,7 @@ def _array_agg(node: exp.Expr, lists: set[str]) -> exp.Expr:
 
 
 def _list_bool_or(node: exp.Expr, lists: set[str]) -> exp.Expr:
+    _used("list_bool_or")
     acc, x = _var("acc"), _var("x")
     step = exp.Case(ifs=[exp.If(this=exp.Is(this=x, expression=exp.Null()), true=acc.copy())],
                     default=exp.Or(this=_fn("COALESCE", acc.copy(), exp.false()),
@@ -624,6 +668,7 @@ def _list_bool_or(node: exp.Expr, lists: set[str]) -> exp.Expr:
 
 
 def _list_position(node: exp.Expr, lists: set[str]) -> exp.Expr:
+    _used("list_position")
     return exp.Nullif(this=_fn("ARRAY_POSITION", *node.expressions), expression=_lit(0))
 
 
@@ -632,6 +677,7 @@ def _generate_series(node: exp.Expr, lists: set[str]) -> exp.Expr:
     if node.args.get("step") is not None:
         raise EngineError("generate_series with a step does not translate",
                           detail="generate_series")
+    _used("generate_series")
     keep = exp.And(this=exp.GTE(this=_var("x"), expression=start.copy()),
                    expression=exp.LTE(this=_var("x"), expression=end.copy()))
     return exp.ArrayFilter(this=_fn("SEQUENCE", start, end), expression=_lambda(["x"], keep))
@@ -640,6 +686,7 @@ def _generate_series(node: exp.Expr, lists: set[str]) -> exp.Expr:
 def _mod(node: exp.Expr, lists: set[str]) -> exp.Expr:
     left = node.this
     if isinstance(left, exp.Anonymous) and left.name.lower() == "hash":
+        _used("hash_sample")
         return _fn("PMOD", _fn("XXHASH64", *left.expressions), node.expression)
     return node
 
@@ -648,6 +695,7 @@ def _anon_hash(node: exp.Expr, lists: set[str]) -> exp.Expr:
     parent = node.parent
     if isinstance(parent, exp.Mod) and parent.this is node:
         return node  # type: ignore[no-any-return]  # the enclosing `% m` becomes pmod
+    _used("hash_sample")
     return _fn("XXHASH64", *node.expressions)
 
 
@@ -664,6 +712,7 @@ def _explode(node: exp.Expr, lists: set[str]) -> exp.Expr:
     if top.parent is None or not isinstance(top.parent, exp.Select | exp.Alias):
         raise EngineError(f"`{top.sql('duckdb')[:200]}`: unnest outside a projection",
                           detail="unnest_nested")
+    _used("unnest_nested")
     source = node.this
     placeholder = _var("lk_u")
     node.replace(placeholder)
@@ -688,7 +737,9 @@ def _explode(node: exp.Expr, lists: set[str]) -> exp.Expr:
 
 
 def _cte(node: exp.Expr, lists: set[str]) -> exp.Expr:
-    node.set("materialized", None)
+    if node.args.get("materialized") is not None:
+        _used("cte_materialized")
+        node.set("materialized", None)
     return node
 
 
@@ -723,44 +774,7 @@ _ANON_HANDLERS: dict[str, _Handler] = {
 }
 
 
-def fixups_in(sql: str, *, columns: Mapping[str, Mapping[str, str]] | None = None) -> set[str]:
-    """The names of the fix-ups :func:`to_spark` applies to ``sql`` (for tests and docs)."""
-    found: set[str] = set()
-    tree = _parse(sql)
-    if any(_star_has_modifiers(s) for s in tree.find_all(exp.Star)):
-        found.add("star_except_replace")
-    names: dict[type[exp.Expr], str] = {
-        exp.ToMap: "map_literal", exp.Length: "length_of_list",
-        exp.ArrayOverlaps: "list_has_any", exp.RegexpFullMatch: "regexp_full_match",
-        exp.RegexpReplace: "regexp_replace", exp.RegexpExtract: "regexp_extract_group",
-        exp.RegexpExtractAll: "regexp_extract_group", exp.JarowinklerSimilarity: "jaro_winkler",
-        exp.ArrayAgg: "ordered_list_agg", exp.GenerateSeries: "generate_series",
-    }
-    for node in tree.walk():
-        if type(node) in names:
-            found.add(names[type(node)])
-        elif isinstance(node, exp.Bracket):
-            sl = node.expressions[0] if node.expressions else None
-            found.add("slice" if isinstance(sl, exp.Slice) else "list_index")
-        elif isinstance(node, exp.ArrayFilter | exp.Transform):
-            lam = node.expression
-            if isinstance(lam, exp.Lambda) and len(lam.expressions) == 2:
-                found.add("lambda_index")
-        elif isinstance(node, exp.Anonymous):
-            fname = node.name.lower()
-            anon = {"strip_accents": "strip_accents", "try_strptime": "try_strptime",
-                    "hamming": "hamming", "damerau_levenshtein": "damerau_levenshtein",
-                    "list_bool_or": "list_bool_or", "list_position": "list_position",
-                    "hash": "hash_sample", "len": "length_of_list"}
-            if fname in anon:
-                found.add(anon[fname])
-    return found
-
-
 def spark_type(duckdb_type: str) -> str:
     """A DuckDB column type as Spark's (for a table declared with columns)."""
     return exp.DataType.build(duckdb_type, dialect=_LkDuckDB).sql(dialect="spark")
 
-
-def _unused(*_: Any) -> None:  # pragma: no cover - keeps the Any import for typing helpers
-    return None
