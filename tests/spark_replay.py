@@ -89,7 +89,7 @@ class Recorder:
         self._depth = 0
 
     def _snapshot(self, engine: DuckDBEngine, name: str) -> Table:
-        arrow = engine.con.execute(f"SELECT * FROM {name}").to_arrow_table()
+        arrow = engine.con.sql(f"SELECT * FROM {name}").to_arrow_table()
         types = {str(r[0]): str(r[1]) for r in
                  engine.con.execute(f"DESCRIBE SELECT * FROM {name}").fetchall()}
         return Table(arrow=arrow, types=types)
@@ -108,6 +108,8 @@ class Recorder:
               run: Any) -> Any:
         try:
             inputs = self._inputs(engine, steps)
+        except Warning:
+            raise
         except Exception:  # noqa: BLE001 - a table function or a Splink table: not replayable
             self.hooks.append(f"{kind}: {name} (inputs unreadable)")
             return run()
