@@ -252,15 +252,20 @@ def test_every_step_list_of_the_run_is_listed(recorded: Any) -> None:
 
 
 @pytest.mark.spark
+#: ``SELECT count(*) FROM t``: nothing to translate; each costs Spark a job
+_TRIVIAL = re.compile(r"^\s*SELECT count\(\*\) FROM \w+\s*$", re.IGNORECASE)
+
+
+@pytest.mark.spark
 def test_queries_give_duckdbs_rows_on_spark(recorded: Any, spark: Any) -> None:
     """The summaries, checks and package queries a run fetches (each distinct one once)."""
     seen: set[str] = set()
     problems: list[str] = []
     for case in recorded.cases:
         sql = case.steps[0].sql
-        if case.kind != "select" or sql in seen:
+        if case.kind != "select" or sql in seen or _TRIVIAL.match(sql):
             continue
         seen.add(sql)
         problems += _compare(spark, case)
-    assert len(seen) >= 20
+    assert len(seen) >= 15
     assert not problems, problems
