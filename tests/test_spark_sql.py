@@ -251,7 +251,6 @@ def test_every_step_list_of_the_run_is_listed(recorded: Any) -> None:
         STEP_LISTS)
 
 
-@pytest.mark.spark
 #: ``SELECT count(*) FROM t``: nothing to translate; each costs Spark a job
 _TRIVIAL = re.compile(r"^\s*SELECT count\(\*\) FROM \w+\s*$", re.IGNORECASE)
 
