@@ -12,10 +12,9 @@ with no sensible translation raises :class:`~lastknown.errors.EngineError` namin
 differ between strings and lists); ``tables`` renames tables (a schema-qualified DuckDB
 name such as ``lkidx.idx_record`` to the name of a Spark view).
 
->>> to_spark("SELECT list_has_any(a, b), len(str_split(s, ' ')), a[-1] FROM t",
-...          columns={"t": {"a": "VARCHAR[]", "b": "VARCHAR[]", "s": "VARCHAR"}})
-'SELECT ARRAYS_OVERLAP(FILTER(a, x -> NOT x IS NULL), FILTER(b, x -> NOT x IS NULL)), \
-SIZE(SPLIT(s, CONCAT(\\'\\\\\\\\Q\\', \\' \\', \\'\\\\\\\\E\\'))), TRY_ELEMENT_AT(a, -1) FROM t'
+>>> to_spark("SELECT len(parts), parts[-1], len(name) FROM t",
+...          columns={"t": {"parts": "VARCHAR[]", "name": "VARCHAR"}})
+'SELECT SIZE(parts), TRY_ELEMENT_AT(parts, -1), LENGTH(name) FROM t'
 """
 
 from __future__ import annotations
@@ -176,12 +175,12 @@ def _refuse_untranslatable(tree: exp.Expr, sql: str) -> None:
         raise _untranslatable("describe", sql)
     if isinstance(tree, exp.Insert) and tree.args.get("by_name"):
         raise _untranslatable("insert_by_name", sql)
-    if isinstance(tree, exp.Command):
+    if isinstance(tree, exp.Command):  # a statement sqlglot keeps as text
         word = str(tree.this).lower()
-        raise _untranslatable("copy" if word == "copy" else "describe"
-                              if word == "describe" else "insert_by_name", sql) \
-            if word in ("copy", "describe") else EngineError(
-                f"`{tree.this}` has no Spark SQL translation:\n{sql[:2000]}", detail=word)
+        if word in UNTRANSLATABLE:
+            raise _untranslatable(word, sql)
+        raise EngineError(f"`{tree.this}` has no Spark SQL translation:\n{sql[:2000]}",
+                          detail=word)
     if tree.find(exp.ReadParquet) is not None or any(
             f.name.lower() == "read_parquet" for f in tree.find_all(exp.Anonymous)):
         raise _untranslatable("read_parquet", sql)
