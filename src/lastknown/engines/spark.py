@@ -94,7 +94,7 @@ def _duck_type(data_type: Any) -> str:
     if isinstance(data_type, T.MapType):
         return f"MAP({_duck_type(data_type.keyType)}, {_duck_type(data_type.valueType)})"
     simple = data_type.simpleString()
-    return _DUCK_TYPES.get(simple, simple.upper())
+    return str(_DUCK_TYPES.get(simple, simple.upper()))
 
 
 def sql_value(value: Any) -> str:
@@ -509,7 +509,8 @@ class SparkEngine(Engine):
     def splink_db_api(self) -> Any:
         from splink.backends.spark import SparkAPI
 
-        return SparkAPI(spark_session=self.spark, register_udfs_automatically=False)
+        return SparkAPI(  # type: ignore[no-untyped-call]
+            spark_session=self.spark, register_udfs_automatically=False)
 
     def attach(self, database: Path, schema: str, *, read_only: bool) -> None:
         """Open the Parquet folder ``database`` (one sub-folder per table) as database
