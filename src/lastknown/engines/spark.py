@@ -48,7 +48,7 @@ log = logging.getLogger("lastknown.engines")
 #: ``local[N]`` when no master is given: N the threads asked for, else 2.
 DEFAULT_LOCAL_THREADS = 2
 #: The hidden column that holds DuckDB's ``rowid`` of a table read by :meth:`read_csv`.
-ROWID = "rowid"
+ROWID = "lk_rowid"
 _ROWID_VIEW = "{}__lk_rowid"
 
 _NAME = r"([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)?)"
@@ -63,6 +63,10 @@ _INSERT = re.compile(rf"^\s*INSERT\s+INTO\s+{_NAME}\s+(BY\s+NAME\s+)?(.*?)\s*;?\
 _DROP = re.compile(rf"^\s*DROP\s+(TABLE|VIEW)\s+(?:IF\s+EXISTS\s+)?{_NAME}\s*;?\s*$", re.I)
 _UPDATE = re.compile(r"^\s*UPDATE\s", re.I)
 _NOOP = re.compile(r"^\s*(CHECKPOINT|SET|DETACH)\b", re.I)
+#: DuckDB's hint on a CTE (``WITH s AS MATERIALIZED (…)``): Spark plans CTEs itself.
+_MATERIALIZED_CTE = re.compile(r"\bAS\s+(?:NOT\s+)?MATERIALIZED\s*\(", re.I)
+#: Names a statement reads (after FROM or JOIN).
+_READS = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)\b", re.I)
 _INFO_SCHEMA = re.compile(r"information_schema\.(tables|columns)", re.I)
 
 #: Spark type names (``DataType.simpleString()`` heads) as DuckDB spells them.
@@ -175,18 +179,34 @@ class SparkEngine(Engine):
             checkpoint_dir = self._own_checkpoints
         self.checkpoint_dir = Path(checkpoint_dir)
         self.spark = spark_session(self.master, settings, self.checkpoint_dir)
+        # a failed query is raised as EngineError with Spark's message; pyspark would also
+        # log it, with the JVM's stack, as a JSON line on stderr
+        logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
         #: lineage is cut in executors' storage on one machine, in the checkpoint
         #: directory (which survives an executor) on a cluster
         self.reliable_checkpoints = not self.master.startswith("local")
         self._tables: dict[str, Any] = {}   # name → the checkpointed DataFrame behind it
         self._rowid_tables: dict[str, list[str]] = {}  # table → its visible columns
         self._schemas: dict[str, tuple[Path, bool]] = {}  # schema → (folder, writable)
+        self._types: dict[str, dict[str, str]] = {}  # table → column → DuckDB type (cache)
 
     # -- translation -------------------------------------------------------------------
     def _spark_sql(self, duckdb_sql: str) -> str:
         from lastknown.engines.spark_sql import to_spark
 
-        return to_spark(self._rowid_rewrite(duckdb_sql))
+        sql = _MATERIALIZED_CTE.sub("AS (", self._rowid_rewrite(duckdb_sql))
+        return to_spark(sql, columns=self._columns_named_in(sql))
+
+    def _columns_named_in(self, sql: str) -> dict[str, dict[str, str]]:
+        """Columns and DuckDB types of the tables ``sql`` reads (the translator expands
+        ``* EXCLUDE`` and tells lists from strings with them)."""
+        found: dict[str, dict[str, str]] = {}
+        for name in set(_READS.findall(sql)):
+            if name not in self._types:
+                self._types[name] = dict(self._column_types(name))
+            found[name] = self._types[name]
+            found[self._split(name)[1]] = self._types[name]
+        return found
 
     def _rowid_rewrite(self, sql: str) -> str:
         """Statements naming ``rowid`` read a :meth:`read_csv` table with its rowid."""
@@ -197,7 +217,7 @@ class SparkEngine(Engine):
             sql = re.sub(rf"SELECT\s+\*\s+FROM\s+{table}\b",
                          f"SELECT {', '.join(columns)} FROM {hidden}", sql, flags=re.I)
             sql = re.sub(rf"\bFROM\s+{table}\b", f"FROM {hidden}", sql, flags=re.I)
-        return sql
+        return re.sub(r"\browid\b", ROWID, sql)
 
     def _df(self, duckdb_sql: str) -> Any:
         spark_sql = self._spark_sql(duckdb_sql)
@@ -223,6 +243,7 @@ class SparkEngine(Engine):
             df.write.mode("append" if append else "overwrite").option(
                 "compression", "zstd").parquet(str(folder / table))
             self._catalog_table(schema, table, folder / table)
+            self._types.clear()
             return
         try:
             cut = (df.checkpoint(eager=True) if self.reliable_checkpoints
@@ -234,6 +255,7 @@ class SparkEngine(Engine):
         self._tables[name] = cut
 
     def _forget(self, name: str) -> None:
+        self._types.clear()
         old = self._tables.pop(name, None)
         if old is not None:
             old.unpersist()
@@ -396,15 +418,20 @@ class SparkEngine(Engine):
         return rows
 
     def _column_types(self, table: str) -> list[tuple[str, str]]:
-        if not self.table_exists(table):
+        if not self._known(table):
             return []
         df = self._table_df(table)
         return [(f.name, _duck_type(f.dataType)) for f in df.schema.fields]
 
+    def _known(self, table: str) -> bool:
+        try:
+            return self.table_exists(table)
+        except Exception:  # a name that is no table (a CTE, a function's argument)
+            return False
+
     def table_exists(self, table_name: str) -> bool:
         schema, table = self._split(table_name)
-        return bool(self.spark.catalog.tableExists(table, schema) if schema
-                    else self.spark.catalog.tableExists(table))
+        return bool(self.spark.catalog.tableExists(f"{schema}.{table}" if schema else table))
 
     def columns(self, table_name: str) -> list[str]:
         return [name for name, _ in self._column_types(table_name)]
@@ -475,6 +502,12 @@ class SparkEngine(Engine):
         from pyarrow import csv
 
         names = [f"c{i}" for i in range(width)]
+        invalid: list[Any] = []
+
+        def refuse(row: Any) -> str:
+            invalid.append(row)
+            return "error"
+
         try:
             table = csv.read_csv(
                 str(path),
@@ -482,12 +515,13 @@ class SparkEngine(Engine):
                                              block_size=max(1 << 20, 2 * max_line_bytes),
                                              encoding="utf8"),
                 parse_options=csv.ParseOptions(delimiter=delimiter, quote_char='"',
-                                               double_quote=True, newlines_in_values=True),
+                                               double_quote=True, newlines_in_values=True,
+                                               invalid_row_handler=refuse),
                 convert_options=csv.ConvertOptions(
                     column_types=dict.fromkeys(names, pa.string()), null_values=[""],
                     strings_can_be_null=True, quoted_strings_can_be_null=False))
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            raise _csv_failed(path, exc) from exc
+            raise _csv_failed(path, exc, invalid[0] if invalid else None) from exc
         table = table.append_column(ROWID, pa.array(range(table.num_rows), pa.int64()))
         self._forget(table_name)
         self._store(table_name, self._from_arrow(table))
@@ -525,8 +559,9 @@ class SparkEngine(Engine):
         elif not folder.is_dir():
             raise ConfigError(f"index tables folder {folder} is missing; rebuild the index")
         self._run(f"DROP DATABASE IF EXISTS `{schema}` CASCADE")
-        location = str(folder.resolve()).replace("'", "\\'")
-        self._run(f"CREATE DATABASE `{schema}` LOCATION '{location}'")
+        # the database's own location is scratch (dropping it deletes it), never the folder
+        location = str((self.checkpoint_dir / "catalog" / f"{schema}.db").resolve())
+        self._run(f"CREATE DATABASE `{schema}` LOCATION '{location.replace(chr(39), '')}'")
         self._schemas[schema] = (folder, not read_only)
         for sub in sorted(folder.iterdir()):
             if sub.is_dir() and not sub.name.startswith((".", "_")):
@@ -546,14 +581,26 @@ class SparkEngine(Engine):
             shutil.rmtree(self._own_checkpoints, ignore_errors=True)
 
 
-def _csv_failed(path: str | Path, exc: BaseException) -> CsvReadError:
-    """pyarrow's CSV reader's message, read for what it says about the file."""
+def _csv_failed(path: str | Path, exc: BaseException, row: Any) -> CsvReadError:
+    """pyarrow's CSV reader's message (and its first invalid row, if any), read for what
+    it says about the file."""
     message = str(exc)
     fields = re.search(r"Expected (\d+) columns, got (\d+)", message)
-    row = re.search(r"[Rr]ow #(\d+)", message)
+    line = None
+    if row is not None:
+        fields = None
+        line = _line_of(Path(path), row.text)
     return CsvReadError(
         f"Spark's CSV reader (pyarrow) failed on {path}:\n{message[:2000]}", detail=message,
-        line=int(row.group(1)) if row else None,
-        fields=(int(fields.group(1)), int(fields.group(2))) if fields else None,
+        line=line,
+        fields=((row.expected_columns, row.actual_columns) if row is not None
+                else (int(fields.group(1)), int(fields.group(2))) if fields else None),
         line_too_long="straddling" in message.lower(),
         not_utf8="utf8" in message.lower() or "utf-8" in message.lower())
+
+
+def _line_of(path: Path, text: str) -> int | None:
+    """The 1-based line of the file where the row ``text`` starts (None: not found)."""
+    data = path.read_bytes()
+    at = data.find(text.encode("utf-8"))
+    return data.count(b"\n", 0, at) + 1 if at >= 0 else None
