@@ -110,6 +110,12 @@ class Engine(ABC):
 
         raise ConfigError(f"the Splink scoring step needs --engine duckdb (got {self.name})")
 
+    def splink_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """Splink settings whose SQL (level conditions, blocking rules) is DuckDB's, as the
+        model stores it, written for this engine's Splink database API. DuckDB: as they
+        are."""
+        return settings
+
     def attach(self, database: Path, schema: str, *, read_only: bool) -> None:
         """Open the persisted database ``database`` as schema ``schema`` (replacing one
         attached before under that name): a database file, or a folder of Parquet tables

@@ -546,6 +546,29 @@ class SparkEngine(Engine):
         return SparkAPI(  # type: ignore[no-untyped-call]
             spark_session=self.spark, register_udfs_automatically=False)
 
+    def splink_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """The level conditions and blocking rules translated to Spark SQL (``ELSE`` is
+        Splink's own word); the model keeps DuckDB's text (``match/model.py``)."""
+        import copy
+
+        from lastknown.engines.spark_sql import to_spark
+
+        def spark(condition: str) -> str:
+            if condition.strip().upper() == "ELSE":
+                return condition
+            return to_spark(f"SELECT {condition}")[len("SELECT "):]
+
+        rendered = copy.deepcopy(settings)
+        rendered["sql_dialect"] = "spark"
+        for comparison in rendered.get("comparisons", []):
+            for level in comparison.get("comparison_levels", []):
+                level["sql_condition"] = spark(level["sql_condition"])
+        rules = rendered.get("blocking_rules_to_generate_predictions", [])
+        rendered["blocking_rules_to_generate_predictions"] = [
+            spark(rule) if isinstance(rule, str)
+            else {**rule, "blocking_rule": spark(rule["blocking_rule"])} for rule in rules]
+        return rendered
+
     def attach(self, database: Path, schema: str, *, read_only: bool) -> None:
         """Open the Parquet folder ``database`` (one sub-folder per table) as database
         ``schema`` of the session's catalog."""
