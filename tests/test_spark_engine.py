@@ -158,3 +158,9 @@ def test_the_spark_engine_gives_splink_its_database_api(spark: Engine) -> None:
     from splink.backends.spark import SparkAPI
 
     assert isinstance(spark.splink_db_api(), SparkAPI)
+
+
+def test_duckdb_settings_are_kept_and_read_back_but_change_nothing(spark: Engine) -> None:
+    spark.execute("SET enable_progress_bar = false")
+    assert spark.fetchall("SELECT current_setting('enable_progress_bar')") == [(False,)]
+    spark.execute("CHECKPOINT lkidx")

@@ -13,7 +13,7 @@ done here, on DataFrames:
   union with the rows inserted, checkpointed again; ``UPDATE t SET … [FROM …] WHERE …``
   the table rewritten with the changed rows (``CASE`` per column set);
 * ``DROP TABLE|VIEW [IF EXISTS]``; ``CHECKPOINT`` and ``SET`` are DuckDB's own and
-  do nothing here;
+  do nothing here (a setting set is read back by ``current_setting``);
 * ``information_schema.tables``/``.columns`` answered from the session's catalog, with
   DuckDB's type names (the master check reads them).
 
@@ -63,6 +63,14 @@ _INSERT = re.compile(rf"^\s*INSERT\s+INTO\s+{_NAME}\s+(BY\s+NAME\s+)?(.*?)\s*;?\
 _DROP = re.compile(rf"^\s*DROP\s+(TABLE|VIEW)\s+(?:IF\s+EXISTS\s+)?{_NAME}\s*;?\s*$", re.I)
 _UPDATE = re.compile(r"^\s*UPDATE\s", re.I)
 _NOOP = re.compile(r"^\s*(CHECKPOINT|SET|DETACH)\b", re.I)
+#: DuckDB's settings (``SET x = v``, ``current_setting('x')``): none means anything to
+#: Spark; the engine keeps what was set, so code that saves and restores one still can.
+_SET = re.compile(r"^\s*SET\s+(\w+)\s*=\s*(.*?)\s*;?\s*$", re.S | re.I)
+_CURRENT_SETTING = re.compile(r"^\s*SELECT\s+current_setting\(\s*'(\w+)'\s*\)\s*;?\s*$",
+                              re.I)
+#: ``COPY (query) TO 'file' (options)`` (a CSV the disclosure path writes).
+_COPY_CSV = re.compile(r"^\s*COPY\s*\((.*)\)\s*TO\s*'((?:[^']|'')*)'\s*\(([^()]*)\)\s*;?\s*$",
+                       re.S | re.I)
 #: DuckDB's hint on a CTE (``WITH s AS MATERIALIZED (…)``): Spark plans CTEs itself.
 _MATERIALIZED_CTE = re.compile(r"\bAS\s+(?:NOT\s+)?MATERIALIZED\s*\(", re.I)
 #: Names a statement reads (after FROM or JOIN).
@@ -189,6 +197,7 @@ class SparkEngine(Engine):
         self._rowid_tables: dict[str, list[str]] = {}  # table → its visible columns
         self._schemas: dict[str, tuple[Path, bool]] = {}  # schema → (folder, writable)
         self._types: dict[str, dict[str, str]] = {}  # table → column → DuckDB type (cache)
+        self._settings: dict[str, str] = {}  # DuckDB settings SET here (no effect on Spark)
 
     # -- translation -------------------------------------------------------------------
     def _spark_sql(self, duckdb_sql: str) -> str:
@@ -283,6 +292,9 @@ class SparkEngine(Engine):
     # -- statements --------------------------------------------------------------------
     def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> None:
         sql = bind(sql, parameters)
+        if m := _SET.match(sql):
+            self._settings[m.group(1).lower()] = m.group(2).strip().strip("'")
+            return
         if _NOOP.match(sql):
             return
         if m := _CREATE_AS.match(sql):
@@ -322,6 +334,12 @@ class SparkEngine(Engine):
         sql = bind(sql, parameters)
         if m := _INFO_SCHEMA.search(sql):
             return self._information_schema(sql, m.group(1).lower())
+        if m := _COPY_CSV.match(sql):
+            return [(self._copy_to_csv(m.group(1), m.group(2).replace("''", "'"),
+                                       m.group(3)),)]
+        if m := _CURRENT_SETTING.match(sql):
+            value = self._settings.get(m.group(1).lower())
+            return [({"true": True, "false": False}.get(str(value).lower(), value),)]
         df = self._df(sql)
         try:
             return [tuple(row) for row in df.collect()]
@@ -497,6 +515,29 @@ class SparkEngine(Engine):
             raise _failed(sql, exc) from exc
         pq.write_table(table, str(path), compression="zstd")
 
+    def _copy_to_csv(self, sql: str, path: str, options: str) -> int:
+        """DuckDB's ``COPY (sql) TO 'path' (HEADER, DELIMITER ',')``, as DuckDB writes it:
+        a header, quotes only where needed, NULL empty and an empty string ``""``."""
+        if re.sub(r"\s+", "", options).upper() not in ("HEADER,DELIMITER','",
+                                                        "DELIMITER',',HEADER"):
+            raise EngineError(f"COPY options not supported on Spark: ({options})",
+                              detail="copy")
+        table = self._arrow(sql)
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(",".join(_csv_cell(n) for n in table.column_names) + "\n")
+            for batch in table.to_batches(max_chunksize=50_000):
+                columns = [c.to_pylist() for c in batch.columns]
+                for row in zip(*columns, strict=True):
+                    f.write(",".join(_csv_cell(v) for v in row) + "\n")
+        return int(table.num_rows)
+
+    def _arrow(self, sql: str) -> pa.Table:
+        df = self._df(sql)
+        try:
+            return df.toArrow()
+        except Exception as exc:
+            raise _failed(sql, exc) from exc
+
     def read_csv(self, table_name: str, path: str | Path, *, width: int, skip: int,
                  delimiter: str, max_line_bytes: int) -> None:
         from pyarrow import csv
@@ -627,3 +668,19 @@ def _line_of(path: Path, text: str) -> int | None:
     data = path.read_bytes()
     at = data.find(text.encode("utf-8"))
     return data.count(b"\n", 0, at) + 1 if at >= 0 else None
+
+
+def _csv_cell(value: Any) -> str:
+    """One CSV field as DuckDB's COPY writes it.
+
+    >>> [_csv_cell(v) for v in (None, "", 'a"b', "x,y", 1.5, True, 3)]
+    ['', '""', '"a""b"', '"x,y"', '1.5', 'true', '3']
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = value.isoformat() if isinstance(value, (date, datetime)) else str(value)
+    if text == "" or any(ch in text for ch in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
