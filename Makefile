@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,service]'
+	$(BIN)/python -m pip install -q -e '.[test,service,spark]'
 	touch $(STAMP)
 
 demo: $(STAMP)

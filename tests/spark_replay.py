@@ -33,6 +33,7 @@ from lastknown.engines.spark_sql import _LkDuckDB, to_spark
 
 _CREATE_AS = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP\s+|TEMPORARY\s+)?TABLE\s+"
                         r"([\w.]+)\s+AS\s+(.*)$", re.IGNORECASE | re.DOTALL)
+_NUMBERED = re.compile(r"\(SELECT rowid AS (\w+), \* FROM (\w+)\)", re.IGNORECASE)
 _COPY = re.compile(r"^\s*COPY\s*\((.*)\)\s*TO\s+'[^']*'\s*\([^)]*\)\s*$",
                    re.IGNORECASE | re.DOTALL)
 
@@ -88,7 +89,7 @@ class Recorder:
         self._depth = 0
 
     def _snapshot(self, engine: DuckDBEngine, name: str) -> Table:
-        arrow = engine.con.execute(f"SELECT * FROM {name}").to_arrow_table()
+        arrow = engine.con.sql(f"SELECT * FROM {name}").to_arrow_table()
         types = {str(r[0]): str(r[1]) for r in
                  engine.con.execute(f"DESCRIBE SELECT * FROM {name}").fetchall()}
         return Table(arrow=arrow, types=types)
@@ -107,6 +108,8 @@ class Recorder:
               run: Any) -> Any:
         try:
             inputs = self._inputs(engine, steps)
+        except Warning:
+            raise
         except Exception:  # noqa: BLE001 - a table function or a Splink table: not replayable
             self.hooks.append(f"{kind}: {name} (inputs unreadable)")
             return run()
@@ -220,6 +223,20 @@ class SparkReplayer:
 
         return from_arrow_schema(arrow.schema)
 
+    def _numbered(self, sql: str, case: Case) -> str:
+        """DuckDB's ``Engine.numbered`` (rowid) as a Spark engine answers it: the rows'
+        positions carried as a column (here from the order DuckDB returned the table)."""
+        def view(found: re.Match[str]) -> str:
+            column, table = found.group(1), found.group(2)
+            name = f"{table}__numbered"
+            source = case.inputs[table.lower()]
+            numbered = source.arrow.append_column(
+                column, pa.array(range(source.arrow.num_rows), pa.int64()))
+            self._view(name, Table(arrow=numbered, types={**source.types, column: "BIGINT"}))
+            return spark_name(name)
+
+        return _NUMBERED.sub(view, sql)
+
     def replay(self, case: Case) -> dict[str, Any]:
         """Each output of ``case`` computed on Spark (a DataFrame per output name)."""
         for name, table in case.inputs.items():
@@ -230,7 +247,7 @@ class SparkReplayer:
         frames: dict[str, Any] = {}
         for step in case.steps:
             out = step.output_table_name.lower()
-            sql = to_spark(step.sql, columns=columns, tables=tables)
+            sql = to_spark(self._numbered(step.sql, case), columns=columns, tables=tables)
             frame = self.spark.sql(sql).localCheckpoint()
             frame.createOrReplaceTempView(spark_name(out))
             self._views.pop(out, None)

@@ -103,3 +103,47 @@ def test_the_duckdb_engine_gives_splink_its_database_api() -> None:
 
     with make_engine() as engine:
         assert isinstance(engine.splink_db_api(), DuckDBAPI)
+
+
+def test_numbered_gives_each_row_its_position_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("h\nz\ny\nx\n", encoding="utf-8")
+    with make_engine() as engine:
+        with engine.insertion_order_kept():
+            engine.read_csv("t", path, width=1, skip=0, delimiter=",", max_line_bytes=1 << 20)
+        rows = engine.fetchall(f"SELECT _lk_rowid, c0 FROM {engine.numbered('t')} s "
+                               "ORDER BY c0")
+    assert rows == [(0, "h"), (3, "x"), (2, "y"), (1, "z")]
+
+
+def test_column_types_in_order_in_the_engines_spelling() -> None:
+    with make_engine() as engine:
+        engine.execute("CREATE TABLE t (b VARCHAR, a BIGINT, c DOUBLE)")
+        assert list(engine.column_types("t").items()) == [
+            ("b", "VARCHAR"), ("a", "BIGINT"), ("c", "DOUBLE")]
+
+
+def test_copy_to_csv_writes_a_header_and_counts_rows(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    with make_engine() as engine:
+        rows = engine.copy_to_csv("SELECT 1 AS n, 'a,b' AS s UNION ALL SELECT 2, NULL "
+                                  "ORDER BY n", path)
+    assert rows == 2
+    assert path.read_text(encoding="utf-8").splitlines() == ["n,s", '1,"a,b"', "2,"]
+
+
+def test_progress_off_restores_the_engines_setting() -> None:
+    with make_engine() as engine:
+        setting = "SELECT current_setting('enable_progress_bar')"
+        engine.execute("SET enable_progress_bar = true")
+        with engine.progress_off():
+            assert engine.fetchall(setting) == [(False,)]
+        assert engine.fetchall(setting) == [(True,)]
+
+
+def test_an_engine_without_row_positions_or_csv_writing_is_refused_by_name() -> None:
+    engine = _Bare()
+    with pytest.raises(ConfigError, match="got bare"):
+        engine.numbered("t")
+    with pytest.raises(ConfigError, match="got bare"):
+        engine.copy_to_csv("SELECT 1", "x.csv")

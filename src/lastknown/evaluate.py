@@ -76,7 +76,7 @@ def _load_csv(engine: Engine, table: str, path: Path,
     except EngineError as exc:
         raise InputError(f"{path} cannot be read as CSV with a header row: {exc.detail}"
                          ) from exc
-    columns = [str(r[0]) for r in engine.fetchall(f"DESCRIBE {table}")]
+    columns = engine.columns(table)
     missing = [c for c in required if c not in columns]
     if missing:
         raise InputError(f"{path}: column(s) {missing} missing (found {columns}); "

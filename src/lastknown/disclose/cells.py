@@ -80,13 +80,10 @@ def sha256_file(path: Path, *, chunk_bytes: int = 1 << 20) -> str:
 
 @contextmanager
 def progress_bar_off(engine: Engine) -> Iterator[None]:
-    """Keep DuckDB's progress bar off stdout while the package streams out, then restore it."""
-    before = engine.fetchall("SELECT current_setting('enable_progress_bar')")[0][0]
-    engine.execute("SET enable_progress_bar = false")
-    try:
+    """Keep the engine's own progress display off stdout while the package streams out
+    (:meth:`~lastknown.engines.Engine.progress_off`)."""
+    with engine.progress_off():
         yield
-    finally:
-        engine.execute(f"SET enable_progress_bar = {'true' if before else 'false'}")
 
 
 def _sheet_names(stem: str, rows: int, max_rows: int) -> list[str]:

@@ -188,12 +188,12 @@ def check_accounting(engine: Engine, *, raw_table: str = "request_raw",
 
 
 def _copy_csv(engine: Engine, sql: str, path: Path, header: tuple[str, ...]) -> int:
-    rows = engine.fetchall(f"COPY ({sql}) TO {sql_literal(str(path))} (HEADER, DELIMITER ',')")
+    rows = engine.copy_to_csv(sql, path)
     with path.open(newline="", encoding="utf-8") as handle:
         written_header = next(csv.reader(handle), [])
     if tuple(written_header) != header:
         raise PipelineError(f"{path.name}: header {written_header} is not the allowlist {header}")
-    return int(rows[0][0])
+    return rows
 
 
 def _computed_summary(engine: Engine, *, rejected_table: str, result_table: str) -> dict[str, Any]:

@@ -181,9 +181,9 @@ def _outcomes_sql(engine: Engine, result: str, rejected: str, scored: str) -> st
 
 
 def _explanation_sql(engine: Engine, table: str) -> str:
-    types = dict(engine.fetchall("SELECT column_name, data_type FROM information_schema.columns "
-                                 "WHERE table_name = ? ORDER BY ordinal_position", [table]))
-    select = ", ".join(f"{neutralise_sql(name)} AS {name}" if kind == "VARCHAR" else name
+    types = engine.column_types(table)
+    select = ", ".join(f"{neutralise_sql(name)} AS {name}" if kind.upper() in ("VARCHAR", "STRING")
+                       else name
                        for name, kind in types.items())
     order = "source_row, tin_rank" if "tin_rank" in types else "source_row"
     return f"SELECT {select} FROM {table} ORDER BY {order}"
@@ -210,5 +210,4 @@ def write_record_tables(engine: Engine, record_dir: Path, *, result_table: str =
 
 
 def _copy(engine: Engine, sql: str, path: Path) -> int:
-    return int(engine.fetchall(
-        f"COPY ({sql}) TO {sql_literal(str(path))} (HEADER, DELIMITER ',')")[0][0])
+    return engine.copy_to_csv(sql, path)

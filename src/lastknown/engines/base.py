@@ -60,6 +60,13 @@ class Engine(ABC):
     def copy_to_parquet(self, sql: str, path: str | Path) -> None:
         """Write the result of ``sql`` to a Parquet file without fetching it into Python."""
 
+    def copy_to_csv(self, sql: str, path: str | Path) -> int:
+        """Write the result of ``sql`` to a UTF-8 CSV file with a header row (comma, ``"``
+        quotes where needed); return the rows written."""
+        from lastknown.errors import ConfigError
+
+        raise ConfigError(f"writing CSV files needs --engine duckdb (got {self.name})")
+
     @abstractmethod
     def unregister(self, table_name: str) -> None:
         """Drop a view made by :meth:`register_arrow`."""
@@ -99,10 +106,33 @@ class Engine(ABC):
         yield
 
     @contextmanager
+    def progress_off(self) -> Iterator[None]:
+        """No progress display of the engine's own on stdout in the enclosed statements. The
+        default does nothing: an engine that never prints one."""
+        yield
+
+    @contextmanager
     def insertion_order_kept(self) -> Iterator[None]:
         """Tables created in the enclosed statements keep their rows in the order read
         (a file's order). The default does nothing: an engine that always keeps it."""
         yield
+
+    def numbered(self, table: str, column: str = "_lk_rowid") -> str:
+        """``table`` as a parenthesised relation with one more column, ``column``: each
+        row's 0-based position in the order it was read (a table made by :meth:`read_csv`,
+        or inside :meth:`insertion_order_kept`). SQL cannot ask for a row's position
+        portably (DuckDB's ``rowid``); each engine answers it its own way."""
+        from lastknown.errors import ConfigError
+
+        raise ConfigError(f"reading a request file's rows in order needs --engine duckdb "
+                          f"(got {self.name})")
+
+    def column_types(self, table_name: str) -> dict[str, str]:
+        """Each column of ``table_name`` and its type, in this engine's spelling, in order."""
+        rows = self.fetchall(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position", [table_name])
+        return {str(name): str(kind) for name, kind in rows}
 
     def splink_db_api(self) -> Any:
         """The Splink database API object that runs Splink's SQL on this engine."""

@@ -131,6 +131,10 @@ class DuckDBEngine(Engine):
         finally:
             self.execute(f"SET preserve_insertion_order = {str(before).lower()}")
 
+    def numbered(self, table: str, column: str = "_lk_rowid") -> str:
+        # rowid follows the order read: read_csv and insertion_order_kept keep it
+        return f"(SELECT rowid AS {column}, * FROM {table})"
+
     def splink_db_api(self) -> Any:
         from splink import DuckDBAPI
 
@@ -157,6 +161,18 @@ class DuckDBEngine(Engine):
                 self.execute(
                     f"CREATE VIEW {schema}.{sub.name} AS SELECT * FROM "
                     f"read_parquet({_quote(str(sub / '*.parquet'))})")
+
+    def copy_to_csv(self, sql: str, path: str | Path) -> int:
+        return int(self.fetchall(f"COPY ({sql}) TO {_quote(path)} (HEADER, DELIMITER ',')")[0][0])
+
+    @contextmanager
+    def progress_off(self) -> Iterator[None]:
+        before = self.fetchall("SELECT current_setting('enable_progress_bar')")[0][0]
+        self.execute("SET enable_progress_bar = false")
+        try:
+            yield
+        finally:
+            self.execute(f"SET enable_progress_bar = {'true' if before else 'false'}")
 
     def copy_to_parquet(self, sql: str, path: str | Path) -> None:
         self.execute(f"COPY ({sql}) TO {_quote(path)} (FORMAT parquet, COMPRESSION zstd)")

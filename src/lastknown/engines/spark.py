@@ -515,6 +515,21 @@ class SparkEngine(Engine):
             raise _failed(sql, exc) from exc
         pq.write_table(table, str(path), compression="zstd")
 
+    def copy_to_csv(self, sql: str, path: str | Path) -> int:
+        return self._copy_to_csv(sql, str(path), "HEADER, DELIMITER ','")
+
+    def numbered(self, table: str, column: str = "_lk_rowid") -> str:
+        """A :meth:`read_csv` table with its rows' positions (kept in a hidden column)."""
+        columns = self._rowid_tables.get(table)
+        if columns is None:
+            raise EngineError(f"{table} was not read by read_csv: Spark keeps no order of "
+                              "its rows", detail="numbered")
+        return (f"(SELECT {ROWID} AS {column}, {', '.join(columns)} "
+                f"FROM {_ROWID_VIEW.format(table)})")
+
+    def column_types(self, table_name: str) -> dict[str, str]:
+        return dict(self._column_types(table_name))
+
     def _copy_to_csv(self, sql: str, path: str, options: str) -> int:
         """DuckDB's ``COPY (sql) TO 'path' (HEADER, DELIMITER ',')``, as DuckDB writes it:
         a header, quotes only where needed, NULL empty and an empty string ``""``."""

@@ -12,10 +12,9 @@ with no sensible translation raises :class:`~lastknown.errors.EngineError` namin
 differ between strings and lists); ``tables`` renames tables (a schema-qualified DuckDB
 name such as ``lkidx.idx_record`` to the name of a Spark view).
 
->>> to_spark("SELECT list_has_any(a, b), len(str_split(s, ' ')), a[-1] FROM t",
-...          columns={"t": {"a": "VARCHAR[]", "b": "VARCHAR[]", "s": "VARCHAR"}})
-'SELECT ARRAYS_OVERLAP(FILTER(a, x -> NOT x IS NULL), FILTER(b, x -> NOT x IS NULL)), \
-SIZE(SPLIT(s, CONCAT(\\'\\\\\\\\Q\\', \\' \\', \\'\\\\\\\\E\\'))), TRY_ELEMENT_AT(a, -1) FROM t'
+>>> to_spark("SELECT len(parts), parts[-1], len(name) FROM t",
+...          columns={"t": {"parts": "VARCHAR[]", "name": "VARCHAR"}})
+'SELECT SIZE(parts), TRY_ELEMENT_AT(parts, -1), LENGTH(name) FROM t'
 """
 
 from __future__ import annotations
@@ -24,8 +23,8 @@ import re
 import sys
 import unicodedata
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from functools import lru_cache
-from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -76,8 +75,9 @@ FIXUPS: dict[str, str] = {
 UNTRANSLATABLE: dict[str, str] = {
     "read_parquet": "read a file through Engine.register_parquet",
     "information_schema": "ask Engine.columns / Engine.table_exists / Engine.column_types",
-    "rowid": "number rows when reading (Engine.read_csv keeps file order)",
-    "current_setting": "engine settings are the engine's (Engine hooks)",
+    "rowid": "a row's position in the file read: Engine.numbered",
+    "current_setting": "engine settings are the engine's: Engine.progress_off, "
+                       "joins_as_written, insertion_order_kept",
     "copy": "write files through Engine.copy_to_parquet / copy_to_csv",
     "insert_by_name": "name the columns: INSERT INTO t (a, b) SELECT ...",
     "describe": "ask Engine.columns",
@@ -92,7 +92,7 @@ class _LkDuckDB(DuckDB):
 
 
 _LIST_TYPE = re.compile(r"(\[\]$)|(^(LIST|ARRAY)\b)", re.IGNORECASE)
-_LIST_MAKERS: tuple[type[exp.Expression], ...] = (
+_LIST_MAKERS: tuple[type[exp.Expr], ...] = (
     exp.Array, exp.Split, exp.ArrayFilter, exp.Transform, exp.ArrayConcat, exp.ArrayAgg,
     exp.RegexpExtractAll, exp.Flatten, exp.GenerateSeries, exp.ArrayDistinct, exp.ArraySort,
     exp.StringToArray,
@@ -102,6 +102,28 @@ _LIST_FUNCTIONS = {"list_distinct", "list_sort", "list_reverse", "list_slice", "
                    # what the fix-ups write (children are fixed before their parents)
                    "slice", "collect_list", "collect_set", "array_sort", "sequence", "filter",
                    "transform"}
+
+
+_USED: ContextVar[set[str] | None] = ContextVar("lk_spark_sql_fixups", default=None)
+
+
+def _used(name: str) -> None:
+    """Note that fix-up ``name`` changed the statement being translated."""
+    found = _USED.get()
+    if found is not None:
+        found.add(name)
+
+
+def fixups_in(sql: str, *, columns: Mapping[str, Mapping[str, str]] | None = None,
+              tables: Mapping[str, str] | None = None) -> set[str]:
+    """The names of the fix-ups :func:`to_spark` applies to ``sql`` (for tests and docs)."""
+    found: set[str] = set()
+    token = _USED.set(found)
+    try:
+        to_spark(sql, columns=columns, tables=tables)
+    finally:
+        _USED.reset(token)
+    return found
 
 
 def to_spark(sql: str, *, columns: Mapping[str, Mapping[str, str]] | None = None,
@@ -114,6 +136,7 @@ def to_spark(sql: str, *, columns: Mapping[str, Mapping[str, str]] | None = None
     _refuse_untranslatable(tree, sql)
     schema = {k.lower(): {c.lower(): t for c, t in v.items()} for k, v in (columns or {}).items()}
     if any(_star_has_modifiers(s) for s in tree.find_all(exp.Star)):
+        _used("star_except_replace")
         tree = _expand_stars(tree, schema, sql)
     if tables:
         _rename_tables(tree, tables)
@@ -126,7 +149,7 @@ def to_spark(sql: str, *, columns: Mapping[str, Mapping[str, str]] | None = None
                           detail=str(exc)) from exc
 
 
-def _parse(sql: str) -> exp.Expression:
+def _parse(sql: str) -> exp.Expr:
     # the normalisation SQL nests a few hundred calls deep
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20_000))
@@ -145,19 +168,19 @@ def _untranslatable(construct: str, sql: str) -> EngineError:
         f"{sql[:2000]}", detail=construct)
 
 
-def _refuse_untranslatable(tree: exp.Expression, sql: str) -> None:
+def _refuse_untranslatable(tree: exp.Expr, sql: str) -> None:
     if isinstance(tree, exp.Copy):
         raise _untranslatable("copy", sql)
     if isinstance(tree, exp.Describe):
         raise _untranslatable("describe", sql)
     if isinstance(tree, exp.Insert) and tree.args.get("by_name"):
         raise _untranslatable("insert_by_name", sql)
-    if isinstance(tree, exp.Command):
+    if isinstance(tree, exp.Command):  # a statement sqlglot keeps as text
         word = str(tree.this).lower()
-        raise _untranslatable("copy" if word == "copy" else "describe"
-                              if word == "describe" else "insert_by_name", sql) \
-            if word in ("copy", "describe") else EngineError(
-                f"`{tree.this}` has no Spark SQL translation:\n{sql[:2000]}", detail=word)
+        if word in UNTRANSLATABLE:
+            raise _untranslatable(word, sql)
+        raise EngineError(f"`{tree.this}` has no Spark SQL translation:\n{sql[:2000]}",
+                          detail=word)
     if tree.find(exp.ReadParquet) is not None or any(
             f.name.lower() == "read_parquet" for f in tree.find_all(exp.Anonymous)):
         raise _untranslatable("read_parquet", sql)
@@ -179,8 +202,8 @@ def _star_has_modifiers(star: exp.Star) -> bool:
                 or star.args.get("replace") or star.args.get("rename"))
 
 
-def _expand_stars(tree: exp.Expression, schema: dict[str, dict[str, str]],
-                  sql: str) -> exp.Expression:
+def _expand_stars(tree: exp.Expr, schema: dict[str, dict[str, str]],
+                  sql: str) -> exp.Expr:
     """``* EXCLUDE`` / ``* REPLACE`` spelled out from the input tables' columns."""
     from sqlglot.optimizer.qualify import qualify
 
@@ -208,7 +231,7 @@ def _expand_stars(tree: exp.Expression, schema: dict[str, dict[str, str]],
         dbs[table.name.lower()] = table.args.get("db")
         table.set("db", None)
     try:
-        tree = qualify(tree, schema=flat, dialect=_LkDuckDB, quote_identifiers=False,
+        tree = qualify(tree, schema=dict(flat), dialect=_LkDuckDB, quote_identifiers=False,
                        identify=False, validate_qualify_columns=False,
                        expand_stars=True, qualify_columns=True)
     except Exception as exc:  # sqlglot raises several kinds; all mean "cannot expand"
@@ -220,17 +243,18 @@ def _expand_stars(tree: exp.Expression, schema: dict[str, dict[str, str]],
     return tree
 
 
-def _cte_names(tree: exp.Expression) -> set[str]:
+def _cte_names(tree: exp.Expr) -> set[str]:
     return {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
 
 
-def _rename_tables(tree: exp.Expression, tables: Mapping[str, str]) -> None:
+def _rename_tables(tree: exp.Expr, tables: Mapping[str, str]) -> None:
     lowered = {k.lower(): v for k, v in tables.items()}
     for table in list(tree.find_all(exp.Table)):
         full = ".".join(p for p in (table.db, table.name) if p).lower()
         target = lowered.get(full)
         if target is None:
             continue
+        _used("table_rename")
         new = exp.to_table(target, dialect="spark")
         new.set("alias", table.args.get("alias"))
         if not new.args.get("alias") and table.db:
@@ -242,7 +266,7 @@ def _rename_tables(tree: exp.Expression, tables: Mapping[str, str]) -> None:
 # -- which names are lists ---------------------------------------------------------------
 
 
-def _list_names(tree: exp.Expression, schema: dict[str, dict[str, str]]) -> set[str]:
+def _list_names(tree: exp.Expr, schema: dict[str, dict[str, str]]) -> set[str]:
     names = {c for cols in schema.values() for c, t in cols.items() if _LIST_TYPE.search(t)}
     aliases = [(a.alias.lower(), a.this) for a in tree.find_all(exp.Alias)]
     changed = True
@@ -255,7 +279,7 @@ def _list_names(tree: exp.Expression, schema: dict[str, dict[str, str]]) -> set[
     return names
 
 
-def _is_list(node: exp.Expression, lists: set[str]) -> bool:
+def _is_list(node: exp.Expr, lists: set[str]) -> bool:
     if isinstance(node, _LIST_MAKERS):
         return True
     if isinstance(node, exp.Anonymous):
@@ -280,23 +304,23 @@ def _is_list(node: exp.Expression, lists: set[str]) -> bool:
 # -- the fix-ups -------------------------------------------------------------------------
 
 
-def _fn(name: str, *args: exp.Expression) -> exp.Anonymous:
+def _fn(name: str, *args: exp.Expr) -> exp.Anonymous:
     return exp.Anonymous(this=name, expressions=list(args))
 
 
-def _lit(value: int | str) -> exp.Expression:
+def _lit(value: int | str) -> exp.Expr:
     return exp.Literal.number(value) if isinstance(value, int) else exp.Literal.string(value)
 
 
-def _lambda(params: list[str], body: exp.Expression) -> exp.Lambda:
+def _lambda(params: list[str], body: exp.Expr) -> exp.Lambda:
     return exp.Lambda(this=body, expressions=[exp.to_identifier(p) for p in params])
 
 
-def _var(name: str) -> exp.Expression:
+def _var(name: str) -> exp.Expr:
     return exp.column(name)
 
 
-def _int_literal(node: exp.Expression | None) -> int | None:
+def _int_literal(node: exp.Expr | None) -> int | None:
     if node is None:
         return None
     if isinstance(node, exp.Literal) and not node.is_string:
@@ -310,7 +334,7 @@ def _int_literal(node: exp.Expression | None) -> int | None:
     return None
 
 
-def _fix_all(tree: exp.Expression, lists: set[str]) -> exp.Expression:
+def _fix_all(tree: exp.Expr, lists: set[str]) -> exp.Expr:
     """Every node fixed, children before their parent (a fix sees fixed arguments)."""
     for node in reversed(list(tree.dfs())):
         new = _fix(node, lists)
@@ -323,7 +347,7 @@ def _fix_all(tree: exp.Expression, lists: set[str]) -> exp.Expression:
     return tree
 
 
-def _fix(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _fix(node: exp.Expr, lists: set[str]) -> exp.Expr:
     handler = _HANDLERS.get(type(node))
     if handler is not None:
         return handler(node, lists)
@@ -334,7 +358,7 @@ def _fix(node: exp.Expression, lists: set[str]) -> exp.Expression:
     return node
 
 
-def _to_map(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _to_map(node: exp.Expr, lists: set[str]) -> exp.Expr:
     inner = node.this
     key = None
     if isinstance(inner, exp.Bracket) and isinstance(inner.this, exp.Struct):
@@ -343,18 +367,19 @@ def _to_map(node: exp.Expression, lists: set[str]) -> exp.Expression:
         inner = inner.this
     if not isinstance(inner, exp.Struct):
         return node
-    pairs: list[exp.Expression] = []
+    pairs: list[exp.Expr] = []
     for item in inner.expressions:
         if not isinstance(item, exp.PropertyEQ):
             return node
         k = item.this
         pairs += [exp.Literal.string(k.name) if isinstance(k, exp.Identifier) else k,
                   item.expression]
+    _used("map_literal")
     made = _fn("MAP", *pairs)
     return _fn("TRY_ELEMENT_AT", made, key) if key is not None else made
 
 
-def _bracket(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _bracket(node: exp.Expr, lists: set[str]) -> exp.Expr:
     assert isinstance(node, exp.Bracket)
     if len(node.expressions) != 1:
         raise EngineError(f"`{node.sql('duckdb')}`: no Spark translation of a multi-index",
@@ -362,16 +387,18 @@ def _bracket(node: exp.Expression, lists: set[str]) -> exp.Expression:
     index = node.expressions[0]
     target = node.this
     if isinstance(index, exp.Slice):
+        _used("slice")
         return _slice(target, index, _is_list(target, lists))
     if isinstance(target, exp.Struct):  # a struct's field by name
         return node
+    _used("list_index")
     return _fn("TRY_ELEMENT_AT", target, index)
 
 
-def _slice(target: exp.Expression, sl: exp.Slice, is_list: bool) -> exp.Expression:
+def _slice(target: exp.Expr, sl: exp.Slice, is_list: bool) -> exp.Expr:
     size = _fn("SIZE", target.copy()) if is_list else _fn("LENGTH", target.copy())
 
-    def resolve(bound: exp.Expression | None, default: exp.Expression) -> exp.Expression:
+    def resolve(bound: exp.Expr | None, default: exp.Expr) -> exp.Expr:
         if bound is None:
             return default
         n = _int_literal(bound)
@@ -390,38 +417,44 @@ def _slice(target: exp.Expression, sl: exp.Slice, is_list: bool) -> exp.Expressi
     return exp.Substring(this=target, start=start, length=count)
 
 
-def _length(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _length(node: exp.Expr, lists: set[str]) -> exp.Expr:
     if _is_list(node.this, lists):
+        _used("length_of_list")
         return _fn("SIZE", node.this)
     return node
 
 
-def _anon_len(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _anon_len(node: exp.Expr, lists: set[str]) -> exp.Expr:
     arg = node.expressions[0]
-    return _fn("SIZE", arg) if _is_list(arg, lists) else exp.Length(this=arg)
+    if _is_list(arg, lists):
+        _used("length_of_list")
+        return _fn("SIZE", arg)
+    return exp.Length(this=arg)
 
 
-def _no_nulls(arr: exp.Expression) -> exp.Expression:
+def _no_nulls(arr: exp.Expr) -> exp.Expr:
     return exp.ArrayFilter(this=arr, expression=_lambda(["x"], exp.Not(this=exp.Is(
         this=_var("x"), expression=exp.Null()))))
 
 
-def _overlaps(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _overlaps(node: exp.Expr, lists: set[str]) -> exp.Expr:
+    _used("list_has_any")
     return _fn("ARRAYS_OVERLAP", _no_nulls(node.this), _no_nulls(node.expression))
 
 
-def _lambda_index(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _lambda_index(node: exp.Expr, lists: set[str]) -> exp.Expr:
     """In ``list_filter(l, (x, i) -> ...)`` DuckDB's ``i`` counts from 1, Spark's from 0."""
     if not isinstance(node, exp.ArrayFilter | exp.Transform):
         return node
     lam = node.expression
     if not isinstance(lam, exp.Lambda) or len(lam.expressions) != 2:
         return node
+    _used("lambda_index")
     index = lam.expressions[1].name
     shifted = f"{index}0"
     lam.expressions[1].replace(exp.to_identifier(shifted))
 
-    def shift(n: exp.Expression) -> exp.Expression:
+    def shift(n: exp.Expr) -> exp.Expr:
         if isinstance(n, exp.Identifier | exp.Column) and n.name == index and not (
                 isinstance(n, exp.Column) and n.table):
             return exp.paren(exp.Add(this=exp.column(shifted), expression=_lit(1)))
@@ -435,14 +468,15 @@ def _lambda_index(node: exp.Expression, lists: set[str]) -> exp.Expression:
     return node
 
 
-def _regexp_full_match(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _regexp_full_match(node: exp.Expr, lists: set[str]) -> exp.Expr:
     pattern = node.expression
-    anchored: exp.Expression
+    anchored: exp.Expr
     if isinstance(pattern, exp.Literal) and pattern.is_string:
         anchored = exp.Literal.string(f"^(?:{pattern.this})$")
     else:
         anchored = exp.DPipe(this=exp.DPipe(this=exp.Literal.string("^(?:"), expression=pattern),
                              expression=exp.Literal.string(")$"))
+    _used("regexp_full_match")
     return exp.RegexpLike(this=node.this, expression=anchored)
 
 
@@ -465,7 +499,7 @@ def _java_replacement(rep: str, shift: int) -> str:
     return "".join(out)
 
 
-def _regexp_replace(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _regexp_replace(node: exp.Expr, lists: set[str]) -> exp.Expr:
     pattern, rep = node.expression, node.args.get("replacement")
     modifiers = node.args.get("modifiers")
     flags = ""
@@ -483,19 +517,20 @@ def _regexp_replace(node: exp.Expression, lists: set[str]) -> exp.Expression:
     inline = "".join(f for f in "is" if f in flags)
     prefix = f"(?{inline})" if inline else ""
     if "g" in flags:
-        new_pattern: exp.Expression = _prefixed(prefix, pattern)
+        new_pattern: exp.Expr = _prefixed(prefix, pattern)
         replacement = _java_replacement(rep.this, 0)
     else:
         # the first match only: the shortest prefix, then the match; the prefix is group 1
         new_pattern = _prefixed(prefix + "^(?s:(.*?))(?:", pattern, ")")
         replacement = "$1" + _java_replacement(rep.this, 1)
+    _used("regexp_replace")
     return _fn("REGEXP_REPLACE", node.this, new_pattern, exp.Literal.string(replacement))
 
 
-def _prefixed(prefix: str, pattern: exp.Expression, suffix: str = "") -> exp.Expression:
+def _prefixed(prefix: str, pattern: exp.Expr, suffix: str = "") -> exp.Expr:
     if isinstance(pattern, exp.Literal) and pattern.is_string:
         return exp.Literal.string(prefix + pattern.this + suffix)
-    out: exp.Expression = pattern
+    out: exp.Expr = pattern
     if prefix:
         out = exp.DPipe(this=exp.Literal.string(prefix), expression=out)
     if suffix:
@@ -503,12 +538,13 @@ def _prefixed(prefix: str, pattern: exp.Expression, suffix: str = "") -> exp.Exp
     return out
 
 
-def _regexp_extract(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _regexp_extract(node: exp.Expr, lists: set[str]) -> exp.Expr:
     group = node.args.get("group") or _lit(0)
     name = "REGEXP_EXTRACT_ALL" if isinstance(node, exp.RegexpExtractAll) else "REGEXP_EXTRACT"
     if node.args.get("parameters") is not None or node.args.get("position") is not None:
         raise EngineError(f"`{node.sql('duckdb')[:200]}`: options do not translate",
                           detail="regexp_extract_group")
+    _used("regexp_extract_group")
     return _fn(name, node.this, node.expression, group)
 
 
@@ -527,8 +563,9 @@ def _accent_table() -> tuple[str, str]:
     return "".join(accented), "".join(plain)
 
 
-def _strip_accents(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _strip_accents(node: exp.Expr, lists: set[str]) -> exp.Expr:
     accented, plain = _accent_table()
+    _used("strip_accents")
     return _fn("TRANSLATE", node.expressions[0], exp.Literal.string(accented),
                exp.Literal.string(plain))
 
@@ -556,16 +593,18 @@ def _java_date_format(fmt: str) -> str:
     return "".join(out)
 
 
-def _try_strptime(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _try_strptime(node: exp.Expr, lists: set[str]) -> exp.Expr:
     value, fmt = node.expressions
     if not (isinstance(fmt, exp.Literal) and fmt.is_string):
         raise EngineError("try_strptime with a format that is not a literal",
                           detail="try_strptime")
+    _used("try_strptime")
     return _fn("TRY_TO_TIMESTAMP", value, exp.Literal.string(_java_date_format(fmt.this)))
 
 
-def _hamming(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _hamming(node: exp.Expr, lists: set[str]) -> exp.Expr:
     a, b = node.expressions
+    _used("hamming")
     differs = exp.NEQ(this=exp.Substring(this=a.copy(), start=_var("i"), length=_lit(1)),
                       expression=exp.Substring(this=b.copy(), start=_var("i"), length=_lit(1)))
     count = _fn("SIZE", exp.ArrayFilter(this=_fn("SEQUENCE", _lit(1), exp.Length(this=a.copy())),
@@ -574,16 +613,19 @@ def _hamming(node: exp.Expression, lists: set[str]) -> exp.Expression:
                                 true=exp.Length(this=b.copy()))], default=count)
 
 
-def _damerau(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _damerau(node: exp.Expr, lists: set[str]) -> exp.Expr:
+    _used("damerau_levenshtein")
     return exp.Cast(this=_fn("DAMERAU_LEVENSHTEIN", *node.expressions),
                     to=exp.DataType.build("BIGINT"))
 
 
-def _jaro_winkler(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _jaro_winkler(node: exp.Expr, lists: set[str]) -> exp.Expr:
+    _used("jaro_winkler")
     return _fn("JARO_WINKLER", node.this, node.expression)
 
 
-def _array_agg(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _array_agg(node: exp.Expr, lists: set[str]) -> exp.Expr:
+    _used("ordered_list_agg")
     inner = node.this
     if not isinstance(inner, exp.Order):
         if isinstance(inner, exp.Distinct):
@@ -613,7 +655,8 @@ def _array_agg(node: exp.Expression, lists: set[str]) -> exp.Expression:
                                 true=exp.Null())], default=listed)
 
 
-def _list_bool_or(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _list_bool_or(node: exp.Expr, lists: set[str]) -> exp.Expr:
+    _used("list_bool_or")
     acc, x = _var("acc"), _var("x")
     step = exp.Case(ifs=[exp.If(this=exp.Is(this=x, expression=exp.Null()), true=acc.copy())],
                     default=exp.Or(this=_fn("COALESCE", acc.copy(), exp.false()),
@@ -623,40 +666,44 @@ def _list_bool_or(node: exp.Expression, lists: set[str]) -> exp.Expression:
                _lambda(["acc", "x"], step))
 
 
-def _list_position(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _list_position(node: exp.Expr, lists: set[str]) -> exp.Expr:
+    _used("list_position")
     return exp.Nullif(this=_fn("ARRAY_POSITION", *node.expressions), expression=_lit(0))
 
 
-def _generate_series(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _generate_series(node: exp.Expr, lists: set[str]) -> exp.Expr:
     start, end = node.args["start"], node.args["end"]
     if node.args.get("step") is not None:
         raise EngineError("generate_series with a step does not translate",
                           detail="generate_series")
+    _used("generate_series")
     keep = exp.And(this=exp.GTE(this=_var("x"), expression=start.copy()),
                    expression=exp.LTE(this=_var("x"), expression=end.copy()))
     return exp.ArrayFilter(this=_fn("SEQUENCE", start, end), expression=_lambda(["x"], keep))
 
 
-def _mod(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _mod(node: exp.Expr, lists: set[str]) -> exp.Expr:
     left = node.this
     if isinstance(left, exp.Anonymous) and left.name.lower() == "hash":
+        _used("hash_sample")
         return _fn("PMOD", _fn("XXHASH64", *left.expressions), node.expression)
     return node
 
 
-def _anon_hash(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _anon_hash(node: exp.Expr, lists: set[str]) -> exp.Expr:
     parent = node.parent
     if isinstance(parent, exp.Mod) and parent.this is node:
-        return node  # the enclosing `% m` becomes pmod (hash_sample)
+        return node  # type: ignore[no-any-return]  # the enclosing `% m` becomes pmod
+    _used("hash_sample")
     return _fn("XXHASH64", *node.expressions)
 
 
-_Handler = Callable[[exp.Expression, set[str]], exp.Expression]
+_Handler = Callable[[exp.Expr, set[str]], exp.Expr]
 
-def _explode(node: exp.Expression, lists: set[str]) -> exp.Expression:
+def _explode(node: exp.Expr, lists: set[str]) -> exp.Expr:
     """``f(unnest(l)) AS c`` → ``explode(transform(l, u -> f(u))) AS c``: Spark allows a
     generator only at the top of a projection."""
-    top: exp.Expression = node
+    top: exp.Expr = node
     while top.parent is not None and not isinstance(top.parent, exp.Select | exp.Alias):
         top = top.parent
     if top is node:
@@ -664,11 +711,12 @@ def _explode(node: exp.Expression, lists: set[str]) -> exp.Expression:
     if top.parent is None or not isinstance(top.parent, exp.Select | exp.Alias):
         raise EngineError(f"`{top.sql('duckdb')[:200]}`: unnest outside a projection",
                           detail="unnest_nested")
+    _used("unnest_nested")
     source = node.this
     placeholder = _var("lk_u")
     node.replace(placeholder)
     # the ancestors up to the projection are not fixed yet (children go first): fix them
-    path: list[exp.Expression] = []
+    path: list[exp.Expr] = []
     step = placeholder.parent
     while step is not None and step is not top.parent:
         path.append(step)
@@ -687,12 +735,14 @@ def _explode(node: exp.Expression, lists: set[str]) -> exp.Expression:
     return lifted
 
 
-def _cte(node: exp.Expression, lists: set[str]) -> exp.Expression:
-    node.set("materialized", None)
+def _cte(node: exp.Expr, lists: set[str]) -> exp.Expr:
+    if node.args.get("materialized") is not None:
+        _used("cte_materialized")
+        node.set("materialized", None)
     return node
 
 
-_HANDLERS: dict[type[exp.Expression], _Handler] = {
+_HANDLERS: dict[type[exp.Expr], _Handler] = {
     exp.CTE: _cte,
     exp.Explode: _explode,
     exp.ToMap: _to_map,
@@ -723,44 +773,7 @@ _ANON_HANDLERS: dict[str, _Handler] = {
 }
 
 
-def fixups_in(sql: str, *, columns: Mapping[str, Mapping[str, str]] | None = None) -> set[str]:
-    """The names of the fix-ups :func:`to_spark` applies to ``sql`` (for tests and docs)."""
-    found: set[str] = set()
-    tree = _parse(sql)
-    if any(_star_has_modifiers(s) for s in tree.find_all(exp.Star)):
-        found.add("star_except_replace")
-    names = {
-        exp.ToMap: "map_literal", exp.Length: "length_of_list",
-        exp.ArrayOverlaps: "list_has_any", exp.RegexpFullMatch: "regexp_full_match",
-        exp.RegexpReplace: "regexp_replace", exp.RegexpExtract: "regexp_extract_group",
-        exp.RegexpExtractAll: "regexp_extract_group", exp.JarowinklerSimilarity: "jaro_winkler",
-        exp.ArrayAgg: "ordered_list_agg", exp.GenerateSeries: "generate_series",
-    }
-    for node in tree.walk():
-        if type(node) in names:
-            found.add(names[type(node)])
-        elif isinstance(node, exp.Bracket):
-            sl = node.expressions[0] if node.expressions else None
-            found.add("slice" if isinstance(sl, exp.Slice) else "list_index")
-        elif isinstance(node, exp.ArrayFilter | exp.Transform):
-            lam = node.expression
-            if isinstance(lam, exp.Lambda) and len(lam.expressions) == 2:
-                found.add("lambda_index")
-        elif isinstance(node, exp.Anonymous):
-            fname = node.name.lower()
-            anon = {"strip_accents": "strip_accents", "try_strptime": "try_strptime",
-                    "hamming": "hamming", "damerau_levenshtein": "damerau_levenshtein",
-                    "list_bool_or": "list_bool_or", "list_position": "list_position",
-                    "hash": "hash_sample", "len": "length_of_list"}
-            if fname in anon:
-                found.add(anon[fname])
-    return found
-
-
 def spark_type(duckdb_type: str) -> str:
     """A DuckDB column type as Spark's (for a table declared with columns)."""
     return exp.DataType.build(duckdb_type, dialect=_LkDuckDB).sql(dialect="spark")
 
-
-def _unused(*_: Any) -> None:  # pragma: no cover - keeps the Any import for typing helpers
-    return None

@@ -152,13 +152,7 @@ def validate_master(engine: Engine, *, table_name: str = "master", source: str =
     (``register_parquet(..., positions=True)``).
     """
     errors = ErrorCollector()
-    types = {
-        str(name): str(dtype).upper()
-        for name, dtype in engine.fetchall(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
-            [table_name],
-        )
-    }
+    types = {name: dtype.upper() for name, dtype in engine.column_types(table_name).items()}
     found = sorted(set(types) - {"lk_source_file", "lk_source_row"})
     for col in (c for c in MASTER_COLUMNS if c not in types):
         errors.add(f"column `{col}` is missing (found: {', '.join(found) or 'none'})")

@@ -101,11 +101,8 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
 
     rows = engine.fetchall("SELECT min(source_row), max(source_row), count(*) FROM lk_requests")
     low, high, total = rows[0]
-    engine.execute("CREATE OR REPLACE TABLE lk_scored (source_row BIGINT, record_id BIGINT, "
-                   "tin VARCHAR, swapped BOOLEAN, match_weight DOUBLE, name_weight DOUBLE, "
-                   + ", ".join(f"mw_{c} DOUBLE" for c in _comparison_names())
-                   + ", household_weight DOUBLE, "
-                   + ", ".join(f"gamma_{c} INTEGER" for c in _comparison_names()) + ")")
+    engine.execute("CREATE OR REPLACE TABLE lk_scored (" + ", ".join(
+        f"{c} {t}" for c, t in _scored_columns().items()) + ")")
     engine.execute("CREATE OR REPLACE TABLE lk_oversized (source_row BIGINT, rule VARCHAR)")
     engine.execute("CREATE OR REPLACE TABLE lk_capped (source_row BIGINT)")
     engine.execute("CREATE OR REPLACE TABLE lk_pruned (source_row BIGINT, pairs BIGINT)")
@@ -173,12 +170,24 @@ def _match_chunk(engine: Engine, *, index: IndexInfo, config: MatchConfig, model
                                 candidates="lk_candidates"))
     score_pairs(engine, model=model, prior=config.prior_match_probability,
                 tf_tables=tf_tables, out="lk_scored_chunk")
-    engine.execute("""
-        INSERT INTO lk_scored BY NAME
-        SELECT p.source_row, p.record_id, p.tin, p.swapped, s.* EXCLUDE (unique_id)
+    # the columns named (not INSERT … BY NAME): portable SQL, same rows
+    scored = list(_scored_columns())
+    engine.execute(f"""
+        INSERT INTO lk_scored ({", ".join(scored)})
+        SELECT p.source_row, p.record_id, p.tin, p.swapped,
+               {", ".join(f"s.{c}" for c in scored[4:])}
         FROM lk_scored_chunk AS s JOIN lk_pairs AS p ON p.unique_id = s.unique_id
     """)
     return search, score + time.perf_counter() - t1
+
+
+def _scored_columns() -> dict[str, str]:
+    """lk_scored's columns and types: the pair, then what scoring adds (``score_pairs``)."""
+    names = _comparison_names()
+    return {"source_row": "BIGINT", "record_id": "BIGINT", "tin": "VARCHAR",
+            "swapped": "BOOLEAN", "match_weight": "DOUBLE", "name_weight": "DOUBLE",
+            **{f"mw_{c}": "DOUBLE" for c in names}, "household_weight": "DOUBLE",
+            **{f"gamma_{c}": "INTEGER" for c in names}}
 
 
 def _comparison_names() -> list[str]:

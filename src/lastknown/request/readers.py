@@ -6,12 +6,13 @@ person sees in the file (header = row 1, first data row = row 2).
 
 * CSV is read by DuckDB itself (parallel, bounded memory). A file that is not
   UTF-8 is first transcoded to UTF-8 in streamed 4 MiB chunks. The row number is
-  the table's ``rowid`` + 1, which follows file order because the table is built
-  with ``preserve_insertion_order = true``. It counts CSV *records*: a quoted field
-  holding a line break makes that record span two lines, and DuckDB skips blank
-  lines, so after such a record (or a blank line) ``source_row`` is the record
-  number, not the line number. Exported spreadsheets have neither. The header is
-  row 1, the row after an Excel ``sep=`` line, or ``--header-row``
+  the row's position in the file + 1 (``Engine.numbered``: DuckDB's ``rowid``, which
+  follows file order because the table is built with ``preserve_insertion_order =
+  true``). It counts CSV *records*: a quoted field holding a line break makes that
+  record span two lines, and DuckDB skips blank lines, so after such a record (or a
+  blank line) ``source_row`` is the record number, not the line number. Exported
+  spreadsheets have neither. The header is row 1, the row after an Excel ``sep=``
+  line, or ``--header-row``
   (:mod:`lastknown.request.csv_shape` finds title rows and names the fix).
 * XLSX is streamed with openpyxl (read-only) in Arrow chunks of 50,000 rows; the
   row number is the sheet's own row number. Wholly empty rows are skipped, and so
@@ -65,11 +66,14 @@ log = logging.getLogger(__name__)
 class Staged:
     """Cells of a request file in ``table``: columns ``c0``… by header position.
 
-    ``source_row_sql`` and ``data_filter`` may use ``_lk_rowid``, the table's rowid;
-    read the table through :attr:`relation` to have it.
+    ``source_row_sql`` and ``data_filter`` may use ``_lk_rowid``, the row's 0-based
+    position in the file (:meth:`~lastknown.engines.Engine.numbered`); read the table
+    through :attr:`relation` to have it.
     """
 
     table: str
+    #: ``table`` with ``_lk_rowid``, aliased ``s`` (the engine's ``numbered``)
+    relation: str
     headers: list[str | None]
     source_row_sql: str
     data_filter: str
@@ -79,16 +83,9 @@ class Staged:
     header_row: int | None = None  # the file row of the headers (None: Parquet names)
 
     @property
-    def relation(self) -> str:
-        return f"(SELECT rowid AS _lk_rowid, * FROM {self.table}) s"
-
-    @property
     def columns(self) -> list[str]:
         return [f"c{i}" for i in range(len(self.headers))]
 
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # -- CSV -------------------------------------------------------------------------------------
@@ -198,11 +195,14 @@ def stage_csv(engine: Engine, path: Path, *, encoding: str | None,
             if encoding is None and attempt == "utf-8" and "UTF-8" in str(error):
                 continue  # a non-UTF-8 byte beyond the sample: retry as Windows-1252
             raise error from exc
-        rows = engine.fetchall(f"SELECT * FROM {table} WHERE rowid = 0")
+        cells = ", ".join(f"c{i}" for i in range(shape.width))
+        rows = engine.fetchall(f"SELECT {cells} FROM {engine.numbered(table)} s "
+                               "WHERE _lk_rowid = 0")
         first = rows[0] if rows else ()
         headers: list[str | None] = [None if h is None else str(h).lstrip("\ufeff")
                                      for h in first]
-        return Staged(table=table, headers=headers, header_row=shape.header_row,
+        return Staged(table=table, relation=f"{engine.numbered(table)} s", headers=headers,
+                      header_row=shape.header_row,
                       source_row_sql=f"_lk_rowid + {shape.header_row}",
                       data_filter="_lk_rowid > 0", encoding=attempt)
     raise RequestFileError(f"{path.name}: cannot decode the file; pass its --encoding")
@@ -408,8 +408,9 @@ def _stage_sheet(engine: Engine, path: Path, handle: Any, *,
         book.close()
     for note in notes:
         log.warning(note)
-    return Staged(table=table, headers=headers, source_row_sql="source_row", data_filter="true",
-                  sheet=ws.title, notes=tuple(notes), header_row=header_row)
+    return Staged(table=table, relation=f"{table} s", headers=headers,
+                  source_row_sql="source_row", data_filter="true", sheet=ws.title,
+                  notes=tuple(notes), header_row=header_row)
 
 
 # -- Parquet ---------------------------------------------------------------------------------
@@ -427,20 +428,23 @@ def _check_parquet_rows(engine: Engine, path: Path) -> None:
 
 def stage_parquet(engine: Engine, path: Path, *, table: str) -> Staged:
     """Read a Parquet file into ``table``, every column cast to VARCHAR."""
-    source = f"read_parquet({_lit(str(path))}, file_row_number = true)"
+    view = f"{table}_parquet"
     try:
-        names = [str(r[0]) for r in engine.fetchall(f"DESCRIBE SELECT * FROM {source}")]
-        names = [n for n in names if n != "file_row_number"]
+        # the engine reads the file (Engine.register_parquet); lk_source_row counts from 1
+        engine.register_parquet(view, path, positions=True)
+        names = [n for n in engine.columns(view) if n not in ("lk_source_file", "lk_source_row")]
         check_width(path.name, "the file", len(names))
         _check_parquet_rows(engine, path)
         casts = ", ".join(
             f"CAST(\"{n.replace(chr(34), chr(34) * 2)}\" AS VARCHAR) AS c{i}"
             for i, n in enumerate(names))
-        engine.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT file_row_number + 2 "
-                    f"AS source_row, {casts} FROM {source}")
+        engine.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT lk_source_row + 1 "
+                       f"AS source_row, {casts} FROM {view}")
     except EngineError as exc:
         raise RequestFileError(f"{path.name} cannot be read as Parquet: "
                                f"{exc.detail.splitlines()[0][:200]}") from exc
+    finally:
+        engine.execute(f"DROP VIEW IF EXISTS {view}")
     headers: list[str | None] = list(names)
-    return Staged(table=table, headers=headers, source_row_sql="source_row",
-                  data_filter="true")
+    return Staged(table=table, relation=f"{table} s", headers=headers,
+                  source_row_sql="source_row", data_filter="true")
