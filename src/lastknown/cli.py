@@ -110,6 +110,11 @@ def _engine_limits(func: F) -> F:
     return func
 
 
+def _spark_master_needs_spark(engine: str, spark_master: str | None) -> None:
+    if spark_master and engine != "spark":
+        raise click.UsageError("--spark-master is for --engine spark")
+
+
 def _deployment(ledger: str | None) -> Deployment:
     """The deployment of this run (``--config-file``, ``--ledger`` overriding), said on stderr."""
     from lastknown.config import load_deployment
@@ -230,6 +235,7 @@ def process(request: Path, master: Path, batch_path: Path, out: Path | None, hol
     if hold == (out is not None):
         raise click.UsageError("give --out DIR (prepare and release now) or --hold (prepare "
                                "and hold for review), not both")
+    _spark_master_needs_spark(engine, spark_master)
     options = ProcessOptions(engine=engine, spark_master=spark_master,
                              deployment=_deployment(ledger), encoding=encoding,
                              sheet=sheet, header_row=header_row,
@@ -556,6 +562,7 @@ def master_index(master_path: Path, out: Path, engine: str, spark_master: str | 
     """
     from lastknown.pipeline import build_master_index
 
+    _spark_master_needs_spark(engine, spark_master)
     spark = None
     if engine == "spark":
         from lastknown.config import load_deployment
