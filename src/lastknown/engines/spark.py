@@ -497,23 +497,15 @@ class SparkEngine(Engine):
 
     def stream_arrow(self, sql: str, batch_rows: int, *,
                      alongside: bool = False) -> Iterator[pa.RecordBatch]:
-        df = self._df(sql)
-        try:
-            table = df.toArrow()
-        except Exception as exc:
-            raise _failed(sql, exc) from exc
-        yield from table.to_batches(max_chunksize=batch_rows)
+        """The result collected to the driver (as Arrow), then handed out in batches: the
+        callers stream a batch's rows (a package, a spreadsheet), never the master's."""
+        yield from self._arrow(sql).to_batches(max_chunksize=batch_rows)
 
     def copy_to_parquet(self, sql: str, path: str | Path) -> None:
         """One Parquet file (the callers' contract), written by the driver."""
         import pyarrow.parquet as pq
 
-        df = self._df(sql)
-        try:
-            table = df.toArrow()
-        except Exception as exc:
-            raise _failed(sql, exc) from exc
-        pq.write_table(table, str(path), compression="zstd")
+        pq.write_table(self._arrow(sql), str(path), compression="zstd")
 
     def copy_to_csv(self, sql: str, path: str | Path) -> int:
         return self._copy_to_csv(sql, str(path), "HEADER, DELIMITER ','")
