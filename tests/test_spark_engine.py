@@ -45,11 +45,14 @@ def test_tables_views_inserts_and_drops(spark: Engine) -> None:
     spark.execute("CREATE TABLE h_b (i BIGINT, s VARCHAR)")
     spark.execute("INSERT INTO h_b SELECT * FROM h_a")
     spark.execute("INSERT INTO h_b BY NAME SELECT 'z' AS s, 3 AS i")
-    assert spark.fetchall("SELECT i, s FROM h_b ORDER BY i") == [(1, "x"), (2, "y"), (3, "z")]
+    spark.execute("INSERT INTO h_b (s, i) SELECT 'w', 4")
+    spark.execute("INSERT INTO h_b (i) SELECT 5")
+    assert spark.fetchall("SELECT i, s FROM h_b ORDER BY i") == [
+        (1, "x"), (2, "y"), (3, "z"), (4, "w"), (5, None)]
     # a table is a snapshot; a view reads its tables when used
     spark.execute("CREATE OR REPLACE TABLE h_a AS SELECT 7 AS i, 'q' AS s")
     assert spark.fetchall("SELECT n FROM h_v") == [(1,)]
-    assert spark.count("h_b") == 3
+    assert spark.count("h_b") == 5
     spark.execute("DROP TABLE IF EXISTS h_b")
     spark.execute("DROP VIEW IF EXISTS h_v")
     assert not spark.table_exists("h_b") and not spark.table_exists("h_v")

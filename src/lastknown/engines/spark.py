@@ -58,8 +58,8 @@ _CREATE_AS = re.compile(
 _CREATE_COLUMNS = re.compile(
     r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?TABLE\s+"
     rf"(?:IF\s+NOT\s+EXISTS\s+)?{_NAME}\s*\((.*)\)\s*;?\s*$", re.S | re.I)
-_INSERT = re.compile(rf"^\s*INSERT\s+INTO\s+{_NAME}\s+(BY\s+NAME\s+)?(.*?)\s*;?\s*$",
-                     re.S | re.I)
+_INSERT = re.compile(rf"^\s*INSERT\s+INTO\s+{_NAME}\s*(BY\s+NAME\s+|\(([^()]*)\)\s*)?"
+                     r"((?:SELECT|WITH|FROM|VALUES|\().*?)\s*;?\s*$", re.S | re.I)
 _DROP = re.compile(rf"^\s*DROP\s+(TABLE|VIEW)\s+(?:IF\s+EXISTS\s+)?{_NAME}\s*;?\s*$", re.I)
 _UPDATE = re.compile(r"^\s*UPDATE\s", re.I)
 _NOOP = re.compile(r"^\s*(CHECKPOINT|SET|DETACH)\b", re.I)
@@ -310,7 +310,9 @@ class SparkEngine(Engine):
             self._store(m.group(1), self._empty(sql))
             return
         if m := _INSERT.match(sql):
-            self._insert(m.group(1), m.group(3), by_name=bool(m.group(2)))
+            named = m.group(3)
+            self._insert(m.group(1), m.group(4), by_name=bool(m.group(2)) and named is None,
+                         columns=[c.strip() for c in named.split(",")] if named else None)
             return
         if m := _DROP.match(sql):
             schema, table = self._split(m.group(2))
@@ -358,13 +360,22 @@ class SparkEngine(Engine):
                    for c in schema.expressions if isinstance(c, exp.ColumnDef)]
         return self.spark.createDataFrame([], ", ".join(columns))
 
-    def _insert(self, name: str, body: str, *, by_name: bool) -> None:
+    def _insert(self, name: str, body: str, *, by_name: bool,
+                columns: list[str] | None = None) -> None:
+        """``INSERT INTO name [BY NAME | (columns)] body``; columns left out are NULL."""
         from pyspark.sql import functions as F
 
         old = self._table_df(name)
         new = self._df(body)
+        if columns is not None:
+            if len(columns) != len(new.columns):
+                raise EngineError(f"INSERT INTO {name}: {len(new.columns)} values for "
+                                  f"{len(columns)} columns", detail="insert")
+            new = new.toDF(*columns)
+            by_name = True
         if by_name:
-            new = new.select(*[F.col(f"`{c}`") for c in old.columns])
+            new = new.select(*[F.col(f"`{c}`") if c in new.columns else F.lit(None).alias(c)
+                               for c in old.columns])
         elif len(new.columns) != len(old.columns):
             raise EngineError(f"INSERT INTO {name}: {len(new.columns)} columns for "
                               f"{len(old.columns)}", detail="insert")
