@@ -17,7 +17,10 @@ import lastknown
 
 PACKAGE = Path(lastknown.__file__).parent
 ENGINES = PACKAGE / "engines"
-FORBIDDEN_MODULES = ("duckdb", "pyspark")
+#: The engines' libraries: DuckDB, PySpark (and py4j, its bridge to the JVM), and Splink's
+#: Spark backend (what the engines hand Splink).
+FORBIDDEN_MODULES = ("duckdb", "pyspark", "py4j", "splink.backends.spark",
+                     "splink.internals.spark", "splink.backends.duckdb")
 FORBIDDEN_NAMES = {"DuckDBAPI", "SparkAPI"}
 
 
@@ -66,8 +69,19 @@ def test_the_duckdb_engine_itself_may_import_duckdb() -> None:
     assert boundary_problems((ENGINES / "duckdb.py").read_text(encoding="utf-8"), "duckdb.py")
 
 
+def test_the_spark_engine_itself_may_import_pyspark() -> None:
+    for module in ("spark.py", "spark_session.py"):
+        problems = boundary_problems((ENGINES / module).read_text(encoding="utf-8"), module)
+        assert any("pyspark" in p or "splink.backends.spark" in p for p in problems), module
+
+
 @pytest.mark.parametrize("source", [
     "import duckdb",
+    "from pyspark.sql import functions as F",
+    "import py4j.protocol",
+    "from splink.backends.spark import similarity_jar_location",
+    "from splink.internals.spark.jar_location import get_scala_udfs",
+    "def f():\n    from pyspark.sql import SparkSession\n",
     "import duckdb as db",
     "import pyspark.sql",
     "from duckdb import DuckDBPyConnection",

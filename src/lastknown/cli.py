@@ -110,6 +110,11 @@ def _engine_limits(func: F) -> F:
     return func
 
 
+def _spark_master_needs_spark(engine: str, spark_master: str | None) -> None:
+    if spark_master and engine != "spark":
+        raise click.UsageError("--spark-master is for --engine spark")
+
+
 def _deployment(ledger: str | None) -> Deployment:
     """The deployment of this run (``--config-file``, ``--ledger`` overriding), said on stderr."""
     from lastknown.config import load_deployment
@@ -184,7 +189,13 @@ def synth(persons: int, requests: int, seed: int, out: Path, force: bool) -> Non
               help="With --hold: who submits the batch (recorded; may not approve it) "
                    "[default: your user name].")
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
-              show_default=True, help="Execution engine.")
+              show_default=True,
+              help="Execution engine. spark needs the extra lastknown[spark] and Java 17, "
+                   "and reads an index built with --engine spark.")
+@click.option("--spark-master", default=None, metavar="URL",
+              help="With --engine spark: the Spark master, e.g. spark://head:7077 "
+                   "[default: the [spark] master of lastknown.toml, else local[N], N = "
+                   "--threads or 2].")
 @click.option("--ledger", default=None,
               help="Ledger: a SQLite path or SQLAlchemy URL [default: the deployment's, "
                    "see --config-file].")
@@ -203,7 +214,8 @@ def synth(persons: int, requests: int, seed: int, out: Path, force: bool) -> Non
 @_engine_limits
 @_friendly_errors
 def process(request: Path, master: Path, batch_path: Path, out: Path | None, hold: bool,
-            submitted_by: str | None, engine: str, ledger: str | None, encoding: str | None,
+            submitted_by: str | None, engine: str, spark_master: str | None,
+            ledger: str | None, encoding: str | None,
             sheet: str | None, header_row: int | None, match_config: Path | None,
             policy: Path | None, today: date | None, threads: int | None,
             memory_limit: str | None) -> None:
@@ -223,7 +235,9 @@ def process(request: Path, master: Path, batch_path: Path, out: Path | None, hol
     if hold == (out is not None):
         raise click.UsageError("give --out DIR (prepare and release now) or --hold (prepare "
                                "and hold for review), not both")
-    options = ProcessOptions(engine=engine, deployment=_deployment(ledger), encoding=encoding,
+    _spark_master_needs_spark(engine, spark_master)
+    options = ProcessOptions(engine=engine, spark_master=spark_master,
+                             deployment=_deployment(ledger), encoding=encoding,
                              sheet=sheet, header_row=header_row,
                              match_config=match_config, policy=policy, today=today,
                              progress=sys.stderr.isatty(), threads=threads,
@@ -529,10 +543,17 @@ def master_check(path: Path) -> None:
               required=True, help="Master Parquet file or folder.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Index folder to create.")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
+              show_default=True,
+              help="Execution engine: duckdb writes the index as one database file, spark "
+                   "as Parquet tables (which --engine duckdb reads too).")
+@click.option("--spark-master", default=None, metavar="URL",
+              help="With --engine spark: the Spark master [default: the [spark] master of "
+                   "lastknown.toml, else local[N], N = --threads or 2].")
 @_engine_limits
 @_friendly_errors
-def master_index(master_path: Path, out: Path, threads: int | None,
-                 memory_limit: str | None) -> None:
+def master_index(master_path: Path, out: Path, engine: str, spark_master: str | None,
+                 threads: int | None, memory_limit: str | None) -> None:
     """Build the matching index and model for one master snapshot.
 
     Example:
@@ -541,9 +562,17 @@ def master_index(master_path: Path, out: Path, threads: int | None,
     """
     from lastknown.pipeline import build_master_index
 
+    _spark_master_needs_spark(engine, spark_master)
+    spark = None
+    if engine == "spark":
+        from lastknown.config import load_deployment
+
+        config_file = (click.get_current_context().find_root().obj or {}).get("config_file")
+        spark = load_deployment(config_file).spark.with_master(spark_master)
     info = build_master_index(master_path, out=out, progress=sys.stderr.isatty(),
                               threads=threads, memory_limit=memory_limit,
-                              on_report=lambda report: click.echo(report.text()))
+                              on_report=lambda report: click.echo(report.text()),
+                              engine=engine, spark=spark)
     click.echo(f"Index written to {out} (model {info.model_id})")
     click.echo(f"Model: {info.training}")
     if info.quarantined_rows:

@@ -18,6 +18,12 @@ command that uses it prints where it is (:meth:`Deployment.describe`)::
     [service]                                      # `lastknown serve` (lastknown.service)
     app_db = "postgresql+psycopg://lk@db/lastknown_app"
 
+    [spark]                                        # --engine spark (:class:`SparkSettings`)
+    master = "spark://head:7077"                   # default local[N]; --spark-master wins
+    checkpoint_dir = "/shared/lastknown/checkpoints"
+    shuffle_partitions = 400
+    conf = { "spark.executor.memory" = "16g" }
+
 Relative paths in the file are read relative to the file's folder.
 
 >>> d = load_deployment(None, env={}, user_config_dir=Path("/nonexistent"),
@@ -45,7 +51,70 @@ APP_NAME = "lastknown"
 KEYS: tuple[str, ...] = ("ledger", "archive", "anchors")
 #: Tables a deployment file may carry; their own keys are checked by their reader
 #: (``[service]``: :mod:`lastknown.service.settings`).
-TABLES: tuple[str, ...] = ("service",)
+TABLES: tuple[str, ...] = ("service", "spark")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SparkSettings:
+    """How ``--engine spark`` reaches Spark (the ``[spark]`` table of lastknown.toml).
+
+    ``master`` None: ``local[N]`` (N = ``--threads``, else 2); ``conf`` any Spark setting
+    (``spark.executor.memory`` ...); ``checkpoint_dir`` where checkpointed tables and
+    Splink's intermediate tables go (on a cluster: storage every executor reaches; None: a
+    temporary folder); ``shuffle_partitions`` ``spark.sql.shuffle.partitions``.
+    """
+
+    master: str | None = None
+    conf: Mapping[str, str] = field(default_factory=dict)
+    checkpoint_dir: Path | None = None
+    shuffle_partitions: int | None = None
+
+    def with_master(self, master: str | None) -> SparkSettings:
+        """The same settings with ``--spark-master`` (when given) as the master."""
+        return replace(self, master=master) if master else self
+
+
+#: Keys of the ``[spark]`` table.
+SPARK_KEYS: tuple[str, ...] = ("master", "conf", "checkpoint_dir", "shuffle_partitions")
+
+
+def spark_settings(table: Mapping[str, Any], *, base: Path,
+                   where: Path | None = None) -> SparkSettings:
+    """The ``[spark]`` table read and checked (relative ``checkpoint_dir`` from ``base``).
+
+    >>> spark_settings({"master": "local[4]", "shuffle_partitions": 8}, base=Path("/x"))
+    SparkSettings(master='local[4]', conf={}, checkpoint_dir=None, shuffle_partitions=8)
+    >>> spark_settings({"workers": 3}, base=Path("/x"))
+    Traceback (most recent call last):
+    ...
+    lastknown.errors.ConfigError: [spark]: unknown key `workers`; known keys: master, conf, \
+checkpoint_dir, shuffle_partitions
+    """
+    at = f"{where}: [spark]" if where else "[spark]"
+    for key in table:
+        if key not in SPARK_KEYS:
+            raise ConfigError(f"{at}: unknown key `{key}`; known keys: {', '.join(SPARK_KEYS)}")
+    master = table.get("master")
+    if master is not None and (not isinstance(master, str) or not master.strip()):
+        raise ConfigError(f"{at}: `master` must be a Spark master URL, got {master!r}")
+    conf = table.get("conf", {})
+    if not isinstance(conf, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, (str, int, float, bool))
+            for k, v in conf.items()):
+        raise ConfigError(f"{at}: `conf` must be a table of Spark settings, got {conf!r}")
+    checkpoint = table.get("checkpoint_dir")
+    if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint.strip()):
+        raise ConfigError(f"{at}: `checkpoint_dir` must be a folder, got {checkpoint!r}")
+    partitions = table.get("shuffle_partitions")
+    if partitions is not None and (isinstance(partitions, bool)
+                                   or not isinstance(partitions, int) or partitions < 1):
+        raise ConfigError(f"{at}: `shuffle_partitions` must be a positive integer, "
+                          f"got {partitions!r}")
+    return SparkSettings(
+        master=master.strip() if master else None,
+        conf={k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in conf.items()},
+        checkpoint_dir=_resolve(base, checkpoint) if checkpoint else None,
+        shuffle_partitions=partitions)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +133,8 @@ class Deployment:
     path: Path | None = None
     #: The ``[service]`` table as read (checked by :mod:`lastknown.service.settings`).
     service: Mapping[str, Any] = field(default_factory=dict)
+    #: The ``[spark]`` table, checked (:class:`SparkSettings`).
+    spark: SparkSettings = field(default_factory=lambda: SparkSettings())
 
     def with_ledger(self, ledger: str | Path) -> Deployment:
         """The same deployment with an explicit ``--ledger`` override (named as the source).
@@ -134,7 +205,8 @@ def load_deployment(config_file: Path | None = None, *, env: Mapping[str, str] |
         ledger=ledger,
         archive=_resolve(base, values.get("archive") or str(user_data_dir / "archive")),
         anchors=_resolve(base, values.get("anchors") or str(user_data_dir / "anchors.jsonl")),
-        source=source, path=path, service=tables.get("service", {}))
+        source=source, path=path, service=tables.get("service", {}),
+        spark=spark_settings(tables.get("spark", {}), base=base, where=path))
 
 
 def _resolve(base: Path, value: str) -> Path:

@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from lastknown.config import Deployment, load_deployment
+from lastknown.config import Deployment, SparkSettings, load_deployment
 from lastknown.engines import make_engine
 from lastknown.engines.base import Engine
 from lastknown.errors import InputError
@@ -35,6 +35,9 @@ class ProcessOptions:
     """How to run `process`; every field has a sensible default."""
 
     engine: str = "duckdb"
+    #: ``--engine spark``: the Spark master URL, over the deployment's ``[spark]`` master
+    #: (default ``local[N]``).
+    spark_master: str | None = None
     #: Where the ledger, the archive and the anchors live (``load_deployment()`` if None).
     deployment: Deployment | None = None
     #: An explicit ledger (path or URL) that overrides the deployment's.
@@ -109,13 +112,26 @@ def is_index(path: Path) -> bool:
     return is_index_dir(path)
 
 
+def open_engine(options: ProcessOptions) -> Engine:
+    """The engine a run uses: ``options.engine`` bounded by its threads and memory, and on
+    Spark the deployment's ``[spark]`` settings with ``spark_master`` over them."""
+    settings = options.deployment.spark if options.deployment is not None else None
+    if options.spark_master:
+        settings = (settings or SparkSettings()).with_master(options.spark_master)
+    return make_engine(options.engine, threads=options.threads,
+                       memory_limit=options.memory_limit, spark=settings)
+
+
 def build_master_index(master: Path, *, out: Path, progress: bool = False,
                        threads: int | None = None, memory_limit: str | None = None,
-                       on_report: Callable[[Any], None] | None = None) -> Any:
+                       on_report: Callable[[Any], None] | None = None,
+                       engine: str = "duckdb", spark: SparkSettings | None = None) -> Any:
     """Validate a raw master and build its matching index + model at ``out``.
 
     ``threads`` and ``memory_limit`` (e.g. ``"6GB"``) bound the engine; DuckDB
-    otherwise uses every core and about 80 % of RAM. ``on_report`` receives the
+    otherwise uses every core and about 80 % of RAM. ``engine`` ``"spark"`` (with the
+    ``[spark]`` settings ``spark``) writes the index as Parquet tables, which either
+    engine reads. ``on_report`` receives the
     master's :class:`~lastknown.master.MasterReport` (rows quarantined, examples)
     before the build starts.
     """
@@ -123,11 +139,12 @@ def build_master_index(master: Path, *, out: Path, progress: bool = False,
     from lastknown.match.index import build_index
 
     check_can_create(out)
-    with make_engine(threads=threads, memory_limit=memory_limit) as engine:
-        report = load_master(engine, master)
+    with make_engine(engine, threads=threads, memory_limit=memory_limit,
+                     spark=spark) as running:
+        report = load_master(running, master)
         if on_report is not None:
             on_report(report)
-        return build_index(engine, master_table="master", out=out, progress=progress)
+        return build_index(running, master_table="master", out=out, progress=progress)
 
 
 def _prepare_index(engine: Engine, master: Path, workdir: Path, progress: bool) -> Any:
@@ -185,9 +202,7 @@ def process_request(request: Path, *, master: Path, batch_path: Path, out: Path,
             start = open_run(batch_path, opts, single_operator=True)
         anchors = opts.anchors or deployment.anchors
         with publish_run(start.ledger, journal_of(deployment), batch_id=start.batch.batch_id,
-                         final_dir=out, anchors=anchors) as run, make_engine(
-            opts.engine, threads=opts.threads, memory_limit=opts.memory_limit
-        ) as engine:
+                         final_dir=out, anchors=anchors) as run, open_engine(opts) as engine:
             # an interrupted run of this batch was settled first; its package, if committed,
             # is delivered now and this run stops there
             if run.previous is not None and run.previous.publication is not None:

@@ -37,7 +37,13 @@ from lastknown.disclose.held import BatchState
 from lastknown.disclose.review import BatchReview
 from lastknown.engines import make_engine
 from lastknown.errors import InputError, NotFoundError, PolicyError
-from lastknown.pipeline import ProcessOptions, ProcessResult, journal_of, resolve_deployment
+from lastknown.pipeline import (
+    ProcessOptions,
+    ProcessResult,
+    journal_of,
+    open_engine,
+    resolve_deployment,
+)
 from lastknown.stages import Stages
 
 if TYPE_CHECKING:
@@ -85,8 +91,7 @@ def prepare(request: Path, *, master: Path, batch_path: Path, submitted_by: str,
             folder = held.held_dir(deployment.archive, batch_id)
         with publish_run(start.ledger, journal_of(deployment), batch_id=batch_id,
                          final_dir=folder, anchors=opts.anchors or deployment.anchors) as run, \
-                make_engine(opts.engine, threads=opts.threads,
-                            memory_limit=opts.memory_limit) as engine:
+                open_engine(opts) as engine:
             if folder.exists():
                 raise PolicyError(f"batch {batch_id} is already prepared ("
                                   f"{held.read_state(folder).status}): a batch is answered "

@@ -29,6 +29,10 @@ class Engine(ABC):
     """What every engine provides. Subclasses fill in the hooks below."""
 
     name: str = "abstract"
+    #: How this engine stores a master index (``match/index.py``): ``"duckdb"``, one
+    #: database file, or ``"parquet"``, a folder of Parquet tables. Every engine reads
+    #: ``"parquet"``; only DuckDB reads ``"duckdb"``.
+    index_storage: str = "duckdb"
 
     # -- hooks -------------------------------------------------------------
     @abstractmethod
@@ -136,9 +140,17 @@ class Engine(ABC):
 
         raise ConfigError(f"the Splink scoring step needs --engine duckdb (got {self.name})")
 
+    def splink_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """Splink settings whose SQL (level conditions, blocking rules) is DuckDB's, as the
+        model stores it, written for this engine's Splink database API. DuckDB: as they
+        are."""
+        return settings
+
     def attach(self, database: Path, schema: str, *, read_only: bool) -> None:
-        """Open the persisted database file ``database`` as schema ``schema`` (replacing
-        one attached before under that name)."""
+        """Open the persisted database ``database`` as schema ``schema`` (replacing one
+        attached before under that name): a database file, or a folder of Parquet tables
+        (one sub-folder of ``*.parquet`` files per table, the index's ``"parquet"``
+        storage)."""
         from lastknown.errors import ConfigError
 
         raise ConfigError(f"the Splink scoring step needs --engine duckdb (got {self.name})")

@@ -142,8 +142,25 @@ class DuckDBEngine(Engine):
 
     def attach(self, database: Path, schema: str, *, read_only: bool) -> None:
         self.execute(f"DETACH DATABASE IF EXISTS {schema}")
+        if Path(database).is_dir():
+            self._attach_parquet(Path(database), schema, read_only=read_only)
+            return
         mode = " (READ_ONLY)" if read_only else ""
         self.execute(f"ATTACH {_quote(database)} AS {schema}{mode}")
+
+    def _attach_parquet(self, folder: Path, schema: str, *, read_only: bool) -> None:
+        """A folder of Parquet tables (written by the Spark engine) as views in schema
+        ``schema`` of the in-memory database: read, never written."""
+        if not read_only:
+            raise ConfigError(f"{folder}: a Parquet index is written by --engine spark; "
+                              "DuckDB writes its index as one database file")
+        self.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        self.execute(f"CREATE SCHEMA {schema}")
+        for sub in sorted(folder.iterdir()):
+            if sub.is_dir() and not sub.name.startswith((".", "_")):
+                self.execute(
+                    f"CREATE VIEW {schema}.{sub.name} AS SELECT * FROM "
+                    f"read_parquet({_quote(str(sub / '*.parquet'))})")
 
     def copy_to_csv(self, sql: str, path: str | Path) -> int:
         return int(self.fetchall(f"COPY ({sql}) TO {_quote(path)} (HEADER, DELIMITER ',')")[0][0])

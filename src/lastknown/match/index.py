@@ -12,6 +12,11 @@
 * ``quarantine.parquet`` — the master rows set apart (:mod:`lastknown.master.load`);
 * ``index.json`` — the manifest read by :func:`open_index`.
 
+That is the DuckDB engine's storage. The Spark engine (``index_storage = "parquet"``)
+writes the same tables as Parquet, ``tables/<table>/part-*.parquet``, in place of
+``index.duckdb``, and the manifest says ``"storage": "parquet"``; either engine reads that
+form (an index without ``storage`` is ``"duckdb"``).
+
 >>> is_index_dir(Path("/nonexistent"))
 False
 """
@@ -51,6 +56,8 @@ INDEX_SCHEMA = "lkidx"
 INDEX_VERSION = 4
 MANIFEST = "index.json"
 DATABASE = "index.duckdb"
+#: The folder of Parquet tables of an index in ``"parquet"`` storage.
+TABLES_DIR = "tables"
 MODEL = "model.json"
 #: The master's name and address columns (what normalisation reads).
 RAW_NAME_COLUMNS: tuple[str, ...] = ("first_name", "middle_name", "last_name", "name_suffix")
@@ -82,6 +89,15 @@ class IndexInfo:
     def table(self, name: str) -> str:
         """The qualified name of an index table, e.g. ``lkidx.idx_record``."""
         return f"{self.schema}.{name}"
+
+
+#: How an index's tables are stored: one DuckDB file, or a folder of Parquet tables.
+STORAGES: tuple[str, ...] = ("duckdb", "parquet")
+
+
+def _tables_path(index: Path, storage: str) -> Path:
+    """Where an index in ``storage`` keeps its tables (what the engine attaches)."""
+    return index / (DATABASE if storage == "duckdb" else TABLES_DIR)
 
 
 def is_index_dir(path: Path) -> bool:
@@ -218,10 +234,11 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
     ...     info = build_index(engine, out=Path("index"))
     """
     out = Path(out)
-    if (out / MANIFEST).exists() or (out / DATABASE).exists():
+    if (out / MANIFEST).exists() or (out / DATABASE).exists() or (out / TABLES_DIR).exists():
         raise InputError(f"index folder {out} already holds an index: choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
-    engine.attach(out / DATABASE, INDEX_SCHEMA, read_only=False)
+    storage = engine.index_storage
+    engine.attach(_tables_path(out, storage), INDEX_SCHEMA, read_only=False)
     register_nicknames(engine)
     register_given_names(engine)
     log.info("building the match index")
@@ -266,6 +283,7 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
     manifest["path"] = "."
     manifest["model_path"] = MODEL
     manifest["index_version"] = INDEX_VERSION
+    manifest["storage"] = storage
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     engine.execute("CHECKPOINT " + INDEX_SCHEMA)
     return info
@@ -303,7 +321,10 @@ def open_index(engine: Engine, path: Path) -> IndexInfo:
         raise ConfigError(f"cannot read {path / MANIFEST}: {exc}; rebuild the index") from exc
     if manifest.get("index_version") != INDEX_VERSION:
         raise ConfigError(f"{path} was built by another lastknown version; rebuild the index")
-    engine.attach(path / DATABASE, INDEX_SCHEMA, read_only=True)
+    storage = str(manifest.get("storage", "duckdb"))
+    if storage not in STORAGES:
+        raise ConfigError(f"{path / MANIFEST}: unknown storage {storage!r}; rebuild the index")
+    engine.attach(_tables_path(path, storage), INDEX_SCHEMA, read_only=True)
     register_nicknames(engine)
     register_given_names(engine)
     return IndexInfo(

@@ -365,7 +365,7 @@ def train_model(engine: Engine, *, training_table: str, seed: int = 42,
     db_api = engine.splink_db_api()
     with quiet_splink():
         model = _train(db_api, Linker, training_table=training_table, seed=seed,
-                       max_pairs=max_pairs, learn_m=from_labels)
+                       max_pairs=max_pairs, learn_m=from_labels, engine=engine)
     if not from_labels:
         _apply_prior_m(model)
     _apply_m_floors(model)
@@ -417,8 +417,8 @@ def _household_level_counts(engine: Engine, db_api: Any, linker_class: Any,
         settings["retain_intermediate_calculation_columns"] = True
         settings["blocking_rules_to_generate_predictions"] = [
             "l.addr_key = r.addr_key AND l.tin <> r.tin"]
-        linker = linker_class(db_api.register(table, table_name=f"{table}_sdf"), settings,
-                              log_level=None)
+        linker = linker_class(db_api.register(table, table_name=f"{table}_sdf"),
+                              engine.splink_settings(settings), log_level=None)
         physical = linker.inference.predict(warning_mode="never").physical_name
     except Exception as exc:  # Splink raises many types; any failure here is ours
         raise PipelineError(f"estimating household name frequencies failed: {exc}") from exc
@@ -485,16 +485,28 @@ def household_weight_sql(model: dict[str, Any]) -> str:
 
 
 def _train(db_api: Any, linker_class: Any, *, training_table: str, seed: int,
-           max_pairs: float, learn_m: bool = True) -> dict[str, Any]:
+           max_pairs: float, learn_m: bool = True, engine: Engine) -> dict[str, Any]:
+    base = base_settings()
     try:
         sdf = db_api.register(training_table)
-        linker = linker_class(sdf, base_settings(), log_level=None)
+        linker = linker_class(sdf, engine.splink_settings(base), log_level=None)
         linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
         if learn_m:
             linker.training.estimate_m_from_label_column("tin")
         model: dict[str, Any] = linker.misc.save_model_to_json()
     except Exception as exc:  # Splink raises many types; any failure here is ours
         raise PipelineError(f"training the match model failed: {exc}") from exc
+    return stored_form(model, base)
+
+
+def stored_form(model: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The trained ``model`` with its SQL as written in ``base`` (DuckDB's dialect, what a
+    model stores whichever engine trained it: ``Engine.splink_settings`` renders it)."""
+    for comp, written in zip(model["comparisons"], base["comparisons"], strict=True):
+        for level, spelled in zip(comp["comparison_levels"], written["comparison_levels"],
+                                  strict=True):
+            level["sql_condition"] = spelled["sql_condition"]
+    model["sql_dialect"] = "duckdb"
     return model
 
 

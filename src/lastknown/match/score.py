@@ -147,7 +147,7 @@ def score_pairs(engine: Engine, *, model: dict[str, Any], prior: float, tf_table
         try:
             left = db_api.register("lk_pair_left", table_name="lk_pair_left_sdf")
             right = db_api.register("lk_pair_right", table_name="lk_pair_right_sdf")
-            linker = Linker(right, settings, log_level=None)
+            linker = Linker(right, engine.splink_settings(settings), log_level=None)
             for col, table in tf_tables.items():
                 linker.table_management.register_term_frequency_lookup(
                     db_api.register(table, table_name=f"{table.replace('.', '_')}_sdf"), col)
