@@ -647,6 +647,64 @@ def say(message: str) -> None:
     sys.stderr.flush()
 
 
+def describe_index(index: Path, *, sample: int = 200_000) -> dict[str, Any]:
+    """Rows and bytes per row of each index table (from a sample), and the sizes of the
+    blocking keys per rule (``idx_block_size``): what docs/SCALE.md sizes Spark from.
+
+    ``text_bytes`` is the row's content (strings and list elements at their UTF-8 length,
+    numbers at their width); ``unsafe_row_bytes`` is Spark's in-memory and shuffle row
+    before compression (8 bytes of null bits per 64 columns, 8 per column, variable data
+    rounded up to 8, lists with an 8-byte header and 8 bytes per element offset).
+    """
+    import duckdb
+
+    con = duckdb.connect(str(index / "index.duckdb"), read_only=True)
+    tables: dict[str, Any] = {}
+    widths = {"BIGINT": 8, "DOUBLE": 8, "INTEGER": 4, "DATE": 4, "BOOLEAN": 1}
+    for (table,) in con.execute("SELECT table_name FROM information_schema.tables "
+                                "ORDER BY 1").fetchall():
+        rows = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+        cols = con.execute(f"DESCRIBE {table}").fetchall()
+        text, unsafe = [], []
+        for name, kind, *_ in cols:
+            if kind == "VARCHAR":
+                text.append(f"coalesce(strlen({name}), 0)")
+                unsafe.append(f"8 + 8 * ceil(coalesce(strlen({name}), 0) / 8)")
+            elif kind.endswith("[]"):
+                elems = f"coalesce(list_sum(list_transform({name}, lambda x: strlen(x))), 0)"
+                n = f"coalesce(len({name}), 0)"
+                text.append(elems)
+                unsafe.append(f"8 + 16 + 8 * {n} + 8 * ceil({elems} / 8)")
+            else:
+                text.append(str(widths.get(kind, 8)))
+                unsafe.append("8")
+        nulls = 8 * -(-len(cols) // 64)
+        got = con.execute(
+            f"SELECT avg({' + '.join(text)}), avg({nulls} + {' + '.join(unsafe)}) "
+            f"FROM (SELECT * FROM {table} USING SAMPLE reservoir({sample} ROWS) "
+            "REPEATABLE (1))").fetchall()[0]
+        tables[table] = {"rows": rows, "columns": len(cols),
+                         "text_bytes": round(float(got[0] or 0), 1),
+                         "unsafe_row_bytes": round(float(got[1] or 0), 1)}
+    blocks = {}
+    for rule, keys, records, biggest, p50, p99, p999, sq, over, over_records in con.execute("""
+            SELECT rule, count(*), sum(n), max(n), quantile_disc(n, 0.5),
+                   quantile_disc(n, 0.99), quantile_disc(n, 0.999), sum(n * n),
+                   count_if(n > 2000), sum(n) FILTER (WHERE n > 2000)
+            FROM idx_block_size GROUP BY rule ORDER BY rule""").fetchall():
+        blocks[rule] = {"keys": keys, "records": int(records), "max": biggest, "p50": p50,
+                        "p99": p99, "p999": p999,
+                        "size_biased_mean": round(float(sq) / float(records), 1),
+                        "keys_over_2000": over, "records_in_keys_over_2000":
+                            int(over_records or 0)}
+    top = con.execute("SELECT rule, n FROM idx_block_size ORDER BY n DESC LIMIT 10").fetchall()
+    manifest = json.loads((index / "index.json").read_text(encoding="utf-8"))
+    return {"index": str(index), "return_rows": manifest.get("return_rows"),
+            "record_count": manifest.get("record_count"), "tin_count": manifest.get("tin_count"),
+            "file_bytes": (index / "index.duckdb").stat().st_size, "tables": tables,
+            "blocks": blocks, "largest_blocks": [{"rule": r, "n": n} for r, n in top]}
+
+
 def write_docs(doc: dict[str, Any]) -> None:
     block = render_markdown(doc)
     for path in DOCS:
@@ -676,10 +734,15 @@ def main() -> None:
                         "Markdown (table, fit, projection)")
     parser.add_argument("--write-docs", action="store_true", help="with --merge: rewrite the "
                         "generated block of README.md and docs/SCALE.md")
+    parser.add_argument("--describe-index", type=Path, metavar="DIR", help="print the "
+                        "index's table sizes and blocking-key sizes as JSON (for sizing)")
     parser.add_argument("--child", choices=("index", "process", "exact"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
+        return
+    if args.describe_index:
+        sys.stdout.write(json.dumps(describe_index(args.describe_index), indent=2) + "\n")
         return
     if args.merge:
         doc = merge(args.merge)
