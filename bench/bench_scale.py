@@ -647,7 +647,8 @@ def say(message: str) -> None:
     sys.stderr.flush()
 
 
-def describe_index(index: Path, *, sample: int = 200_000) -> dict[str, Any]:
+def describe_index(index: Path, *, sample: int = 200_000, block_limit: int = 2000,
+                   growth: tuple[float, ...] = ()) -> dict[str, Any]:
     """Rows and bytes per row of each index table (from a sample), and the sizes of the
     blocking keys per rule (``idx_block_size``): what docs/SCALE.md sizes Spark from.
 
@@ -687,16 +688,25 @@ def describe_index(index: Path, *, sample: int = 200_000) -> dict[str, Any]:
                          "text_bytes": round(float(got[0] or 0), 1),
                          "unsafe_row_bytes": round(float(got[1] or 0), 1)}
     blocks = {}
-    for rule, keys, records, biggest, p50, p99, p999, sq, over, over_records in con.execute("""
+    for rule, keys, records, biggest, p50, p99, p999, sq, over, over_records in con.execute(f"""
             SELECT rule, count(*), sum(n), max(n), quantile_disc(n, 0.5),
                    quantile_disc(n, 0.99), quantile_disc(n, 0.999), sum(n * n),
-                   count_if(n > 2000), sum(n) FILTER (WHERE n > 2000)
+                   count_if(n > {block_limit}), sum(n) FILTER (WHERE n > {block_limit})
             FROM idx_block_size GROUP BY rule ORDER BY rule""").fetchall():
         blocks[rule] = {"keys": keys, "records": int(records), "max": biggest, "p50": p50,
                         "p99": p99, "p999": p999,
                         "size_biased_mean": round(float(sq) / float(records), 1),
-                        "keys_over_2000": over, "records_in_keys_over_2000":
+                        "keys_over_limit": over, "records_in_keys_over_limit":
                             int(over_records or 0)}
+    # If every key grew by the same factor (a bigger population drawn from the same names
+    # and streets), which share of a rule's record keys would pass block_limit and be
+    # skipped: what the same blocking keys would lose at 10M, 30M and 200M persons.
+    for factor in growth:
+        for rule, share in con.execute(f"""
+                SELECT rule, sum(n) FILTER (WHERE n * {factor} > {block_limit}) / sum(n)
+                FROM idx_block_size GROUP BY rule""").fetchall():
+            blocks[rule].setdefault("share_of_record_keys_over_limit_if_grown", {})[
+                f"{factor:g}x"] = round(float(share or 0.0), 4)
     top = con.execute("SELECT rule, n FROM idx_block_size ORDER BY n DESC LIMIT 10").fetchall()
     manifest = json.loads((index / "index.json").read_text(encoding="utf-8"))
     return {"index": str(index), "return_rows": manifest.get("return_rows"),
@@ -736,13 +746,18 @@ def main() -> None:
                         "generated block of README.md and docs/SCALE.md")
     parser.add_argument("--describe-index", type=Path, metavar="DIR", help="print the "
                         "index's table sizes and blocking-key sizes as JSON (for sizing)")
+    parser.add_argument("--describe-index-persons", type=int, help="persons of that index "
+                        "(when its folder's parent is not named synth-<persons>-<seed>)")
     parser.add_argument("--child", choices=("index", "process", "exact"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
     if args.describe_index:
-        sys.stdout.write(json.dumps(describe_index(args.describe_index), indent=2) + "\n")
+        persons = persons_of(args.describe_index.parent) or args.describe_index_persons
+        growth = tuple(t / persons for t in (10e6, TARGET["persons"], 200e6)) if persons else ()
+        sys.stdout.write(json.dumps(describe_index(args.describe_index, growth=growth),
+                                    indent=2) + "\n")
         return
     if args.merge:
         doc = merge(args.merge)
