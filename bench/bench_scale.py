@@ -463,17 +463,50 @@ def _peak_rss_gib() -> float:
 
 
 class _IndexSteps(logging.Handler):
-    """Keeps the index build's "index step NAME: S s" log lines."""
+    """Keeps the index build's "index step NAME: S s" log lines, and the process's CPU
+    seconds (all its threads) between one such line and the one before (the steps run
+    one after another, so that is the step's CPU)."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.steps: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.mark = time.process_time()
 
     def emit(self, record: logging.LogRecord) -> None:
-        m = re.fullmatch(r"index step (\S+): ([0-9.]+) s", record.getMessage())
+        message = record.getMessage()
+        if message == "building the match index":
+            self.mark = time.process_time()
+        m = re.fullmatch(r"index step (\S+): ([0-9.]+) s", message)
         if m:
-            name = m.group(1).removeprefix("lkidx.")
+            name, now = m.group(1).removeprefix("lkidx."), time.process_time()
             self.steps[name] = self.steps.get(name, 0.0) + float(m.group(2))
+            self.cpu[name] = self.cpu.get(name, 0.0) + now - self.mark
+            self.mark = now
+
+
+def _time_stages_cpu() -> dict[str, float]:
+    """Make the pipeline's ``Stages.stage`` also record each stage's CPU seconds (this
+    process, all threads) into the returned dict — including ``publish``, whose wall time
+    the summary cannot hold (it is written as publishing starts)."""
+    from contextlib import contextmanager
+
+    from lastknown import stages as st
+
+    cpu: dict[str, float] = {}
+    original = st.Stages.stage
+
+    @contextmanager
+    def stage(self: Any, name: str) -> Any:
+        start = time.process_time()
+        try:
+            with original(self, name):
+                yield
+        finally:
+            cpu[name] = cpu.get(name, 0.0) + time.process_time() - start
+
+    st.Stages.stage = stage  # type: ignore[method-assign]
+    return cpu
 
 
 def _spark_missing(what: str) -> str:
@@ -518,6 +551,7 @@ def child(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         info = build_master_index(data / "master", out=index, **limits, **engine)
         out = {"seconds": time.perf_counter() - start, "steps": steps.steps,
+               "steps_cpu": steps.cpu,
                "return_rows": info.return_rows, "record_count": info.record_count}
     elif args.child == "process":
         import bench_match
@@ -531,7 +565,9 @@ def child(args: argparse.Namespace) -> None:
             return evaluate(*a, **k)
 
         ev.evaluate = timed_evaluate  # type: ignore[assignment]
+        stage_cpu = _time_stages_cpu()
         out = bench_match.run_lastknown(data, index, Path.cwd(), limits, engine=args.engine)
+        out["stage_cpu"] = stage_cpu
         out.pop("metrics", None)
     else:
         import bench_match
