@@ -136,6 +136,8 @@ def fit_power_law(points: list[tuple[float, float, float]]) -> Fit:
             names.append(name)
         else:
             held.append((name, float(values[0])))
+    if len(points) < len(columns):
+        raise ValueError(f"{len(points)} points cannot fit {len(columns)} parameters")
     design = np.column_stack(columns)
     y = np.log(t)
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
@@ -164,44 +166,71 @@ def _index_stages(build: dict[str, Any]) -> dict[str, float]:
     return steps
 
 
+def _index_stages_cpu(build: dict[str, Any]) -> dict[str, float] | None:
+    """The same in CPU seconds (None when the build did not record them)."""
+    if not build.get("steps_cpu"):
+        return None
+    steps = {k: float(v) for k, v in build["steps_cpu"].items()}
+    steps["load+rest"] = max(float(build["cpu"]) - sum(steps.values()), 0.0)
+    return steps
+
+
+def _process_stages_cpu(process: dict[str, Any]) -> dict[str, float] | None:
+    """A process run's CPU seconds per pipeline stage (``publish`` included) and the rest
+    until evaluation (start-up; the spreadsheet child, counted once it is waited for) as
+    ``rest``. None when the run did not record them."""
+    if not process.get("stage_cpu"):
+        return None
+    stages = {k: float(v) for k, v in process["stage_cpu"].items()}
+    stages["rest"] = max(float(process["cpu"]) - sum(stages.values()), 0.0)
+    return stages
+
+
+#: The fitted groups: (key, label, how a point gives that group's stages, by requests?)
+GROUPS: tuple[tuple[str, str, Any, bool], ...] = (
+    ("process", "process wall: {}", lambda x: _process_stages(x["process"]), True),
+    ("process_cpu", "process CPU: {}", lambda x: _process_stages_cpu(x["process"]), True),
+    ("match", "match wall: {}", lambda x: x["process"].get("match_timings"), True),
+    ("index", "index wall: {}", lambda x: _index_stages(x["index"]), False),
+    ("index_cpu", "index CPU: {}", lambda x: _index_stages_cpu(x["index"]), False),
+)
+
+
 def fit_all(points: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-stage fits of the process (persons, requests), of its match timings, of its
-    total wall and CPU seconds, of the exact lookup, and of the index steps (persons)."""
+    """Per-stage fits of the process (persons, requests; wall and CPU), of its match
+    timings, of its totals and the exact lookup's, and of the index steps (persons)."""
     done = [x for x in points if x.get("process")]
-    fits: dict[str, dict[str, Fit]] = {"process": {}, "match": {}, "total": {}, "index": {}}
+    builds = [{"persons": p, "requests": 1.0, "index": b}
+              for p, b in _index_builds(points).items()]
+    fits: dict[str, dict[str, Fit]] = {"total": {}}
 
     def add(group: str, name: str, rows: list[tuple[float, float, float]]) -> None:
-        if rows:
-            fits[group][name] = fit_power_law(rows)
+        try:
+            fits.setdefault(group, {})[name] = fit_power_law(rows)
+        except ValueError:  # no points, or fewer than the fit has parameters
+            pass
 
-    names: list[str] = []
-    for x in done:
-        names += [n for n in _process_stages(x["process"]) if n not in names]
-    for name in names:
-        add("process", name, [(x["persons"], x["requests"], _process_stages(x["process"])[name])
-                              for x in done if name in _process_stages(x["process"])])
-    match_names: list[str] = []
-    for x in done:
-        match_names += [n for n in (x["process"].get("match_timings") or {})
-                        if n not in match_names]
-    for name in match_names:
-        add("match", name, [(x["persons"], x["requests"], float(timings[name]))
-                            for x in done
-                            if name in (timings := x["process"].get("match_timings") or {})])
+    for group, _, stages_of, per_request in GROUPS:
+        fits.setdefault(group, {})
+        rows = [(x, st) for x in (done if per_request else builds)
+                if (st := stages_of(x)) is not None]
+        names: list[str] = []
+        for _, st in rows:
+            names += [n for n in st if n not in names]
+        for name in names:
+            add(group, name, [(x["persons"], x["requests"], float(st[name]))
+                              for x, st in rows if name in st])
     add("total", "process wall", [(x["persons"], x["requests"], x["process"]["seconds"])
                                   for x in done])
     add("total", "process CPU", [(x["persons"], x["requests"], x["process"]["cpu"])
                                  for x in done if x["process"].get("cpu") is not None])
     add("total", "exact wall", [(x["persons"], x["requests"], x["exact"]["seconds"])
                                 for x in points if x.get("exact")])
-    builds = _index_builds(points)
-    add("total", "index wall", [(p, 1.0, b["seconds"]) for p, b in builds.items()])
-    steps: list[str] = []
-    for b in builds.values():
-        steps += [s for s in _index_stages(b) if s not in steps]
-    for step in steps:
-        add("index", step, [(p, 1.0, _index_stages(b)[step]) for p, b in builds.items()
-                            if step in _index_stages(b)])
+    add("total", "exact CPU", [(x["persons"], x["requests"], x["exact"]["cpu"])
+                               for x in points if (x.get("exact") or {}).get("cpu")])
+    add("total", "index wall", [(b["persons"], 1.0, b["index"]["seconds"]) for b in builds])
+    add("total", "index CPU", [(b["persons"], 1.0, b["index"]["cpu"]) for b in builds
+                               if b["index"].get("cpu") is not None])
     return fits
 
 
@@ -214,25 +243,37 @@ def _index_builds(points: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     return builds
 
 
+def _sum(values: dict[str, float | None]) -> float | None:
+    """The sum when every stage could be projected, else None."""
+    if not values or any(v is None for v in values.values()):
+        return None
+    return sum(v for v in values.values() if v is not None)
+
+
 def project(fits: dict[str, dict[str, Fit]], persons: float = TARGET["persons"],
             requests: float = TARGET["requests"]) -> dict[str, Any]:
-    """The fits evaluated at one point: process as the sum of its stage fits (and, as a
-    check, the fit of its total), the index build (persons only), the exact lookup."""
-    stages = {n: f.predict(persons, requests) for n, f in fits["process"].items()}
-    known = [v for v in stages.values() if v is not None]
+    """The fits evaluated at one point: the process as the sum of its stage fits (wall and
+    CPU; and, as a check, the fits of its totals), the index build (persons only), the
+    exact lookup."""
     total = fits["total"]
+    by_group = {group: {n: f.predict(persons, requests if per_request else 1.0)
+                        for n, f in fits.get(group, {}).items()}
+                for group, _, _, per_request in GROUPS}
 
     def at(name: str, req: float = requests) -> float | None:
         return total[name].predict(persons, req) if name in total else None
 
-    process = sum(known) if known and len(known) == len(stages) else None
     return {
-        "persons": persons, "requests": requests, "process_seconds": process,
-        "process_seconds_total_fit": at("process wall"), "process_cpu_seconds": at("process CPU"),
-        "index_seconds": at("index wall", 1.0), "exact_seconds": at("exact wall"),
-        "stages": stages,
-        "match": {n: f.predict(persons, requests) for n, f in fits["match"].items()},
-        "index_steps": {n: f.predict(persons, 1.0) for n, f in fits["index"].items()},
+        "persons": persons, "requests": requests,
+        "process_seconds": _sum(by_group["process"]),
+        "process_cpu_seconds": _sum(by_group["process_cpu"]),
+        "process_seconds_total_fit": at("process wall"),
+        "process_cpu_seconds_total_fit": at("process CPU"),
+        "index_seconds": at("index wall", 1.0), "index_cpu_seconds": at("index CPU", 1.0),
+        "exact_seconds": at("exact wall"), "exact_cpu_seconds": at("exact CPU"),
+        "stages": by_group["process"], "stages_cpu": by_group["process_cpu"],
+        "match": by_group["match"], "index_steps": by_group["index"],
+        "index_steps_cpu": by_group["index_cpu"],
     }
 
 
@@ -318,31 +359,37 @@ def render_markdown(doc: dict[str, Any]) -> str:
             "| stage | a | b (persons) | c (requests) | rms log residual "
             f"| projected s at {_n(TARGET['requests'])} × {_n(TARGET['persons'])} |",
             "|---|---:|---:|---:|---:|---:|"]
-    for group, label in (("total", "{}"), ("process", "process: {}"), ("match", "match: {}"),
-                         ("index", "index: {}")):
-        for name, f in fits[group].items():
-            value = (target["index_steps"][name] if group == "index" else
-                     f.predict(TARGET["persons"], 1.0) if name == "index wall" else
-                     f.predict(TARGET["persons"], TARGET["requests"]))
+    groups = [("total", "{}", None, True), *GROUPS]
+    for group, label, _, per_request in groups:
+        for name, f in fits.get(group, {}).items():
+            index_like = not per_request or name.startswith("index")
+            value = f.predict(TARGET["persons"], 1.0 if index_like else TARGET["requests"])
             out.append(f"| {label.format(name)} | {f.coefficient:.3g} | {_e(f.persons_exp)} "
                        f"| {_e(f.requests_exp)} | {f.rms_log_residual:.3f} | {_s(value)} |")
     out.append("")
-    total = target["process_seconds"]
-    if total is None:
-        out.append("Projection: not possible from these points (a stage's growth with "
-                   "persons or requests was never varied).")
+
+    def minutes(value: float | None) -> str:
+        return "–" if value is None else f"{value / 60:,.1f} min"
+
+    wall, cpu = target["process_seconds"], target["process_cpu_seconds"]
+    out.append(
+        f"Projection for {_n(TARGET['requests'])} requests × {_n(TARGET['persons'])} persons: "
+        f"process {minutes(wall)} wall as the sum of the stage fits "
+        f"({minutes(target['process_seconds_total_fit'])} from the fit of the total), "
+        f"{minutes(cpu)} CPU as the sum of the stage CPU fits "
+        f"({minutes(target['process_cpu_seconds_total_fit'])} from the total); index build "
+        f"{minutes(target['index_seconds'])} wall, {minutes(target['index_cpu_seconds'])} "
+        f"CPU; exact lookup {minutes(target['exact_seconds'])} wall.")
+    out.append("")
+    if wall is None:
+        out.append("Verdict: no projection from these points (a stage's growth with persons "
+                   "or requests was never varied).")
+    elif wall / 60 < RUN_IT_MINUTES:
+        out.append(f"Verdict: the projected process is under {RUN_IT_MINUTES:g} minutes: "
+                   "the run should be done on this machine.")
     else:
-        verdict = ("under" if total / 60 < RUN_IT_MINUTES else "over")
-        out.append(
-            f"Projection for {_n(TARGET['requests'])} requests × {_n(TARGET['persons'])} persons "
-            f"(sum of the stage fits): process {total / 60:,.1f} min "
-            f"(fit of the total: {_s((target['process_seconds_total_fit'] or 0) / 60)} min; "
-            f"CPU {_s((target['process_cpu_seconds'] or 0) / 60)} min), index build "
-            f"{_s((target['index_seconds'] or 0) / 60)} min, exact lookup "
-            f"{_s((target['exact_seconds'] or 0) / 60)} min. That is {verdict} "
-            f"{RUN_IT_MINUTES:g} minutes: "
-            + ("the run should be done on this machine." if verdict == "under" else
-               "the run is not worth doing on this machine as it is."))
+        out.append(f"Verdict: the projected process is over {RUN_IT_MINUTES:g} minutes: "
+                   "the run is not worth doing on this machine as it is.")
     return "\n".join(out) + "\n"
 
 
@@ -423,9 +470,10 @@ def requests_dir(data: Path, n: int) -> Path:
     total = _request_rows(data / "request.csv")
     if n == total:
         return data
-    if n > total:
-        raise SystemExit(f"{data} has {total:,} request rows, fewer than --requests {n:,}: "
-                         "synthesise it again with more (remove it, or use another --work)")
+    if n > total:  # synth ran short of fresh persons (e.g. 1M requests of 1M persons)
+        say(f"{data} has {total:,} request rows, fewer than --requests {n:,}: measuring "
+            f"all {total:,} (the point is recorded with that count)")
+        return data
     sub = data / f"requests-{n}"
     if (sub / "truth.csv").exists():
         return sub
@@ -667,6 +715,8 @@ def run_point(args: argparse.Namespace, *, data: Path, index: Path, persons: int
     elif cache.exists():
         built = json.loads(cache.read_text(encoding="utf-8"))
     rows_dir = requests_dir(data, requests)
+    requests = _request_rows(rows_dir / "request.csv")
+    tag = f"{persons}-{requests}-{args.engine}"
     say(f"{tag}: process")
     process = measure("process", args, data=rows_dir, index=index, tag=tag)
     say(f"{tag}: process {process['seconds']:.1f} s; exact lookup")
