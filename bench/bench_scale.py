@@ -706,8 +706,11 @@ def run_point(args: argparse.Namespace, *, data: Path, index: Path, persons: int
     tag = f"{persons}-{requests}-{args.engine}"
     cache = index.parent / f"{index.name}-build.json"
     built: dict[str, Any] | None = None
+    if args.data and (index / "index.json").exists() and not _index_current(index):
+        raise SystemExit(f"{index} was built by another lastknown version (index_version): "
+                         "build it again, or give a new --index folder to build one there")
     if args.engine == "duckdb" and not bench_match.index_is_current(index):
-        cache.unlink(missing_ok=True)
+        cache.unlink(missing_ok=True)  # bench_match's own layout: an old index is rebuilt
     if not (index / "index.json").exists():
         say(f"{tag}: building the index at {index}")
         built = measure("index", args, data=data, index=index, tag=f"{persons}-{args.engine}")
@@ -726,6 +729,17 @@ def run_point(args: argparse.Namespace, *, data: Path, index: Path, persons: int
             "data": str(data), "index_dir": str(index),
             "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "index": built, "process": process, "exact": exact}
+
+
+def _index_current(index: Path) -> bool:
+    """The index at ``index`` is this lastknown's (never removes anything)."""
+    from lastknown.match.index import INDEX_VERSION, MANIFEST
+
+    try:
+        manifest = json.loads((index / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(manifest.get("index_version") == INDEX_VERSION)
 
 
 def say(message: str) -> None:
