@@ -343,9 +343,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
     out = ["\n".join(lines), ""]
     for run in doc.get("runs", []):
         if run:
-            out.append(f"- {run.get('date', '?')}: {run.get('command', '')} — threads "
-                       f"{run.get('threads') or 'all'}, memory_limit "
-                       f"{run.get('memory_limit') or 'default'}; {run.get('note', '')}".rstrip())
+            out.append(f"- run of {run.get('date', '?')} ({run.get('engine', 'duckdb')}, "
+                       f"threads {run.get('threads') or 'all'}, memory_limit "
+                       f"{run.get('memory_limit') or 'default'}): {run.get('note', '')}".rstrip())
     out.append("")
     duck = [x for x in points if x.get("engine", "duckdb") == "duckdb"]
     if len(duck) < 2:
@@ -381,15 +381,24 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"{minutes(target['index_seconds'])} wall, {minutes(target['index_cpu_seconds'])} "
         f"CPU; exact lookup {minutes(target['exact_seconds'])} wall.")
     out.append("")
+    threads = max([int(r.get("threads") or 0) for r in doc.get("runs", []) if r] or [0]) or 2
+    cpu = cpu if cpu is not None else target["process_cpu_seconds_total_fit"]
     if wall is None:
         out.append("Verdict: no projection from these points (a stage's growth with persons "
                    "or requests was never varied).")
     elif wall / 60 < RUN_IT_MINUTES:
         out.append(f"Verdict: the projected process is under {RUN_IT_MINUTES:g} minutes: "
                    "the run should be done on this machine.")
+    elif cpu is not None and cpu / threads / 60 < RUN_IT_MINUTES:
+        out.append(f"Verdict: the projected process is over {RUN_IT_MINUTES:g} minutes of wall "
+                   f"time as measured, but its CPU ({minutes(cpu)}) spread over {threads} "
+                   f"threads is {minutes(cpu / threads)}: on an idle machine the run may be "
+                   f"under {RUN_IT_MINUTES:g} minutes; measure the largest point again on an "
+                   "idle machine before deciding.")
     else:
-        out.append(f"Verdict: the projected process is over {RUN_IT_MINUTES:g} minutes: "
-                   "the run is not worth doing on this machine as it is.")
+        out.append(f"Verdict: the projected process is over {RUN_IT_MINUTES:g} minutes, in "
+                   "wall time and in CPU per thread: the run is not worth doing on this "
+                   "machine as it is.")
     return "\n".join(out) + "\n"
 
 
