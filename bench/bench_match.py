@@ -197,7 +197,8 @@ def index_is_current(index: Path) -> bool:
     return False
 
 
-def run_lastknown(data: Path, index: Path, work: Path, limits: dict[str, Any]) -> dict[str, Any]:
+def run_lastknown(data: Path, index: Path, work: Path, limits: dict[str, Any], *,
+                  engine: str = "duckdb") -> dict[str, Any]:
     from lastknown.evaluate import evaluate
     from lastknown.pipeline import ProcessOptions, process_request
 
@@ -220,7 +221,7 @@ def run_lastknown(data: Path, index: Path, work: Path, limits: dict[str, Any]) -
                              out=out, options=ProcessOptions(
                                  ledger=str(work / f"ledger-{stamp}.sqlite"), policy=policy,
                                  archive=work / f"archive-{stamp}",
-                                 threads=limits.get("threads"),
+                                 threads=limits.get("threads"), engine=engine,
                                  memory_limit=limits.get("memory_limit")))
     seconds = time.perf_counter() - start
     peak_match = _peak_rss_gib()  # before evaluation (not part of answering the request)
