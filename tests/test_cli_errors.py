@@ -194,8 +194,6 @@ def test_an_engine_failure_is_exit_70_with_quoted_values_blanked(
 
 
 @pytest.mark.parametrize(("options", "code", "message"), [
-    (("--engine", "spark"), 2, "Error: unknown engine `spark`: use --engine duckdb (spark is "
-                               "not built yet)\n"),
     (("--encoding", "klingon"), 2, "Error: request.csv: unknown encoding `klingon`; use e.g. "
                                    "utf-8, cp1252 (Windows), latin-1\n"),
     (("--sheet", "Data"), 2, "Error: request.csv: --sheet applies to XLSX workbooks; this is a "

@@ -187,7 +187,7 @@ DIFFER: dict[str, str] = {}
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One small run on DuckDB, every statement recorded with its inputs."""
-    from lastknown.pipeline import build_master_index, process_request
+    from lastknown.pipeline import ProcessOptions, build_master_index, process_request
     from lastknown.synth import generate
     from spark_replay import Recorder
 
@@ -196,8 +196,12 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Any:
     recorder = Recorder()
     with recorder.patched():
         build_master_index(data / "master", out=data / "index", threads=2, memory_limit="1GB")
+        # its own ledger and archive: the session's default archive may hold this batch id
         process_request(data / "request.csv", master=data / "index",
-                        batch_path=data / "batch.toml", out=data / "response")
+                        batch_path=data / "batch.toml", out=data / "response",
+                        options=ProcessOptions(ledger=str(data / "ledger.sqlite"),
+                                               archive=data / "archive",
+                                               anchors=data / "anchors.jsonl"))
     shutil.rmtree(data / "master")
     return recorder
 
