@@ -110,6 +110,14 @@ def _engine_limits(func: F) -> F:
     return func
 
 
+def _spark_master_option(func: F) -> F:
+    """The `--spark-master` option of the commands that take `--engine`."""
+    return click.option(
+        "--spark-master", default=None, metavar="URL",
+        help="With --engine spark: the Spark master, e.g. spark://head:7077 [default: the "
+             "[spark] master of lastknown.toml, else local[N], N = --threads or 2].")(func)
+
+
 def _spark_master_needs_spark(engine: str, spark_master: str | None) -> None:
     if spark_master and engine != "spark":
         raise click.UsageError("--spark-master is for --engine spark")
@@ -192,10 +200,7 @@ def synth(persons: int, requests: int, seed: int, out: Path, force: bool) -> Non
               show_default=True,
               help="Execution engine. spark needs the extra lastknown[spark] and Java 17, "
                    "and reads an index built with --engine spark.")
-@click.option("--spark-master", default=None, metavar="URL",
-              help="With --engine spark: the Spark master, e.g. spark://head:7077 "
-                   "[default: the [spark] master of lastknown.toml, else local[N], N = "
-                   "--threads or 2].")
+@_spark_master_option
 @click.option("--ledger", default=None,
               help="Ledger: a SQLite path or SQLAlchemy URL [default: the deployment's, "
                    "see --config-file].")
@@ -547,9 +552,7 @@ def master_check(path: Path) -> None:
               show_default=True,
               help="Execution engine: duckdb writes the index as one database file, spark "
                    "as Parquet tables (which --engine duckdb reads too).")
-@click.option("--spark-master", default=None, metavar="URL",
-              help="With --engine spark: the Spark master [default: the [spark] master of "
-                   "lastknown.toml, else local[N], N = --threads or 2].")
+@_spark_master_option
 @_engine_limits
 @_friendly_errors
 def master_index(master_path: Path, out: Path, engine: str, spark_master: str | None,
