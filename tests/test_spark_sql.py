@@ -158,6 +158,7 @@ STEP_LISTS: dict[str, str] = {
     "lkidx.tf_first_n": "master index: term frequencies",
     "lkidx.tf_surname_n": "master index: term frequencies",
     "lk_training+lk_household": "master index: training sample",
+    "lk_training_u": "master index: the records whose pairs give u",
     "request_raw": "request intake",
     "_lk_valid_dates": "request validation",
     "_lk_valid_statutes": "request validation",

@@ -198,8 +198,24 @@ def training_steps(*, tin_count: int) -> list[SqlStep]:
     return [SqlStep(sql=f"""
         SELECT CAST(row_number() OVER (ORDER BY tin, tax_year) AS VARCHAR) AS unique_id,
                tin, CAST(0 AS BIGINT) AS block_key, {cols}
-        FROM lk_master_norm WHERE hash(tin) % {modulus} = 0
+        FROM lk_master_norm WHERE {sample_sql('tin', modulus)}
     """, output_table_name="lk_training"), *household_steps(tin_count=tin_count)]
+
+
+def sample_sql(expr: str, modulus: int) -> str:
+    """A condition true for about one in ``modulus`` values of ``expr``: the same values on
+    every engine. ``md5`` and ``substr`` are written and computed alike in DuckDB and
+    Spark, whose ``hash()`` functions differ; comparing eight lowercase hex digits as text
+    compares their numbers.
+
+    >>> sample_sql("tin", 1)
+    'TRUE'
+    >>> sample_sql("tin", 4)
+    "substr(md5(CAST(tin AS VARCHAR)), 1, 8) < '40000000'"
+    """
+    if modulus <= 1:
+        return "TRUE"
+    return f"substr(md5(CAST({expr} AS VARCHAR)), 1, 8) < '{round(16 ** 8 / modulus):08x}'"
 
 
 #: About this many addresses are sampled to count name agreement among housemates.
@@ -219,7 +235,7 @@ def household_steps(*, tin_count: int, schema: str = INDEX_SCHEMA) -> list[SqlSt
             SELECT CAST(record_id AS VARCHAR) AS unique_id, tin, CAST(0 AS BIGINT) AS block_key,
                    {ADDR_KEY_SQL} AS addr_key, {cols}
             FROM {schema}.idx_record
-            WHERE {ADDR_KEY_SQL} IS NOT NULL AND hash({ADDR_KEY_SQL}) % {modulus} = 0
+            WHERE {ADDR_KEY_SQL} IS NOT NULL AND {sample_sql(ADDR_KEY_SQL, modulus)}
         """, output_table_name="lk_household"),
     ]
 

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lastknown.engines.base import Engine
+from lastknown.engines.base import Engine, SqlStep
 from lastknown.errors import ConfigError, PipelineError
 from lastknown.normalize.phonetic import SEX_SHARE
 
@@ -484,19 +484,45 @@ def household_weight_sql(model: dict[str, Any]) -> str:
     return "(" + " + ".join(terms) + ")"
 
 
+def u_sample_steps(training_table: str, max_pairs: float) -> list[SqlStep]:
+    """The rows whose every pair gives u: the first of ``training_table`` by the md5 of
+    their ``unique_id``, as many as make about ``max_pairs`` pairs. Splink's own random
+    sample hashes with the engine's ``hash()``, which differs between DuckDB and Spark;
+    given no more rows than it would sample, Splink takes them all, so every engine
+    learns the same u.
+
+    >>> print(u_sample_steps("lk_training", 2e6)[0].sql)
+    SELECT * FROM lk_training ORDER BY md5(CAST(unique_id AS VARCHAR)) LIMIT 2000
+    """
+    # Splink samples 0.5 * (sqrt(8 * max_pairs + 1) + 1) rows: n(n - 1) / 2 = max_pairs
+    rows = int(0.5 * (math.sqrt(8 * max_pairs + 1) + 1))
+    return [SqlStep(sql=f"SELECT * FROM {training_table} ORDER BY md5(CAST(unique_id AS "
+                        f"VARCHAR)) LIMIT {rows}", output_table_name=f"{training_table}_u")]
+
+
 def _train(db_api: Any, linker_class: Any, *, training_table: str, seed: int,
            max_pairs: float, learn_m: bool = True, engine: Engine) -> dict[str, Any]:
     base = base_settings()
+    [u_step] = u_sample_steps(training_table, max_pairs)
     try:
-        sdf = db_api.register(training_table)
-        linker = linker_class(sdf, engine.splink_settings(base), log_level=None)
-        linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
+        engine.run_steps([u_step])
+        linker = linker_class(db_api.register(u_step.output_table_name),
+                              engine.splink_settings(base), log_level=None)
+        # every pair of the sample, in one chunk: Splink's early stop takes the pairs of
+        # the chunks its hash deals first, which differ by engine
+        linker.training.estimate_u_using_random_sampling(
+            max_pairs=max_pairs, seed=seed, min_count_per_level=None, num_chunks=1)
+        model = stored_form(linker.misc.save_model_to_json(), base)
         if learn_m:
+            model.pop("linker_uid", None)
+            linker = linker_class(db_api.register(training_table),
+                                  engine.splink_settings(model), log_level=None)
             linker.training.estimate_m_from_label_column("tin")
-        model: dict[str, Any] = linker.misc.save_model_to_json()
+            model = stored_form(linker.misc.save_model_to_json(), base)
     except Exception as exc:  # Splink raises many types; any failure here is ours
         raise PipelineError(f"training the match model failed: {exc}") from exc
-    return stored_form(model, base)
+    engine.execute(f"DROP TABLE IF EXISTS {u_step.output_table_name}")
+    return model
 
 
 def stored_form(model: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
