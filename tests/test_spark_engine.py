@@ -167,3 +167,10 @@ def test_duckdb_settings_are_kept_and_read_back_but_change_nothing(spark: Engine
     spark.execute("SET enable_progress_bar = false")
     assert spark.fetchall("SELECT current_setting('enable_progress_bar')") == [(False,)]
     spark.execute("CHECKPOINT lkidx")
+
+
+def test_a_cte_materialization_hint_is_left_to_the_translator(spark: Engine) -> None:
+    spark.execute("CREATE OR REPLACE TABLE h_m AS WITH s AS MATERIALIZED (SELECT 2 AS x) "
+                  "SELECT x FROM s")
+    assert spark.fetchall("WITH s AS NOT MATERIALIZED (SELECT x + 1 AS y FROM h_m) "
+                          "SELECT y FROM s") == [(3,)]

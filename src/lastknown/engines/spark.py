@@ -71,8 +71,6 @@ _CURRENT_SETTING = re.compile(r"^\s*SELECT\s+current_setting\(\s*'(\w+)'\s*\)\s*
 #: ``COPY (query) TO 'file' (options)`` (a CSV the disclosure path writes).
 _COPY_CSV = re.compile(r"^\s*COPY\s*\((.*)\)\s*TO\s*'((?:[^']|'')*)'\s*\(([^()]*)\)\s*;?\s*$",
                        re.S | re.I)
-#: DuckDB's hint on a CTE (``WITH s AS MATERIALIZED (…)``): Spark plans CTEs itself.
-_MATERIALIZED_CTE = re.compile(r"\bAS\s+(?:NOT\s+)?MATERIALIZED\s*\(", re.I)
 #: Names a statement reads (after FROM or JOIN).
 _READS = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)\b", re.I)
 _INFO_SCHEMA = re.compile(r"information_schema\.(tables|columns)", re.I)
@@ -203,7 +201,7 @@ class SparkEngine(Engine):
     def _spark_sql(self, duckdb_sql: str) -> str:
         from lastknown.engines.spark_sql import to_spark
 
-        sql = _MATERIALIZED_CTE.sub("AS (", self._rowid_rewrite(duckdb_sql))
+        sql = self._rowid_rewrite(duckdb_sql)
         return to_spark(sql, columns=self._columns_named_in(sql))
 
     def _columns_named_in(self, sql: str) -> dict[str, dict[str, str]]:
