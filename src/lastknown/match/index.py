@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lastknown.engines.base import Engine, SqlStep
+from lastknown.engines.base import Engine, Numbering, SqlStep
 from lastknown.errors import ConfigError, InputError
 from lastknown.master.load import flagged_master_sql, quarantine_rows_sql
 from lastknown.master.schema import QUARANTINE_FILE
@@ -62,6 +62,8 @@ MODEL = "model.json"
 #: The master's name and address columns (what normalisation reads).
 RAW_NAME_COLUMNS: tuple[str, ...] = ("first_name", "middle_name", "last_name", "name_suffix")
 RAW_ADDRESS_COLUMNS: tuple[str, ...] = ("street", "unit", "city", "state", "zip")
+#: ``idx_record.record_id``: records numbered by TIN, then the first year filed from.
+RECORD_IDS = Numbering(column="record_id", order_by=("tin", "year_min"))
 #: About this many TINs are sampled to train the model.
 TRAINING_TINS = 40_000
 
@@ -172,11 +174,11 @@ def index_steps(*, master_table: str, schema: str = INDEX_SCHEMA) -> list[SqlSte
                 materialise=False),
         *master_norm_steps(flagged, carry=("disclosable",)),
         SqlStep(sql=f"""
-            SELECT row_number() OVER (ORDER BY tin, min(tax_year)) AS record_id, tin, {cols},
+            SELECT tin, {cols},
                    min(tax_year) AS year_min, max(tax_year) AS year_max,
                    count(*) AS years_filed, bool_or(disclosable) AS disclosable
             FROM lk_master_norm GROUP BY tin, {group_cols}
-        """, output_table_name=f"{schema}.idx_record"),
+        """, output_table_name=f"{schema}.idx_record", numbering=RECORD_IDS),
         SqlStep(sql=f"""
             SELECT tin, tax_year, received_date, street, unit, city, state, zip
             FROM {flagged} WHERE disclosable ORDER BY tin, tax_year
@@ -196,10 +198,11 @@ def training_steps(*, tin_count: int) -> list[SqlStep]:
     modulus = max(1, tin_count // TRAINING_TINS)
     cols = ", ".join(COMPARE_COLUMNS)
     return [SqlStep(sql=f"""
-        SELECT CAST(row_number() OVER (ORDER BY tin, tax_year) AS VARCHAR) AS unique_id,
-               tin, CAST(0 AS BIGINT) AS block_key, {cols}
+        SELECT tin, tax_year, CAST(0 AS BIGINT) AS block_key, {cols}
         FROM lk_master_norm WHERE hash(tin) % {modulus} = 0
-    """, output_table_name="lk_training"), *household_steps(tin_count=tin_count)]
+    """, output_table_name="lk_training", numbering=Numbering(
+        column="unique_id", order_by=("tin", "tax_year"), as_text=True,
+        keep=("tin", "block_key", *COMPARE_COLUMNS))), *household_steps(tin_count=tin_count)]
 
 
 #: About this many addresses are sampled to count name agreement among housemates.
