@@ -67,6 +67,8 @@ def test_open_engine_keeps_duckdb_the_default() -> None:
      "--spark-master", "local[2]"],
     ["worker", "--database", "sqlite:///{d}/jobs.sqlite", "--queue", "sqlite:///{d}/q.sqlite",
      "--spark-master", "local[2]"],
+    ["demo", "--persons", "100", "--requests", "10", "--out", "{d}/x", "--spark-master",
+     "local[2]"],
 ])
 def test_spark_master_without_engine_spark_is_a_usage_error(tmp_path: Path,
                                                            command: list[str]) -> None:

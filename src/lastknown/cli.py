@@ -505,8 +505,12 @@ def evaluate(result_dir: Path, truth: Path, record_dir: Path | None) -> None:
 @click.option("--seed", type=int, default=2026, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Keep the demo's files here (a temporary folder otherwise).")
+@_engine_option("Execution engine of the index and the matching (spark: the extra "
+                "lastknown[spark] and Java 17).")
+@_spark_master_option
 @_friendly_errors
-def demo(persons: int, requests: int, seed: int, out: Path | None) -> None:
+def demo(persons: int, requests: int, seed: int, out: Path | None, engine: str,
+         spark_master: str | None) -> None:
     """Synthesise a small population, process its request, evaluate, and summarise.
 
     Example:
@@ -516,7 +520,8 @@ def demo(persons: int, requests: int, seed: int, out: Path | None) -> None:
     from lastknown.demo import run_demo
 
     report = run_demo(persons=persons, requests=requests, seed=seed, out=out,
-                      progress=sys.stderr.isatty())
+                      progress=sys.stderr.isatty(), engine=engine,
+                      spark=_spark_settings(engine, spark_master))
     click.echo(report)
 
 
