@@ -58,3 +58,15 @@ def test_a_changed_answer_or_weight_is_a_difference_named_by_column(
     assert not agree
     [line] = [x for x in lines if x.startswith("DIFFERENT")]
     assert line.startswith(f"DIFFERENT: {table}: ") and f"'{column}': 1" in line
+
+
+def test_with_two_models_weights_are_measured_but_the_candidates_tins_judged(
+        tmp_path: Path) -> None:
+    a = _run(tmp_path / "a")
+    b = _run(tmp_path / "b", explanation=EXPLANATION.replace("3.25", "4.5"))
+    agree, lines = ea.compare_runs(a, b, 0.01, weights=False)
+    assert agree, lines
+    assert lines[1] == ("same: explanation.csv (weights measured, not judged): rows 1 / 1, "
+                        "largest numeric gap 1.25")
+    c = _run(tmp_path / "c", explanation=EXPLANATION.replace("123456789", "987654321"))
+    assert not ea.compare_runs(a, c, 0.01, weights=False)[0]
