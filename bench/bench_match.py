@@ -46,6 +46,12 @@ SHARD_PERSONS = 1_000_000
 PLAIN_SPLINK_MAX = 2_000_000
 
 
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and its waited-for children."""
+    own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 

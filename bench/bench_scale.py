@@ -52,7 +52,6 @@ import logging
 import math
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -62,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_match import _cpu, _peak_rss_gib
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -509,15 +509,6 @@ def persons_of(data: Path) -> int | None:
 
 
 # --- measuring ----------------------------------------------------------------------------
-
-def _cpu() -> float:
-    own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
 
 class _IndexSteps(logging.Handler):
     """Keeps the index build's "index step NAME: S s" log lines, and the process's CPU

@@ -247,7 +247,8 @@ class SparkReplayer:
         frames: dict[str, Any] = {}
         for step in case.steps:
             out = step.output_table_name.lower()
-            sql = to_spark(self._numbered(step.sql, case), columns=columns, tables=tables)
+            sql = to_spark(self._numbered(step.portable_sql(), case), columns=columns,
+                           tables=tables)
             frame = self.spark.sql(sql).localCheckpoint()
             frame.createOrReplaceTempView(spark_name(out))
             self._views.pop(out, None)

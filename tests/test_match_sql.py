@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
 
 from lastknown.engines import DuckDBEngine
-from lastknown.engines.base import SqlStep
+from lastknown.engines.base import Numbering, SqlStep
 from lastknown.match.candidates import names_can_agree_sql
 from lastknown.match.decide import address_confirmed_sql
 from lastknown.normalize.address import normalised_address_sql
@@ -186,3 +187,46 @@ def test_joins_as_written_is_a_hint_that_is_undone(engine: DuckDBEngine) -> None
     with pytest.raises(RuntimeError), engine.joins_as_written():
         raise RuntimeError("a failing step")
     assert engine.fetchall(setting) == [("compressed_materialization",)]
+
+
+def _all_generated_steps() -> list[SqlStep]:
+    from lastknown.match.index import index_steps, training_steps
+    from lastknown.match.score import pair_steps
+
+    return [*index_steps(master_table="m"), *training_steps(tin_count=100),
+            *pair_steps(requests="q", records="r", candidates="c")]
+
+
+def test_no_step_numbers_a_whole_table_with_a_window() -> None:
+    # a window with no PARTITION BY is one partition on Spark: numbering is the engine's
+    # (SqlStep.numbering) or a key built from the row itself
+    global_window = re.compile(r"OVER\s*\(\s*ORDER\s+BY", re.IGNORECASE)
+    steps = _all_generated_steps()
+    assert not [s.output_table_name for s in steps if global_window.search(s.sql)]
+    numbered = {s.output_table_name: s.numbering.order_by for s in steps
+                if s.numbering is not None}
+    assert numbered == {
+        "lkidx.idx_record": ("tin", "year_min"), "lk_training": ("tin", "tax_year")}
+
+
+def test_a_numbered_step_on_duckdb_is_the_window_it_replaces(engine: DuckDBEngine) -> None:
+    engine.execute("CREATE TABLE n_src AS SELECT * FROM (VALUES ('b', 2, 'x'), ('a', 9, 'y'), "
+                   "('b', 1, 'z'), (NULL, 0, 'w')) t(tin, tax_year, v)")
+    step = SqlStep(sql="SELECT tin, tax_year, v FROM n_src", output_table_name="n_out",
+                   numbering=Numbering(column="unique_id", order_by=("tin", "tax_year"),
+                                       keep=("v",), as_text=True))
+    engine.run_steps([step])
+    assert engine.column_types("n_out") == {"unique_id": "VARCHAR", "v": "VARCHAR"}
+    assert engine.fetchall("SELECT * FROM n_out ORDER BY unique_id") == [
+        ("1", "y"), ("2", "z"), ("3", "x"), ("4", "w")]
+    assert engine.fetchall(
+        "SELECT CAST(row_number() OVER (ORDER BY tin, tax_year) AS VARCHAR), v FROM n_src "
+        "ORDER BY 1") == engine.fetchall("SELECT * FROM n_out ORDER BY unique_id")
+
+
+def test_a_pair_id_is_its_request_row_and_record(engine: DuckDBEngine) -> None:
+    from lastknown.match.score import PAIR_ID_SQL
+
+    ids = engine.fetchall(f"SELECT {PAIR_ID_SQL} FROM (VALUES (1, 23), (12, 3)) c(source_row, "
+                          "record_id)")
+    assert ids == [("q1_23",), ("q12_3",)]

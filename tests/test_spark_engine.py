@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from lastknown.config import SparkSettings
-from lastknown.engines import Engine, make_engine
+from lastknown.engines import Engine, Numbering, SqlStep, make_engine
 from lastknown.errors import ConfigError, CsvReadError, EngineError
 
 
@@ -167,3 +168,69 @@ def test_duckdb_settings_are_kept_and_read_back_but_change_nothing(spark: Engine
     spark.execute("SET enable_progress_bar = false")
     assert spark.fetchall("SELECT current_setting('enable_progress_bar')") == [(False,)]
     spark.execute("CHECKPOINT lkidx")
+
+
+def test_a_cte_materialization_hint_is_left_to_the_translator(spark: Engine) -> None:
+    spark.execute("CREATE OR REPLACE TABLE h_m AS WITH s AS MATERIALIZED (SELECT 2 AS x) "
+                  "SELECT x FROM s")
+    assert spark.fetchall("WITH s AS NOT MATERIALIZED (SELECT x + 1 AS y FROM h_m) "
+                          "SELECT y FROM s") == [(3,)]
+
+
+#: rows to number: a key with NULLs (last, as DuckDB sorts them) and a second key
+_TO_NUMBER = ("SELECT CASE WHEN i % 97 = 0 THEN NULL ELSE 'k' || CAST(i % 13 AS VARCHAR) END "
+              "AS k, i, i * 2 AS j FROM (SELECT unnest(generate_series(0, 699)) AS i)")
+_NUMBERINGS = [
+    Numbering(column="n", order_by=("k", "i")),
+    Numbering(column="uid", order_by=("k", "i"), keep=("j", "k"), as_text=True),
+]
+
+
+@pytest.fixture
+def many_partitions(spark: Engine) -> Iterator[None]:
+    """Small tables in several partitions: AQE would coalesce them into one."""
+    conf = spark.spark.conf  # type: ignore[attr-defined]
+    before = (conf.get("spark.sql.shuffle.partitions"),
+              conf.get("spark.sql.adaptive.coalescePartitions.enabled"))
+    conf.set("spark.sql.shuffle.partitions", "5")
+    conf.set("spark.sql.adaptive.coalescePartitions.enabled", "false")
+    yield
+    conf.set("spark.sql.shuffle.partitions", before[0])
+    conf.set("spark.sql.adaptive.coalescePartitions.enabled", before[1])
+
+
+@pytest.mark.parametrize("numbering", _NUMBERINGS, ids=["bigint", "text-kept"])
+def test_a_numbered_step_gives_duckdbs_numbers(spark: Engine, many_partitions: None,
+                                               numbering: Numbering) -> None:
+    step = SqlStep(sql=_TO_NUMBER, output_table_name="h_numbered", numbering=numbering)
+    with make_engine() as duck:
+        duck.run_steps([step])
+        want = duck.fetchall(f"SELECT * FROM h_numbered ORDER BY {numbering.column}")
+        want_columns = duck.columns("h_numbered")
+    spark.run_steps([step])
+    got = spark.fetchall(f"SELECT * FROM h_numbered ORDER BY {numbering.column}")
+    assert spark.columns("h_numbered") == want_columns
+    assert len(got) == 700
+    assert got == want
+    assert spark.column_types("h_numbered")[numbering.column] == (
+        "VARCHAR" if numbering.as_text else "BIGINT")
+
+
+def test_a_numbering_sorts_across_partitions_never_in_one(spark: Engine,
+                                                          many_partitions: None) -> None:
+    numbering = _NUMBERINGS[0]
+    engine: Any = spark
+    df = engine._df(_TO_NUMBER)
+    sorted_plan = engine._sorted_with_places(df, numbering)
+    plan = sorted_plan._jdf.queryExecution().executedPlan().toString()
+    assert "rangepartitioning" in plan.lower(), plan
+    assert "SinglePartition" not in plan, plan
+    assert "Window" not in plan, plan
+    assert sorted_plan.rdd.getNumPartitions() > 1
+    numbered, placed = engine._numbered(df, numbering)
+    plan = numbered._jdf.queryExecution().executedPlan().toString()
+    assert "SinglePartition" not in plan and "Window" not in plan, plan
+    placed.unpersist()
+    # what the window a DuckDB step would bring is: the whole table in one partition
+    window = engine._df(numbering.sql(_TO_NUMBER))._jdf.queryExecution().executedPlan()
+    assert "SinglePartition" in window.toString()

@@ -102,6 +102,16 @@ def test_each_fixup_on_small_sql(name: str) -> None:
     assert name in fixups_in(sql, columns=LISTS, tables=tables)
 
 
+@pytest.mark.parametrize("hint", ["MATERIALIZED", "NOT MATERIALIZED", "materialized"])
+def test_a_cte_materialisation_hint_is_dropped_by_the_translator(hint: str) -> None:
+    # the Spark engine no longer strips it before translating: to_spark does, named
+    sql = (f"WITH a AS {hint} (SELECT 1 AS x), b AS (SELECT x FROM a) "
+           f"SELECT * FROM (WITH c AS {hint} (SELECT x FROM b) SELECT x FROM c)")
+    out = to_spark(sql)
+    assert "MATERIALIZED" not in out.upper(), out
+    assert fixups_in(sql) == {"cte_materialized"}
+
+
 def test_portable_sql_needs_no_fixup() -> None:
     sql = "SELECT s, count(*) AS n, length(s) FROM t WHERE n > 1 GROUP BY s"
     assert fixups_in(sql, columns=LISTS) == set()

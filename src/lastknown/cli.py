@@ -23,7 +23,7 @@ from lastknown import __version__
 from lastknown.errors import InputError, LastknownError, PipelineError
 
 if TYPE_CHECKING:
-    from lastknown.config import Deployment
+    from lastknown.config import Deployment, SparkSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,6 +110,12 @@ def _engine_limits(func: F) -> F:
     return func
 
 
+def _engine_option(help_text: str) -> Callable[[F], F]:
+    """The `--engine` option (duckdb or spark), with what it means for the command."""
+    return click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
+                        show_default=True, help=help_text)
+
+
 def _spark_master_option(func: F) -> F:
     """The `--spark-master` option of the commands that take `--engine`."""
     return click.option(
@@ -121,6 +127,18 @@ def _spark_master_option(func: F) -> F:
 def _spark_master_needs_spark(engine: str, spark_master: str | None) -> None:
     if spark_master and engine != "spark":
         raise click.UsageError("--spark-master is for --engine spark")
+
+
+def _spark_settings(engine: str, spark_master: str | None) -> SparkSettings | None:
+    """With --engine spark: the deployment's ``[spark]`` settings, --spark-master over them
+    (read without saying which ledger: a command that uses one says so itself)."""
+    _spark_master_needs_spark(engine, spark_master)
+    if engine != "spark":
+        return None
+    from lastknown.config import load_deployment
+
+    config_file = (click.get_current_context().find_root().obj or {}).get("config_file")
+    return load_deployment(config_file).spark.with_master(spark_master)
 
 
 def _deployment(ledger: str | None) -> Deployment:
@@ -196,10 +214,8 @@ def synth(persons: int, requests: int, seed: int, out: Path, force: bool) -> Non
 @click.option("--submitted-by", default=None, metavar="NAME",
               help="With --hold: who submits the batch (recorded; may not approve it) "
                    "[default: your user name].")
-@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
-              show_default=True,
-              help="Execution engine. spark needs the extra lastknown[spark] and Java 17, "
-                   "and reads an index built with --engine spark.")
+@_engine_option("Execution engine. spark needs the extra lastknown[spark] and Java 17, "
+                "and reads an index built with --engine spark.")
 @_spark_master_option
 @click.option("--ledger", default=None,
               help="Ledger: a SQLite path or SQLAlchemy URL [default: the deployment's, "
@@ -402,8 +418,9 @@ def recover(ledger: str | None, journal: Path | None, outs: tuple[Path, ...]) ->
               help="redis://HOST:PORT/DB or sqlite:///PATH [env LASTKNOWN_QUEUE; default: "
                    "[service] queue of lastknown.toml].")
 @click.option("--queue-name", default="lastknown", show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Jobs run at once.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Jobs run at once [default: 2; with --engine spark 1, the most it takes: "
+                   "a process has one Spark session].")
 @click.option("--heartbeat", type=click.FloatRange(min=0.01), default=10.0, show_default=True,
               help="Seconds between a running job's heartbeats.")
 @click.option("--stale-after", type=click.FloatRange(min=0.02), default=60.0,
@@ -411,33 +428,50 @@ def recover(ledger: str | None, journal: Path | None, outs: tuple[Path, ...]) ->
                                       "counts as dead and the job is re-queued.")
 @click.option("--sweep", type=click.FloatRange(min=0.01), default=30.0, show_default=True,
               help="Seconds between looks for such jobs.")
+@_engine_option("Execution engine of the matching (prepare jobs). spark needs the extra "
+                "lastknown[spark] and Java 17, and reads an index built with --engine spark.")
+@_spark_master_option
+@_engine_limits
 @_friendly_errors
-def worker(database: str | None, queue_url: str | None, queue_name: str, workers: int,
-           heartbeat: float, stale_after: float, sweep: float) -> None:
+def worker(database: str | None, queue_url: str | None, queue_name: str, workers: int | None,
+           heartbeat: float, stale_after: float, sweep: float, engine: str,
+           spark_master: str | None, threads: int | None, memory_limit: str | None) -> None:
     """Run the service's jobs (prepare, release) from the queue until Ctrl-C.
 
     SIGINT lets running jobs finish; SIGTERM or a kill stops at once, and their jobs
-    are re-queued by the next worker's sweep (docs/JOBS.md).
+    are re-queued by the next worker's sweep (docs/JOBS.md). Prepare jobs match on
+    --engine, as `process` does; on Spark one at a time (start more workers for more).
 
     Example:
 
+    \b
         lastknown worker --database postgresql+psycopg://lk@db/lastknown --queue redis://127.0.0.1:6379/0
         lastknown --config-file /etc/lastknown/lastknown.toml worker   # both from [service]
+        lastknown worker --engine spark --spark-master spark://head:7077   # match on Spark
     """
     import logging
 
+    from lastknown.pipeline import EngineChoice
     from lastknown.service.jobs import JobQueue, JobStore, QueueSettings, Worker
     from lastknown.service.settings import ServiceSettings
 
+    choice = EngineChoice(engine=engine, spark=_spark_settings(engine, spark_master),
+                          threads=threads, memory_limit=memory_limit)
+    if engine == "spark" and (workers or 1) > 1:
+        # jobs of one process share its Spark session: their tables would collide
+        raise click.UsageError("--engine spark runs one job at a time (a worker process has "
+                               "one Spark session): give --workers 1 and start more "
+                               "workers for more at once")
     if database is None or queue_url is None:
         configured = ServiceSettings.from_deployment(_deployment(None)).worker_targets()
         database, queue_url = database or configured[0], queue_url or configured[1]
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = QueueSettings(url=queue_url, name=queue_name, workers=workers,
+    settings = QueueSettings(url=queue_url, name=queue_name,
+                             workers=workers or (1 if engine == "spark" else 2),
                              heartbeat_seconds=heartbeat, stale_seconds=stale_after,
                              sweep_seconds=sweep)
-    Worker(JobQueue(JobStore(database), settings), embedded=False).run()
+    Worker(JobQueue(JobStore(database), settings, engine=choice), embedded=False).run()
 
 
 @cli.command()
@@ -471,8 +505,12 @@ def evaluate(result_dir: Path, truth: Path, record_dir: Path | None) -> None:
 @click.option("--seed", type=int, default=2026, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Keep the demo's files here (a temporary folder otherwise).")
+@_engine_option("Execution engine of the index and the matching (spark: the extra "
+                "lastknown[spark] and Java 17).")
+@_spark_master_option
 @_friendly_errors
-def demo(persons: int, requests: int, seed: int, out: Path | None) -> None:
+def demo(persons: int, requests: int, seed: int, out: Path | None, engine: str,
+         spark_master: str | None) -> None:
     """Synthesise a small population, process its request, evaluate, and summarise.
 
     Example:
@@ -482,7 +520,8 @@ def demo(persons: int, requests: int, seed: int, out: Path | None) -> None:
     from lastknown.demo import run_demo
 
     report = run_demo(persons=persons, requests=requests, seed=seed, out=out,
-                      progress=sys.stderr.isatty())
+                      progress=sys.stderr.isatty(), engine=engine,
+                      spark=_spark_settings(engine, spark_master))
     click.echo(report)
 
 
@@ -548,10 +587,8 @@ def master_check(path: Path) -> None:
               required=True, help="Master Parquet file or folder.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Index folder to create.")
-@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
-              show_default=True,
-              help="Execution engine: duckdb writes the index as one database file, spark "
-                   "as Parquet tables (which --engine duckdb reads too).")
+@_engine_option("Execution engine: duckdb writes the index as one database file, spark "
+                "as Parquet tables (which --engine duckdb reads too).")
 @_spark_master_option
 @_engine_limits
 @_friendly_errors
@@ -565,13 +602,7 @@ def master_index(master_path: Path, out: Path, engine: str, spark_master: str | 
     """
     from lastknown.pipeline import build_master_index
 
-    _spark_master_needs_spark(engine, spark_master)
-    spark = None
-    if engine == "spark":
-        from lastknown.config import load_deployment
-
-        config_file = (click.get_current_context().find_root().obj or {}).get("config_file")
-        spark = load_deployment(config_file).spark.with_master(spark_master)
+    spark = _spark_settings(engine, spark_master)
     info = build_master_index(master_path, out=out, progress=sys.stderr.isatty(),
                               threads=threads, memory_limit=memory_limit,
                               on_report=lambda report: click.echo(report.text()),

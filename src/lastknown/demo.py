@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from lastknown.config import Deployment
+from lastknown.config import Deployment, SparkSettings
 from lastknown.evaluate import evaluate, format_report
 from lastknown.outdirs import check_can_create
 from lastknown.pipeline import ProcessOptions, process_request
@@ -13,8 +13,12 @@ from lastknown.synth import generate
 
 
 def run_demo(*, persons: int = 20_000, requests: int = 2_000, seed: int = 2026,
-             out: Path | None = None, progress: bool = False) -> str:
+             out: Path | None = None, progress: bool = False, engine: str = "duckdb",
+             spark: SparkSettings | None = None) -> str:
     """Run the whole job on a synthetic population and return a readable report.
+
+    ``engine`` runs it (index and matching) on DuckDB or Spark (``spark``: its settings,
+    default ``local[2]``).
 
     >>> report = run_demo(persons=2_000, requests=200)  # doctest: +SKIP
     """
@@ -29,14 +33,15 @@ def run_demo(*, persons: int = 20_000, requests: int = 2_000, seed: int = 2026,
         # the demo's disclosures are synthetic: they stay in its own folder, never in the
         # deployment's ledger or archive
         demo_deployment = Deployment(ledger=str(root / "ledger.sqlite"), archive=root / "archive",
-                                     anchors=root / "anchors.jsonl", source="demo")
-        options = ProcessOptions(deployment=demo_deployment, progress=progress)
+                                     anchors=root / "anchors.jsonl", source="demo",
+                                     spark=spark or SparkSettings())
+        options = ProcessOptions(deployment=demo_deployment, progress=progress, engine=engine)
         result = process_request(data / "request.csv", master=data / "master",
                                  batch_path=data / "batch.toml", out=response, options=options)
         metrics = evaluate(response, data / "truth.csv", archive=root / "archive")
         lines = [
             f"lastknown demo: {persons:,} synthetic persons, {requests:,} request rows "
-            f"(seed {seed})",
+            f"(seed {seed})" + (f", on {engine}" if engine != "duckdb" else ""),
             result.describe(),
             format_report(metrics),
         ]

@@ -66,6 +66,29 @@ class ProcessOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EngineChoice:
+    """The engine a process runs its jobs on: ``lastknown worker --engine …``
+    (``--spark-master``, ``--threads``, ``--memory-limit``), as `process` takes them.
+
+    ``spark``: the ``[spark]`` settings of the worker's deployment with ``--spark-master``
+    over them (a job's own deployment names its ledger and archive, not a cluster).
+    """
+
+    engine: str = "duckdb"
+    spark: SparkSettings | None = None
+    threads: int | None = None
+    memory_limit: str | None = None
+
+    def options(self, deployment: Deployment, **fields: Any) -> ProcessOptions:
+        """:class:`ProcessOptions` on this engine for ``deployment`` (its ``[spark]``
+        settings replaced by :attr:`spark` when given)."""
+        if self.spark is not None:
+            deployment = replace(deployment, spark=self.spark)
+        return ProcessOptions(engine=self.engine, deployment=deployment, threads=self.threads,
+                              memory_limit=self.memory_limit, **fields)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProcessResult:
     """What `process` did: where the package is and how many rows went where."""
 

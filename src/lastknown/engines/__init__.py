@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lastknown.engines.base import Engine, SqlStep
+from lastknown.engines.base import Engine, Numbering, SqlStep
 from lastknown.engines.duckdb import DuckDBEngine
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from lastknown.config import SparkSettings
 
-__all__ = ["ENGINES", "DuckDBEngine", "Engine", "SqlStep", "make_engine"]
+__all__ = ["ENGINES", "DuckDBEngine", "Engine", "Numbering", "SqlStep", "make_engine"]
 
 #: The engines ``--engine`` offers.
 ENGINES: tuple[str, ...] = ("duckdb", "spark")

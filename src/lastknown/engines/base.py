@@ -5,9 +5,41 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class Numbering:
+    """A step's rows numbered 1, 2, … in ``order_by`` order (ascending, NULLs last), the
+    number (BIGINT; ``as_text``: VARCHAR) in a new first column ``column``, followed by the
+    step's columns (``keep``: only these, in this order; an ``order_by`` column may be
+    left out).
+
+    What ``row_number() OVER (ORDER BY …)`` gives, which is how DuckDB numbers
+    (:meth:`sql`, a parallel sort); a window without ``PARTITION BY`` would put a whole
+    table in one Spark partition, so :meth:`Engine.run_numbered` lets an engine number its
+    own way. Rows that tie on ``order_by`` get their numbers in no fixed order on any
+    engine.
+    """
+
+    column: str
+    order_by: tuple[str, ...]
+    keep: tuple[str, ...] | None = None
+    as_text: bool = False
+
+    def sql(self, sql: str) -> str:
+        """``sql``'s rows numbered by a window: one portable query.
+
+        >>> Numbering(column="n", order_by=("a", "b"), keep=("a",)).sql("SELECT a, b FROM t")
+        'SELECT row_number() OVER (ORDER BY a, b) AS n, a FROM (SELECT a, b FROM t) AS lk_numbered'
+        """
+        number = f"row_number() OVER (ORDER BY {', '.join(self.order_by)})"
+        if self.as_text:
+            number = f"CAST({number} AS VARCHAR)"
+        columns = "*" if self.keep is None else ", ".join(self.keep)
+        return f"SELECT {number} AS {self.column}, {columns} FROM ({sql}) AS lk_numbered"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,12 +49,18 @@ class SqlStep:
     ``materialise`` decides between a table (computed once, stored) and a view.
     ``joins_as_written`` asks the engine to join the tables in the order the SQL names
     them (see :meth:`Engine.joins_as_written`): a plan hint, never a change of result.
+    ``numbering`` adds a column numbering the rows (:class:`Numbering`; a table, always).
     """
 
     sql: str
     output_table_name: str
     materialise: bool = True
     joins_as_written: bool = False
+    numbering: Numbering | None = None
+
+    def portable_sql(self) -> str:
+        """The step's query, its numbering (if any) written as a window."""
+        return self.sql if self.numbering is None else self.numbering.sql(self.sql)
 
 
 class Engine(ABC):
@@ -155,10 +193,19 @@ class Engine(ABC):
 
         raise ConfigError(f"the Splink scoring step needs --engine duckdb (got {self.name})")
 
+    def run_numbered(self, step: SqlStep) -> None:
+        """Create the table of a step with a :class:`Numbering`. The default runs the
+        window query (:meth:`SqlStep.portable_sql`): DuckDB sorts in parallel."""
+        self.run_steps([replace(step, sql=step.portable_sql(), numbering=None,
+                                materialise=True)])
+
     # -- shared steps ------------------------------------------------------
     def run_steps(self, steps: Iterable[SqlStep]) -> None:
         """Run a pipeline of SQL steps in order, each creating its output table."""
         for step in steps:
+            if step.numbering is not None:
+                self.run_numbered(step)
+                continue
             kind = "TABLE" if step.materialise else "VIEW"
             sql = f"CREATE OR REPLACE {kind} {step.output_table_name} AS {step.sql}"
             if step.joins_as_written:

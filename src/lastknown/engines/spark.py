@@ -40,7 +40,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from lastknown.engines.base import Engine
+from lastknown.engines.base import Engine, Numbering, SqlStep
 from lastknown.errors import ConfigError, CsvReadError, EngineError
 
 log = logging.getLogger("lastknown.engines")
@@ -71,8 +71,10 @@ _CURRENT_SETTING = re.compile(r"^\s*SELECT\s+current_setting\(\s*'(\w+)'\s*\)\s*
 #: ``COPY (query) TO 'file' (options)`` (a CSV the disclosure path writes).
 _COPY_CSV = re.compile(r"^\s*COPY\s*\((.*)\)\s*TO\s*'((?:[^']|'')*)'\s*\(([^()]*)\)\s*;?\s*$",
                        re.S | re.I)
-#: DuckDB's hint on a CTE (``WITH s AS MATERIALIZED (…)``): Spark plans CTEs itself.
-_MATERIALIZED_CTE = re.compile(r"\bAS\s+(?:NOT\s+)?MATERIALIZED\s*\(", re.I)
+#: A numbered row's partition and place in it (``monotonically_increasing_id``), and the
+#: place's bits.
+_PLACE = "lk_place"
+_PLACE_MASK = (1 << 33) - 1
 #: Names a statement reads (after FROM or JOIN).
 _READS = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)\b", re.I)
 _INFO_SCHEMA = re.compile(r"information_schema\.(tables|columns)", re.I)
@@ -203,7 +205,7 @@ class SparkEngine(Engine):
     def _spark_sql(self, duckdb_sql: str) -> str:
         from lastknown.engines.spark_sql import to_spark
 
-        sql = _MATERIALIZED_CTE.sub("AS (", self._rowid_rewrite(duckdb_sql))
+        sql = self._rowid_rewrite(duckdb_sql)
         return to_spark(sql, columns=self._columns_named_in(sql))
 
     def _columns_named_in(self, sql: str) -> dict[str, dict[str, str]]:
@@ -254,14 +256,18 @@ class SparkEngine(Engine):
             self._catalog_table(schema, table, folder / table)
             self._types.clear()
             return
-        try:
-            cut = (df.checkpoint(eager=True) if self.reliable_checkpoints
-                   else df.localCheckpoint(eager=True))
-        except Exception as exc:
-            raise _failed(f"(materialising {name})", exc) from exc
+        cut = self._cut(df, name)
         self._forget(name)
         cut.createOrReplaceTempView(name)
         self._tables[name] = cut
+
+    def _cut(self, df: Any, what: str) -> Any:
+        """``df`` computed once and its lineage cut (see ``reliable_checkpoints``)."""
+        try:
+            return (df.checkpoint(eager=True) if self.reliable_checkpoints
+                    else df.localCheckpoint(eager=True))
+        except Exception as exc:
+            raise _failed(f"(materialising {what})", exc) from exc
 
     def _forget(self, name: str) -> None:
         self._types.clear()
@@ -288,6 +294,60 @@ class SparkEngine(Engine):
             return self.spark.table(name)
         except Exception as exc:
             raise _failed(f"(table {name})", exc) from exc
+
+    # -- numbering rows ----------------------------------------------------------------
+    def run_numbered(self, step: SqlStep) -> None:
+        """The step's rows numbered as ``row_number() OVER (ORDER BY …)`` numbers them, with
+        no window: that window (no PARTITION BY) moves the whole table to one partition, one
+        task. Here the rows are sorted across the cluster (range-partitioned), each row's
+        place in its partition is taken there, the partitions' sizes are counted (a small
+        job: one row per partition), and a row's number is the rows of the partitions
+        before its own plus its place in it (what ``RDD.zipWithIndex`` does, kept in the
+        JVM)."""
+        numbering = step.numbering
+        if numbering is None:
+            raise EngineError(f"{step.output_table_name}: no numbering", detail="numbered")
+        if step.joins_as_written:
+            with self.joins_as_written():
+                df = self._df(step.sql)
+        else:
+            df = self._df(step.sql)
+        numbered, placed = self._numbered(df, numbering)
+        self._store(step.output_table_name, numbered)
+        placed.unpersist()
+
+    def _sorted_with_places(self, df: Any, numbering: Numbering) -> Any:
+        """``df`` sorted on ``numbering.order_by`` across partitions (ascending, NULLs last
+        as DuckDB), each row's partition and place in it packed in :data:`_PLACE`
+        (``monotonically_increasing_id``: partition << 33 | place)."""
+        from pyspark.sql import functions as F
+
+        keys = [F.col(f"`{c}`").asc_nulls_last() for c in numbering.order_by]
+        return df.orderBy(*keys).withColumn(_PLACE, F.monotonically_increasing_id())
+
+    def _numbered(self, df: Any, numbering: Numbering) -> tuple[Any, Any]:
+        """``df`` with ``numbering.column`` first (see :meth:`run_numbered`), and the
+        sorted rows it reads (computed once: unpersist them once it is stored)."""
+        from pyspark.sql import functions as F
+
+        # computed once: a place is where the sort put a row, which must not move
+        # between counting the partitions and numbering their rows
+        placed = self._cut(self._sorted_with_places(df, numbering), "a numbering")
+        partition = F.shiftright(F.col(_PLACE), 33)
+        sizes = sorted((int(p), int(n)) for p, n in
+                       placed.groupBy(partition.alias("p")).count().collect())
+        offsets, before = [], 0
+        for p, n in sizes:
+            offsets.append((p, before))
+            before += n
+        starts = self.spark.createDataFrame(offsets, "lk_part BIGINT, lk_start BIGINT")
+        number = F.col("lk_start") + F.col(_PLACE).bitwiseAND(_PLACE_MASK) + 1
+        if numbering.as_text:
+            number = number.cast("string")
+        keep = numbering.keep if numbering.keep is not None else tuple(df.columns)
+        numbered = placed.join(F.broadcast(starts), partition == F.col("lk_part")).select(
+            number.alias(numbering.column), *[F.col(f"`{c}`") for c in keep])
+        return numbered, placed
 
     # -- statements --------------------------------------------------------------------
     def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> None:

@@ -64,7 +64,8 @@ FIXUPS: dict[str, str] = {
     "list_bool_or": "`list_bool_or(l)` → `aggregate` ignoring NULLs",
     "list_position": "`list_position(l, x)` → `array_position`, NULL (not 0) when absent",
     "generate_series": "`generate_series(a, b)` → `sequence(a, b)`, empty when a > b",
-    "cte_materialized": "`WITH t AS MATERIALIZED (...)` → `WITH t AS (...)` (a DuckDB plan hint)",
+    "cte_materialized": "`WITH t AS [NOT] MATERIALIZED (...)` → `WITH t AS (...)` (a DuckDB plan "
+                        "hint)",
     "unnest_nested": "`f(unnest(l))` → `explode(transform(l, u -> f(u)))` (Spark allows a "
                      "generator only at the top of a projection)",
     "hash_sample": "`hash(x) % m` → `pmod(xxhash64(x), m)`: a different but fixed sample "

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lastknown.engines.base import Engine, SqlStep
+from lastknown.engines.base import Engine, Numbering, SqlStep
 from lastknown.errors import ConfigError, InputError
 from lastknown.master.load import flagged_master_sql, quarantine_rows_sql
 from lastknown.master.schema import QUARANTINE_FILE
@@ -62,6 +62,17 @@ MODEL = "model.json"
 #: The master's name and address columns (what normalisation reads).
 RAW_NAME_COLUMNS: tuple[str, ...] = ("first_name", "middle_name", "last_name", "name_suffix")
 RAW_ADDRESS_COLUMNS: tuple[str, ...] = ("street", "unit", "city", "state", "zip")
+#: ``idx_record.record_id``: records numbered by TIN, then the first year filed from.
+#: Columns that ride along a record rather than make it: lists are slow to group by, and
+#: first_groups, first_ph, first_sex, first_known are functions of first_n, surname_tokens
+#: and surname_ph of surname_n (its tokens joined by spaces, none containing one), and
+#: street_line of street_name (spaces out) and street_type spelled out.
+DERIVED_COLUMNS = frozenset({"first_groups", "surname_tokens", "street_line", *PHONETIC_COLUMNS})
+#: A record is one TIN's distinct values of these (every one a scalar).
+RECORD_KEY_COLUMNS = tuple(c for c in COMPARE_COLUMNS if c not in DERIVED_COLUMNS)
+#: Record ids in order of TIN, first year filed, then the record's own values: a total
+#: order, so a record gets the same id on every engine and in every build.
+RECORD_IDS = Numbering(column="record_id", order_by=("tin", "year_min", *RECORD_KEY_COLUMNS))
 #: About this many TINs are sampled to train the model.
 TRAINING_TINS = 40_000
 
@@ -159,24 +170,20 @@ def index_steps(*, master_table: str, schema: str = INDEX_SCHEMA) -> list[SqlSte
     flagged ``disclosable = false`` — rivals, never confirming, never disclosed — and no
     ``idx_return`` rows.
     """
-    # Lists are slow to group by: first_groups, first_ph, first_sex, first_known are
-    # functions of first_n, and surname_tokens and surname_ph of surname_n (its tokens
-    # joined by spaces, none containing one), so they ride along.
-    # street_line is street_name (spaces out) and street_type spelled out: it rides along too
-    derived = {"first_groups", "surname_tokens", "street_line", *PHONETIC_COLUMNS}
-    group_cols = ", ".join(c for c in COMPARE_COLUMNS if c not in derived)
-    cols = ", ".join(f"any_value({c}) AS {c}" if c in derived else c for c in COMPARE_COLUMNS)
+    group_cols = ", ".join(RECORD_KEY_COLUMNS)
+    cols = ", ".join(f"any_value({c}) AS {c}" if c in DERIVED_COLUMNS else c
+                     for c in COMPARE_COLUMNS)
     flagged = "lk_master_flagged"
     return [
         SqlStep(sql=flagged_master_sql(master_table), output_table_name=flagged,
                 materialise=False),
         *master_norm_steps(flagged, carry=("disclosable",)),
         SqlStep(sql=f"""
-            SELECT row_number() OVER (ORDER BY tin, min(tax_year)) AS record_id, tin, {cols},
+            SELECT tin, {cols},
                    min(tax_year) AS year_min, max(tax_year) AS year_max,
                    count(*) AS years_filed, bool_or(disclosable) AS disclosable
             FROM lk_master_norm GROUP BY tin, {group_cols}
-        """, output_table_name=f"{schema}.idx_record"),
+        """, output_table_name=f"{schema}.idx_record", numbering=RECORD_IDS),
         SqlStep(sql=f"""
             SELECT tin, tax_year, received_date, street, unit, city, state, zip
             FROM {flagged} WHERE disclosable ORDER BY tin, tax_year
@@ -196,10 +203,11 @@ def training_steps(*, tin_count: int) -> list[SqlStep]:
     modulus = max(1, tin_count // TRAINING_TINS)
     cols = ", ".join(COMPARE_COLUMNS)
     return [SqlStep(sql=f"""
-        SELECT CAST(row_number() OVER (ORDER BY tin, tax_year) AS VARCHAR) AS unique_id,
-               tin, CAST(0 AS BIGINT) AS block_key, {cols}
+        SELECT tin, tax_year, CAST(0 AS BIGINT) AS block_key, {cols}
         FROM lk_master_norm WHERE {sample_sql('tin', modulus)}
-    """, output_table_name="lk_training"), *household_steps(tin_count=tin_count)]
+    """, output_table_name="lk_training", numbering=Numbering(
+        column="unique_id", order_by=("tin", "tax_year", *RECORD_KEY_COLUMNS), as_text=True,
+        keep=("tin", "block_key", *COMPARE_COLUMNS))), *household_steps(tin_count=tin_count)]
 
 
 def sample_sql(expr: str, modulus: int) -> str:

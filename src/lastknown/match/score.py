@@ -88,14 +88,22 @@ def request_column_sql(col: str, swapped: str) -> str:
     return plain if other == plain else f"CASE WHEN {swapped} THEN {other} ELSE {plain} END"
 
 
+#: A pair's id on Splink's left side: its request row and record, which name one pair
+#: (a candidate is one per request and record). Only the join from Splink's output back to
+#: ``lk_pairs`` reads it (no order, no tie-break), so it need not be a dense number, and
+#: built from the row itself it needs no numbering of the whole table (on Spark a
+#: window without PARTITION BY: one partition).
+PAIR_ID_SQL = ("'q' || CAST(c.source_row AS VARCHAR) || '_' || "
+               "CAST(c.record_id AS VARCHAR)")
+
+
 def pair_steps(*, requests: str, records: str, candidates: str) -> list[SqlStep]:
     """The two sides Splink compares, plus ``lk_pairs`` to map results back."""
     left_cols = [f"{request_column_sql(col, 'p.swapped')} AS {col}" for col in COMPARE_COLUMNS]
     cols = ", ".join(COMPARE_COLUMNS)
     return [
         SqlStep(sql=f"""
-            SELECT 'q' || CAST(row_number() OVER (ORDER BY c.source_row, c.record_id) AS VARCHAR)
-                       AS unique_id,
+            SELECT {PAIR_ID_SQL} AS unique_id,
                    c.source_row, c.record_id, r.tin, {SWAP_SQL} AS swapped
             FROM {candidates} AS c
             JOIN {requests} AS q ON q.source_row = c.source_row

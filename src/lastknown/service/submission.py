@@ -28,6 +28,7 @@ from lastknown.service.jobs.store import JobRecord, jobs
 if TYPE_CHECKING:
     from lastknown.config import Deployment
     from lastknown.disclose.policy import Policy
+    from lastknown.pipeline import EngineChoice
     from lastknown.service.db import AppDB
     from lastknown.service.jobs import JobQueue
     from lastknown.service.settings import ServiceSettings
@@ -201,14 +202,15 @@ def submit(db: AppDB, settings: ServiceSettings, queue: JobQueue, *, agency: dic
 
 def prepare_job(*, request: Path, batch_path: Path, master: Path, policy: Path,
                 submitted_by: str, ledger: str, archive: Path, anchors: Path,
-                on_stage: Any = None) -> None:
+                engine: EngineChoice | None = None, on_stage: Any = None) -> None:
     """The job: :func:`lastknown.workflow.prepare` on the deployment named by the
-    arguments. Idempotent: a batch already held and submitted by the same person (a run
-    whose worker died after holding it) is success; the request file is then removed."""
+    arguments, on the worker's ``engine`` (DuckDB when None). Idempotent: a batch already
+    held and submitted by the same person (a run whose worker died after holding it) is
+    success; the request file is then removed."""
     from lastknown.answer import same_person
     from lastknown.config import Deployment
     from lastknown.disclose import held
-    from lastknown.pipeline import ProcessOptions
+    from lastknown.pipeline import EngineChoice
     from lastknown.request.batch import load_batch
     from lastknown.workflow import prepare
 
@@ -222,8 +224,8 @@ def prepare_job(*, request: Path, batch_path: Path, master: Path, policy: Path,
                                 "this request a new batch id")
     else:
         prepare(request, master=master, batch_path=batch_path, submitted_by=submitted_by,
-                options=ProcessOptions(deployment=deployment, policy=policy,
-                                       operator=submitted_by),
+                options=(engine or EngineChoice()).options(
+                    deployment, policy=policy, operator=submitted_by),
                 on_stage=on_stage)
     request.unlink(missing_ok=True)  # its rows are in the held tables now
 

@@ -22,13 +22,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from huey import Huey, RedisHuey, SqliteHuey
 
 from lastknown.errors import ConfigError
 from lastknown.service.jobs.runner import run_job
 from lastknown.service.jobs.store import JobRecord, JobStore, Recovery, now_utc
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from lastknown.pipeline import EngineChoice
 
 log = logging.getLogger("lastknown.jobs")
 
@@ -79,9 +82,12 @@ def make_huey(settings: QueueSettings) -> Huey:
 class JobQueue:
     """The job table and the queue together: submit, retry, sweep, and the Huey task."""
 
-    def __init__(self, store: JobStore, settings: QueueSettings) -> None:
+    def __init__(self, store: JobStore, settings: QueueSettings, *,
+                 engine: EngineChoice | None = None) -> None:
         self.store = store
         self.settings = settings
+        #: The engine this process's consumers match on (None: DuckDB, the default).
+        self.engine = engine
         self.huey = make_huey(settings)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._task = self.huey.task(name="run_job")(self._run)
@@ -146,4 +152,4 @@ class JobQueue:
     def _run(self, job_id: str) -> str:
         worker = f"{self.worker_id}/{threading.current_thread().name}"
         return run_job(self.store, job_id, worker,
-                       heartbeat_seconds=self.settings.heartbeat_seconds)
+                       heartbeat_seconds=self.settings.heartbeat_seconds, engine=self.engine)

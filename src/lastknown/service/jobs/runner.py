@@ -20,10 +20,13 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lastknown.errors import LastknownError, PipelineError
 from lastknown.service.jobs.store import JobStore
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from lastknown.pipeline import EngineChoice
 
 log = logging.getLogger("lastknown.jobs")
 
@@ -94,11 +97,14 @@ def _is_path(annotation: object) -> bool:
     return "Path" in {part.strip().rpartition(".")[2] for part in text.split("|")}
 
 
-def run_job(store: JobStore, job_id: str, worker: str, *, heartbeat_seconds: float) -> str:
+def run_job(store: JobStore, job_id: str, worker: str, *, heartbeat_seconds: float,
+            engine: EngineChoice | None = None) -> str:
     """Run job ``job_id`` as ``worker``; return the status it ended in.
 
     A job that is not ``queued`` (a duplicate delivery, or already taken) is left alone
-    and ``"skipped"`` returned.
+    and ``"skipped"`` returned. ``engine`` (the worker's ``--engine``) is given to a job
+    function with an ``engine`` parameter (``prepare``: matching); the others run on
+    DuckDB, their tables being one batch's.
     """
     job = store.claim(job_id, worker)
     if job is None:
@@ -111,7 +117,9 @@ def run_job(store: JobStore, job_id: str, worker: str, *, heartbeat_seconds: flo
     beat.start()
     try:
         function = resolve(job.function)
-        function(**with_paths(function, job.kwargs),
+        extra = ({"engine": engine} if engine is not None
+                 and "engine" in inspect.signature(function).parameters else {})
+        function(**with_paths(function, job.kwargs), **extra,
                  on_stage=lambda stage: _stage(store, job_id, worker, stage))
     except Exception as exc:
         log.error("job %s failed: %s", job_id, type(exc).__name__, exc_info=withheld(exc))
