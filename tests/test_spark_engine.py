@@ -234,3 +234,20 @@ def test_a_numbering_sorts_across_partitions_never_in_one(spark: Engine,
     # what the window a DuckDB step would bring is: the whole table in one partition
     window = engine._df(numbering.sql(_TO_NUMBER))._jdf.queryExecution().executedPlan()
     assert "SinglePartition" in window.toString()
+
+
+def test_copy_to_csv_writes_duckdbs_bytes(spark: Engine, tmp_path: Path) -> None:
+    """The package's CSVs are the same file whichever engine writes them: quoting of
+    empty strings, quotes, commas, line breaks and ``#`` (DuckDB's comment character: a
+    unit such as ``#613``), NULL as nothing, booleans, numbers."""
+    values = ["#613", "a#b", " x", "x ", "", 'a"b', "a,b", "-1", "a\nb", "1 # 2", "'q", ";x"]
+    quoted = (v.replace("'", "''") for v in values)
+    cells = ", ".join(f"'{v}' AS c{i}" for i, v in enumerate(quoted))
+    sql = (f"SELECT 1 AS n, {cells}, NULL AS nothing, true AS flag, 2.5 AS x UNION ALL "
+           f"SELECT 2, {cells}, 'y', false, -0.125")
+    with make_engine() as duck:
+        duck.copy_to_csv(f"SELECT * FROM ({sql}) ORDER BY n", tmp_path / "duck.csv")
+    spark.copy_to_csv(f"SELECT * FROM ({sql}) AS t ORDER BY n", tmp_path / "spark.csv")
+    want = (tmp_path / "duck.csv").read_bytes()
+    assert b'"#613"' in want
+    assert (tmp_path / "spark.csv").read_bytes() == want

@@ -751,14 +751,17 @@ def _line_of(path: Path, text: str) -> int | None:
 def _csv_cell(value: Any) -> str:
     """One CSV field as DuckDB's COPY writes it.
 
-    >>> [_csv_cell(v) for v in (None, "", 'a"b', "x,y", 1.5, True, 3)]
-    ['', '""', '"a""b"', '"x,y"', '1.5', 'true', '3']
+    >>> [_csv_cell(v) for v in (None, "", 'a"b', "x,y", 1.5, True, 3, "#613")]
+    ['', '""', '"a""b"', '"x,y"', '1.5', 'true', '3', '"#613"']
+
+    DuckDB also quotes a field holding ``#`` (a unit such as ``#613``), its comment
+    character.
     """
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     text = value.isoformat() if isinstance(value, (date, datetime)) else str(value)
-    if text == "" or any(ch in text for ch in ',"\n\r'):
+    if text == "" or any(ch in text for ch in ',"\n\r#'):
         return '"' + text.replace('"', '""') + '"'
     return text
