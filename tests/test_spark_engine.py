@@ -251,3 +251,29 @@ def test_copy_to_csv_writes_duckdbs_bytes(spark: Engine, tmp_path: Path) -> None
     want = (tmp_path / "duck.csv").read_bytes()
     assert b'"#613"' in want
     assert (tmp_path / "spark.csv").read_bytes() == want
+
+
+def test_jaro_winkler_is_duckdbs_on_spark(spark: Engine) -> None:
+    """Every name level's threshold reads the same similarity on both engines: Spark's is
+    DuckDB's algorithm (the Splink jar's differs, e.g. ABEL/ALBERT 0.7875 against 0.825)."""
+    import csv
+    import gzip
+    from importlib import resources
+
+    with gzip.open(resources.files("lastknown") / "data" / "first_names.csv.gz", "rt") as f:
+        names = [row["name"] for row in csv.DictReader(f)][:150]
+    left = [a for a in names for _ in names] + ["ABEL", "", None, "A"]
+    right = [b for _ in names for b in names] + ["ALBERT", "", "X", None]
+    pairs = pa.table({"i": list(range(len(left))), "l": left, "r": right})
+    sql = "SELECT i, jaro_winkler_similarity(l, r) AS jw FROM pairs ORDER BY i"
+    with make_engine() as duck:
+        duck.register_arrow("pairs", pairs)
+        want = [v for _, v in duck.fetchall(sql)]
+    spark.register_arrow("pairs", pairs)
+    got = [v for _, v in spark.fetchall(sql)]
+    assert len(got) == len(want) == 22_504
+    assert got[-4:] == [0.825, 0.0, None, None]
+    assert all(g == pytest.approx(w, abs=1e-12) for g, w in zip(got, want, strict=True)
+               if w is not None)
+    for threshold in (0.75, 0.78, 0.9, 0.92, 0.93):
+        assert [g >= threshold for g in got[:-2]] == [w >= threshold for w in want[:-2]]

@@ -68,7 +68,7 @@ FIXUP_CASES: dict[str, tuple[str, str, str | None]] = {
     "hamming": ("SELECT hamming(s, s) FROM t", "SIZE(FILTER(SEQUENCE(1, LENGTH(s))", "HAMMING"),
     "damerau_levenshtein": ("SELECT damerau_levenshtein(s, s) FROM t",
                             "CAST(DAMERAU_LEVENSHTEIN(s, s) AS BIGINT)", None),
-    "jaro_winkler": ("SELECT jaro_winkler_similarity(s, s) FROM t", "JARO_WINKLER(s, s)",
+    "jaro_winkler": ("SELECT jaro_winkler_similarity(s, s) FROM t", "LK_JARO_WINKLER(s, s)",
                      "JAROWINKLER"),
     "ordered_list_agg": ("SELECT list(n ORDER BY s), array_agg(DISTINCT s ORDER BY s) FROM t",
                          "CASE WHEN COUNT(*) = 0 THEN NULL ELSE TRANSFORM(ARRAY_SORT("

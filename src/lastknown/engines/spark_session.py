@@ -5,7 +5,8 @@
 - Splink's similarity jar on ``spark.jars`` and its functions registered as SQL
   functions (``jaro_winkler``, ``jaro_sim``, ``damerau_levenshtein``, ``jaccard``,
   ``cosine_distance``, ``Dmetaphone``, ``DmetaphoneAlt``, ``QgramTokeniser``), as Splink's
-  ``SparkAPI`` registers them;
+  ``SparkAPI`` registers them, and DuckDB's Jaro-Winkler as ``lk_jaro_winkler`` (an Arrow
+  UDF: :mod:`lastknown.engines.similarity`);
 - the session time zone UTC (the project's timestamps are UTC; DuckDB's are too);
 - a checkpoint directory (Splink's ``SparkAPI`` breaks lineage with checkpoints);
 - few shuffle partitions for a local run (Spark's 200 are for a cluster), overridable
@@ -26,6 +27,7 @@ pyspark is imported here and in the other Spark modules of ``engines/`` only.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -132,6 +134,9 @@ def spark_session(master: str = "local[2]", conf: Mapping[str, str] | None = Non
         # the driver's address is this machine's loopback (no warning that it "resolves to
         # a loopback address"); a cluster's environment sets its own
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # Python workers (the Jaro-Winkler UDF) run this interpreter, which has lastknown
+        # and rapidfuzz; on a cluster, the executors' Python needs the `spark` extra
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings.setdefault("spark.driver.extraJavaOptions",
                         f"-Dlog4j2.configurationFile={_quiet_log4j(checkpoints.parent)}")
 
@@ -157,10 +162,19 @@ def spark_session(master: str = "local[2]", conf: Mapping[str, str] | None = Non
 
 
 def register_similarity_functions(session: SparkSession) -> None:
-    """Register the jar's functions as SQL functions of ``session`` (as Splink's SparkAPI)."""
+    """Register the jar's functions as SQL functions of ``session`` (as Splink's SparkAPI),
+    and ``lk_jaro_winkler``: DuckDB's Jaro-Winkler, an Arrow UDF (the jar's counts
+    transpositions differently, :mod:`lastknown.engines.similarity`)."""
+    from pyspark.sql.pandas.functions import arrow_udf
+
+    from lastknown.engines.similarity import JARO_WINKLER_UDF, jaro_winkler_arrays
+
     try:
         for name, java_class, return_type in similarity_functions():
             session.udf.registerJavaFunction(name, java_class, return_type)
+        session.udf.register(JARO_WINKLER_UDF, arrow_udf(  # type: ignore[call-overload]
+            jaro_winkler_arrays, "double"))  # a scalar UDF by its type hints (pyspark's stubs
+        # want functionType, which pyspark warns against)
     except Exception as exc:
         raise EngineError(
             "Spark could not load Splink's similarity functions (jaro_winkler ...): the "

@@ -30,6 +30,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 
+from lastknown.engines.similarity import JARO_WINKLER_UDF
 from lastknown.errors import EngineError
 
 #: Each fix-up applied on top of sqlglot's duckdb → spark translation: name → what it does.
@@ -58,7 +59,9 @@ FIXUPS: dict[str, str] = {
     "try_strptime": "`try_strptime(s, '%m/%d/%Y')` → `try_to_timestamp(s, 'M/d/yyyy')`",
     "hamming": "`hamming(a, b)` → count of positions whose characters differ",
     "damerau_levenshtein": "`damerau_levenshtein` → the Splink jar's function, cast to BIGINT",
-    "jaro_winkler": "`jaro_winkler_similarity` → the Splink jar's `jaro_winkler`",
+    "jaro_winkler": "`jaro_winkler_similarity` → `lk_jaro_winkler`, DuckDB's algorithm as an "
+                    "Arrow UDF (the Splink jar's `jaro_winkler` counts transpositions "
+                    "differently)",
     "ordered_list_agg": "`list(x ORDER BY k)` / `array_agg(...)` → `collect_list` of "
                         "structs sorted by key (sqlglot drops the ORDER BY)",
     "list_bool_or": "`list_bool_or(l)` → `aggregate` ignoring NULLs",
@@ -622,7 +625,7 @@ def _damerau(node: exp.Expr, lists: set[str]) -> exp.Expr:
 
 def _jaro_winkler(node: exp.Expr, lists: set[str]) -> exp.Expr:
     _used("jaro_winkler")
-    return _fn("JARO_WINKLER", node.this, node.expression)
+    return _fn(JARO_WINKLER_UDF.upper(), node.this, node.expression)
 
 
 def _array_agg(node: exp.Expr, lists: set[str]) -> exp.Expr:
