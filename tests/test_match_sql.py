@@ -11,6 +11,7 @@ from lastknown.engines import DuckDBEngine
 from lastknown.engines.base import Numbering, SqlStep
 from lastknown.match.candidates import names_can_agree_sql
 from lastknown.match.decide import address_confirmed_sql
+from lastknown.match.index import RECORD_KEY_COLUMNS
 from lastknown.normalize.address import normalised_address_sql
 
 
@@ -205,8 +206,12 @@ def test_no_step_numbers_a_whole_table_with_a_window() -> None:
     assert not [s.output_table_name for s in steps if global_window.search(s.sql)]
     numbered = {s.output_table_name: s.numbering.order_by for s in steps
                 if s.numbering is not None}
-    assert numbered == {
-        "lkidx.idx_record": ("tin", "year_min"), "lk_training": ("tin", "tax_year")}
+    # in a total order: TIN, year, then every column that makes a record (so a record's
+    # number is the same on every engine and in every build)
+    assert numbered == {"lkidx.idx_record": ("tin", "year_min", *RECORD_KEY_COLUMNS),
+                        "lk_training": ("tin", "tax_year", *RECORD_KEY_COLUMNS)}
+    assert {"first_n", "surname_n", "house_number", "street_name", "zip5"} <= set(
+        RECORD_KEY_COLUMNS)
 
 
 def test_a_numbered_step_on_duckdb_is_the_window_it_replaces(engine: DuckDBEngine) -> None:
