@@ -203,6 +203,20 @@ def index_is_current(index: Path) -> bool:
     return False
 
 
+def benchmark_batch(data: Path, work: Path, approver: str = "bench_match.py") -> tuple[Path, Path]:
+    """(batch file, policy file) in ``work`` for ``data``'s batch: a benchmark batch is
+    larger than the default caps, and a raised cap needs a recorded approval."""
+    policy = work / "bench-policy.toml"
+    caps = ("max_rows_per_batch = 100000000\n"
+            "max_rows_per_official_per_period = 100000000\n")
+    policy.write_text(caps, encoding="utf-8")
+    batch = work / "bench-batch.toml"
+    batch.write_text((data / "batch.toml").read_text(encoding="utf-8")
+                     + f'\n[overrides]\nreason = "benchmark"\napproved_by = "{approver}"\n'
+                     + "[overrides.policy]\n" + caps, encoding="utf-8")
+    return batch, policy
+
+
 def run_lastknown(data: Path, index: Path, work: Path, limits: dict[str, Any], *,
                   engine: str = "duckdb") -> dict[str, Any]:
     from lastknown.evaluate import evaluate
@@ -210,14 +224,7 @@ def run_lastknown(data: Path, index: Path, work: Path, limits: dict[str, Any], *
 
     stamp = time.strftime('%Y%m%d-%H%M%S')
     out = work / f"response-{stamp}"
-    policy = work / "bench-policy.toml"  # a benchmark batch is larger than the default cap
-    caps = ("max_rows_per_batch = 100000000\n"
-            "max_rows_per_official_per_period = 100000000\n")
-    policy.write_text(caps, encoding="utf-8")
-    batch = work / "bench-batch.toml"  # ... and a raised cap needs a recorded approval
-    batch.write_text((data / "batch.toml").read_text(encoding="utf-8")
-                     + '\n[overrides]\nreason = "benchmark"\napproved_by = "bench_match.py"\n'
-                     + "[overrides.policy]\n" + caps, encoding="utf-8")
+    batch, policy = benchmark_batch(data, work)
     counts = _PairCounts()
     match_log = logging.getLogger("lastknown.match")
     match_log.addHandler(counts)

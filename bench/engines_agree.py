@@ -123,17 +123,20 @@ def _record(run: Path) -> Path:
 def run_one(engine: str, data: Path, master: Path, out: Path, spark_master: str | None) -> None:
     """One ``process`` of the demo's request on ``engine`` into ``out`` (its own ledger and
     archive, as the demo keeps them)."""
+    from bench_match import benchmark_batch
+
     from lastknown.config import Deployment, SparkSettings
     from lastknown.pipeline import ProcessOptions, process_request
 
     out.mkdir(parents=True)
+    batch, policy = benchmark_batch(data, out, approver="engines_agree.py")
     deployment = Deployment(ledger=str(out / "ledger.sqlite"), archive=out / "archive",
                             anchors=out / "anchors.jsonl", source="engines_agree",
                             spark=SparkSettings(master=spark_master,
                                                 checkpoint_dir=out / "checkpoints"))
-    process_request(data / "request.csv", master=master, batch_path=data / "batch.toml",
+    process_request(data / "request.csv", master=master, batch_path=batch,
                     out=out / "response",
-                    options=ProcessOptions(engine=engine, deployment=deployment))
+                    options=ProcessOptions(engine=engine, deployment=deployment, policy=policy))
 
 
 def _child(args: list[str], what: str) -> float:
