@@ -145,6 +145,12 @@ def names_can_agree_sql(model: dict[str, Any]) -> str:
     return f"(CASE WHEN {SWAP_SQL} THEN {both(True)} ELSE {both(False)} END)"
 
 
+#: Besides the pair and how it was found, what the pruning join reads of each pair that the
+#: pair steps would otherwise join the request and record tables again for.
+JUDGED_COLUMNS: tuple[str, ...] = ("tin", "swapped", "confirms", "disclosable")
+_KEPT: tuple[str, ...] = ("source_row", "record_id", "hits", "by_address", *JUDGED_COLUMNS)
+
+
 def candidate_steps(*, requests: str, records: str, key_table: str, size_table: str,
                     block_limit: int, comparison_budget: int,
                     out: str = "lk_candidates", can_agree: str | None = None) -> list[SqlStep]:
@@ -155,6 +161,10 @@ def candidate_steps(*, requests: str, records: str, key_table: str, size_table: 
     With ``can_agree`` (from :func:`names_can_agree_sql`), name-rule records of TINs
     whose names cannot agree are pruned first (module docstring) and ``{out}_pruned``
     holds ``(source_row, pairs)`` counts of what was dropped; the budget applies after.
+    ``out`` then also carries what the pruning join read anyway (:data:`JUDGED_COLUMNS`:
+    the record's TIN, :data:`~lastknown.match.score.SWAP_SQL`, the address confirmation
+    and whether the record may be disclosed), so that the pair and decision steps need not
+    join every pair to the request and record tables again (``pair_steps(judged=True)``).
     """
     steps = [
         SqlStep(sql=f"""
@@ -189,7 +199,8 @@ def candidate_steps(*, requests: str, records: str, key_table: str, size_table: 
             SqlStep(sql=f"""
                 SELECT c.source_row, c.record_id, c.hits, c.by_address, r.tin,
                        {can_agree} AS can_agree,
-                       {address_confirmed_sql('q', 'r')} AS confirms
+                       {address_confirmed_sql('q', 'r')} AS confirms,
+                       {SWAP_SQL} AS swapped, r.disclosable
                 FROM {out}_all AS c
                 JOIN {records} AS r ON r.record_id = c.record_id
                 JOIN {requests_with_swapped_groups(requests)} ON q.source_row = c.source_row
@@ -200,7 +211,7 @@ def candidate_steps(*, requests: str, records: str, key_table: str, size_table: 
             SqlStep(sql=f"SELECT DISTINCT source_row, tin FROM {out}_judged WHERE can_agree",
                     output_table_name=f"{out}_agree"),
             SqlStep(sql=f"""
-                SELECT j.source_row, j.record_id, j.hits, j.by_address
+                SELECT {", ".join(f"j.{c}" for c in _KEPT)}
                 FROM {out}_judged AS j
                 LEFT JOIN {out}_agree AS a ON a.source_row = j.source_row AND a.tin = j.tin
                 WHERE j.confirms OR a.source_row IS NOT NULL
@@ -208,11 +219,10 @@ def candidate_steps(*, requests: str, records: str, key_table: str, size_table: 
             # of a request left with nothing, keep its best-blocked pair (same order as the
             # budget), so its N still says a taxpayer was found whose name differs
             SqlStep(sql=f"""
-                SELECT source_row, record_id, hits, by_address FROM {out}_kept_tins
+                SELECT {", ".join(_KEPT)} FROM {out}_kept_tins
                 UNION ALL
-                SELECT source_row, best.record_id, best.hits, best.by_address FROM (
-                    SELECT source_row, arg_min({{'record_id': record_id, 'hits': hits,
-                                                 'by_address': by_address}},
+                SELECT source_row, {", ".join(f"best.{c}" for c in _KEPT[1:])} FROM (
+                    SELECT source_row, arg_min({{{", ".join(f"'{c}': {c}" for c in _KEPT[1:])}}},
                                                [1 - CAST(by_address AS INTEGER), -hits,
                                                 record_id]) AS best
                     FROM {out}_judged
@@ -227,6 +237,7 @@ def candidate_steps(*, requests: str, records: str, key_table: str, size_table: 
                 WHERE j.n > coalesce(k.n, 0)
             """, output_table_name=f"{out}_pruned"),
         ]
+    columns = ", ".join(_KEPT if can_agree is not None else _KEPT[:4])
     return [
         *steps,
         SqlStep(sql=f"""
@@ -234,7 +245,7 @@ def candidate_steps(*, requests: str, records: str, key_table: str, size_table: 
             HAVING count(*) > {comparison_budget}
         """, output_table_name=f"{out}_capped"),
         SqlStep(sql=f"""
-            SELECT source_row, record_id, hits, by_address FROM (
+            SELECT {columns} FROM (
                 SELECT *, row_number() OVER (PARTITION BY source_row
                     ORDER BY by_address DESC, hits DESC, record_id) AS rank_in_request
                 FROM {kept})

@@ -16,7 +16,7 @@ from lastknown.engines.base import Engine, SqlStep
 from lastknown.errors import PipelineError
 from lastknown.match.candidates import candidate_steps, names_can_agree_sql
 from lastknown.match.config import MatchConfig
-from lastknown.match.decide import confirm_steps, outcome_steps
+from lastknown.match.decide import outcome_steps
 from lastknown.match.index import IndexInfo, normalised_people_sql
 from lastknown.match.learn import Learned, LevelCounts, learn
 from lastknown.match.model import load_model
@@ -125,7 +125,8 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
     timings["candidate_search"] = round(search, 3)
     timings["scoring"] = round(score, 3)
     t2 = time.perf_counter()
-    engine.run_steps(confirm_steps(requests="lk_requests", records=index.table("idx_record")))
+    # lk_scored already says whether each pair's record confirms the address (lk_pairs)
+    engine.run_steps([SqlStep(sql="SELECT * FROM lk_scored", output_table_name="lk_scored_addr")])
     learned = None
     if learning is not None:
         learned = learn(engine, model, table="lk_scored_addr", pooled=learning.pooled,
@@ -167,25 +168,27 @@ def _match_chunk(engine: Engine, *, index: IndexInfo, config: MatchConfig, model
     if engine.count("lk_candidates") == 0:
         return search, score
     engine.run_steps(pair_steps(requests="lk_requests_chunk", records=index.table("idx_record"),
-                                candidates="lk_candidates"))
+                                candidates="lk_candidates", judged=can_agree is not None))
     score_pairs(engine, model=model, prior=config.prior_match_probability,
                 tf_tables=tf_tables, out="lk_scored_chunk")
     # the columns named (not INSERT … BY NAME): portable SQL, same rows
     scored = list(_scored_columns())
     engine.execute(f"""
         INSERT INTO lk_scored ({", ".join(scored)})
-        SELECT p.source_row, p.record_id, p.tin, p.swapped,
-               {", ".join(f"s.{c}" for c in scored[4:])}
+        SELECT p.source_row, p.record_id, p.tin, p.swapped, p.address_confirmed, p.disclosable,
+               {", ".join(f"s.{c}" for c in scored[6:])}
         FROM lk_scored_chunk AS s JOIN lk_pairs AS p ON p.unique_id = s.unique_id
     """)
     return search, score + time.perf_counter() - t1
 
 
 def _scored_columns() -> dict[str, str]:
-    """lk_scored's columns and types: the pair, then what scoring adds (``score_pairs``)."""
+    """lk_scored's columns and types: the pair (``lk_pairs``: whether the record confirms
+    the supplied address and may be disclosed), then what scoring adds (``score_pairs``)."""
     names = _comparison_names()
     return {"source_row": "BIGINT", "record_id": "BIGINT", "tin": "VARCHAR",
-            "swapped": "BOOLEAN", "match_weight": "DOUBLE", "name_weight": "DOUBLE",
+            "swapped": "BOOLEAN", "address_confirmed": "BOOLEAN", "disclosable": "BOOLEAN",
+            "match_weight": "DOUBLE", "name_weight": "DOUBLE",
             **{f"mw_{c}": "DOUBLE" for c in names}, "household_weight": "DOUBLE",
             **{f"gamma_{c}": "INTEGER" for c in names}}
 

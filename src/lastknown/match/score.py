@@ -13,6 +13,7 @@ from typing import Any
 
 from lastknown.engines.base import Engine, SqlStep
 from lastknown.errors import PipelineError
+from lastknown.match.decide import address_confirmed_sql
 from lastknown.match.model import (
     ADDRESS_COMPARISONS,
     COMPARE_COLUMNS,
@@ -97,18 +98,34 @@ PAIR_ID_SQL = ("'q' || CAST(c.source_row AS VARCHAR) || '_' || "
                "CAST(c.record_id AS VARCHAR)")
 
 
-def pair_steps(*, requests: str, records: str, candidates: str) -> list[SqlStep]:
-    """The two sides Splink compares, plus ``lk_pairs`` to map results back."""
+def pair_steps(*, requests: str, records: str, candidates: str,
+               judged: bool = False) -> list[SqlStep]:
+    """The two sides Splink compares, plus ``lk_pairs`` to map results back.
+
+    ``lk_pairs`` has the pair's ``unique_id``, ``source_row``, ``record_id``, ``tin``,
+    ``swapped`` (:data:`SWAP_SQL`), ``address_confirmed``
+    (:func:`~lastknown.match.decide.address_confirmed_sql`) and ``disclosable``. With
+    ``judged``, ``candidates`` already carries the last four (``candidate_steps`` with
+    pruning: ``tin, swapped, confirms, disclosable``), computed by the same SQL on the same
+    rows, and no pair is joined to ``requests`` and ``records`` for them again.
+    """
     left_cols = [f"{request_column_sql(col, 'p.swapped')} AS {col}" for col in COMPARE_COLUMNS]
     cols = ", ".join(COMPARE_COLUMNS)
-    return [
-        SqlStep(sql=f"""
-            SELECT {PAIR_ID_SQL} AS unique_id,
-                   c.source_row, c.record_id, r.tin, {SWAP_SQL} AS swapped
+    unique_id = f"{PAIR_ID_SQL} AS unique_id"
+    if judged:
+        pairs = f"""
+            SELECT {unique_id}, c.source_row, c.record_id, c.tin, c.swapped,
+                   c.confirms AS address_confirmed, c.disclosable
+            FROM {candidates} AS c"""
+    else:
+        pairs = f"""
+            SELECT {unique_id}, c.source_row, c.record_id, r.tin, {SWAP_SQL} AS swapped,
+                   {address_confirmed_sql('q', 'r')} AS address_confirmed, r.disclosable
             FROM {candidates} AS c
             JOIN {requests} AS q ON q.source_row = c.source_row
-            JOIN {records} AS r ON r.record_id = c.record_id
-        """, output_table_name="lk_pairs"),
+            JOIN {records} AS r ON r.record_id = c.record_id"""
+    return [
+        SqlStep(sql=pairs, output_table_name="lk_pairs"),
         SqlStep(sql=f"""
             SELECT p.unique_id, p.record_id AS block_key, {', '.join(left_cols)}
             FROM lk_pairs AS p
