@@ -277,3 +277,15 @@ def test_jaro_winkler_is_duckdbs_on_spark(spark: Engine) -> None:
                if w is not None)
     for threshold in (0.75, 0.78, 0.9, 0.92, 0.93):
         assert [g >= threshold for g in got[:-2]] == [w >= threshold for w in want[:-2]]
+
+
+def test_the_code_generators_fallback_is_not_logged_as_an_error(spark: Engine) -> None:
+    """A generated method over 64 KB makes Spark log an ERROR with a page of stack, then
+    run the plan interpreted with the same answer: that logger is off, the rest of Spark
+    still logs errors."""
+    jvm = spark.spark._jvm  # type: ignore[attr-defined]
+    manager = jvm.org.apache.logging.log4j.LogManager
+    codegen = "org.apache.spark.sql.catalyst.expressions.codegen.CodeGenerator"
+    assert manager.getLogger(codegen).getLevel().toString() == "OFF"
+    assert manager.getLogger("org.apache.spark.scheduler.DAGScheduler").getLevel().toString() \
+        == "ERROR"

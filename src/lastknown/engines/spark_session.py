@@ -82,7 +82,13 @@ appender.console.name = console
 appender.console.target = SYSTEM_ERR
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n
+logger.codegen.name = org.apache.spark.sql.catalyst.expressions.codegen.CodeGenerator
+logger.codegen.level = off
 """
+# The code generator logs an ERROR and a page of stack when a generated method passes the
+# JVM's 64 KB (the normalisation's long CASE and regexp chains do); Spark then runs that
+# plan interpreted (spark.sql.codegen.fallback, on by default) and the answer is the same.
+# A failure the fallback cannot mend still raises, through the query, as an EngineError.
 
 
 def _quiet_log4j(folder: Path) -> Path:
