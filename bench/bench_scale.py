@@ -61,7 +61,58 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_match import _cpu, _peak_rss_gib
+from bench_match import _cpu as _own_cpu
+from bench_match import _peak_rss_gib as _own_peak_rss_gib
+
+
+def _descendants() -> list[int]:
+    """Live processes below this one (Spark's JVM and its Python workers)."""
+    parents: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [os.getpid()]
+    while frontier:
+        kids = [pid for pid, parent in parents.items() if parent in frontier]
+        found += kids
+        frontier = kids
+    return found
+
+
+def _descendants_cpu() -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in _descendants():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15]) / ticks  # utime stime cutime cstime
+    return total
+
+
+def _cpu() -> float:
+    """CPU seconds of this process, its reaped children and its live descendants (a Spark
+    run's JVM and Python workers live until the process ends)."""
+    return _own_cpu() + _descendants_cpu()
+
+
+def _peak_rss_gib() -> float:
+    """This process's peak RSS plus its live descendants' (Spark's JVM)."""
+    total = _own_peak_rss_gib()
+    for pid in _descendants():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 2**20
+    return total
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

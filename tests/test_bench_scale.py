@@ -216,3 +216,27 @@ def test_request_sample_keeps_its_truth_rows(tmp_path: Path) -> None:
 def test_persons_read_from_a_dataset_name() -> None:
     assert bs.persons_of(Path("/x/synth-3000000-5")) == 3_000_000
     assert bs.persons_of(Path("/x/mydata")) is None
+
+
+def test_cpu_and_memory_count_live_descendants() -> None:
+    """A Spark run's JVM is a live child when the measurement is read: its CPU and peak
+    memory count (getrusage sees only children that have been waited for)."""
+    import subprocess
+    import sys
+    import time
+
+    before = bs._cpu()
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import time\nt = time.process_time()\nb = b\"x\" * (300 << 20)\n"
+                              "while time.process_time() - t < 0.5: pass\ntime.sleep(60)"])
+    try:
+        deadline = time.monotonic() + 30
+        while bs._cpu() - before < 0.5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert child.pid in bs._descendants()
+        assert bs._cpu() - before >= 0.5
+        assert bs._peak_rss_gib() >= 0.29
+    finally:
+        child.kill()
+        child.wait()
+    assert child.pid not in bs._descendants()
