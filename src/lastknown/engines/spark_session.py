@@ -100,6 +100,16 @@ def _quiet_log4j(folder: Path) -> Path:
     return path
 
 
+def local_driver_memory() -> str:
+    """Half of this machine's memory (at least 1 GB): a ``local`` session's default heap.
+
+    >>> local_driver_memory().endswith("g")
+    True
+    """
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{max(1, total // 2**31)}g"
+
+
 def similarity_functions() -> list[tuple[str, str, Any]]:
     """(SQL name, Java class, return type) of each function in the similarity jar."""
     from splink.internals.spark.jar_location import get_scala_udfs
@@ -113,10 +123,12 @@ def spark_session(master: str = "local[2]", conf: Mapping[str, str] | None = Non
 
     ``master`` is ``local[N]`` or a cluster URL. ``conf`` is added to (and overrides)
     :data:`BASE_CONF`; for a ``local`` master ``spark.sql.shuffle.partitions`` defaults to
-    :data:`LOCAL_SHUFFLE_PARTITIONS`. ``checkpoint_dir`` defaults to a folder under the
-    system's temporary directory. When a session is active already, its static settings
-    (the jars, the master, the driver's) stay as they are; the runtime settings in
-    ``conf`` are applied to it and the similarity functions registered again.
+    :data:`LOCAL_SHUFFLE_PARTITIONS` and ``spark.driver.memory`` to half the machine's
+    memory (:func:`local_driver_memory`; ``--memory-limit`` sets it). ``checkpoint_dir``
+    defaults to a folder under the system's temporary directory. When a session is active
+    already, its static settings (the jars, the master, the driver's) stay as they are;
+    the runtime settings in ``conf`` are applied to it and the similarity functions
+    registered again.
     """
     try:
         from pyspark.sql import SparkSession
@@ -127,6 +139,9 @@ def spark_session(master: str = "local[2]", conf: Mapping[str, str] | None = Non
     settings = dict(BASE_CONF)
     if master.startswith("local"):
         settings["spark.sql.shuffle.partitions"] = str(LOCAL_SHUFFLE_PARTITIONS)
+        # local: the driver is the executor; Spark's 1 GB cannot broadcast a 200k-person
+        # master's records (DuckDB takes 80 % of the memory by default)
+        settings["spark.driver.memory"] = local_driver_memory()
     settings.update(conf or {})
     jar = str(similarity_jar())
     jars = [j for j in settings.get("spark.jars", "").split(",") if j.strip()]
