@@ -52,6 +52,7 @@ import logging
 import math
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -102,8 +103,9 @@ def _cpu() -> float:
 
 
 def _peak_rss_gib() -> float:
-    """This process's peak RSS plus its live descendants' (Spark's JVM)."""
-    total = _own_peak_rss_gib()
+    """This process's peak RSS plus its descendants' (Spark's JVM): the live ones', or the
+    largest ended child's when none lives (a closed engine's JVM has ended)."""
+    live = 0.0
     for pid in _descendants():
         try:
             status = Path(f"/proc/{pid}/status").read_text()
@@ -111,8 +113,9 @@ def _peak_rss_gib() -> float:
             continue
         for line in status.splitlines():
             if line.startswith("VmHWM:"):
-                total += int(line.split()[1]) / 2**20
-    return total
+                live += int(line.split()[1]) / 2**20
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    return _own_peak_rss_gib() + max(live, ended)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -240,3 +240,13 @@ def test_cpu_and_memory_count_live_descendants() -> None:
         child.kill()
         child.wait()
     assert child.pid not in bs._descendants()
+
+
+def test_peak_memory_counts_an_ended_child() -> None:
+    """A process run closes its engine, and Spark's JVM ends before the measurement is
+    read: the largest ended child's peak still counts."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", "b = b'x' * (400 << 20)"], check=True)
+    assert bs._peak_rss_gib() >= 0.39
