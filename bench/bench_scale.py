@@ -102,20 +102,51 @@ def _cpu() -> float:
     return _own_cpu() + _descendants_cpu()
 
 
-def _peak_rss_gib() -> float:
-    """This process's peak RSS plus its descendants' (Spark's JVM): the live ones', or the
-    largest ended child's when none lives (a closed engine's JVM has ended)."""
-    live = 0.0
+def _descendants_gib(field: str) -> float:
+    """The sum of a ``/proc/PID/status`` memory field (``VmHWM``, ``VmRSS``) over the live
+    descendants, in GiB."""
+    total = 0.0
     for pid in _descendants():
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
         for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                live += int(line.split()[1]) / 2**20
+            if line.startswith(f"{field}:"):
+                total += int(line.split()[1]) / 2**20
+    return total
+
+
+class TreePeak:
+    """The largest memory the descendants held together, sampled every ``every`` seconds
+    while the measurement runs: a Spark run's JVM may have ended (and not yet been waited
+    for) when the measurement is read, so its own peak is gone by then."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        import threading
+
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _run(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self.peak = max(self.peak, _descendants_gib("VmRSS"))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def _peak_rss_gib(tree: TreePeak | None = None) -> float:
+    """This process's peak RSS plus its descendants' (Spark's JVM): the live ones', the
+    largest ended child's, or ``tree``'s sampled peak, whichever is largest."""
+    live = _descendants_gib("VmHWM")
     ended = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    return _own_peak_rss_gib() + max(live, ended)
+    sampled = tree.stop() if tree is not None else 0.0
+    return _own_peak_rss_gib() + max(live, ended, sampled)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -640,6 +671,7 @@ def child(args: argparse.Namespace) -> None:
     """One measurement in this process; prints ``RESULT {json}``."""
     limits = {"threads": args.threads, "memory_limit": args.memory_limit}
     data, index, start_cpu = Path(args.data), Path(args.index), _cpu()
+    tree = TreePeak()
     out: dict[str, Any] = {}
     answered: dict[str, float] = {}
     if args.child == "index":
@@ -683,7 +715,7 @@ def child(args: argparse.Namespace) -> None:
         bench_match._score_hits = timed_score  # type: ignore[assignment]
         out = bench_match.crude_exact_lookup(data, limits)
     out["cpu"] = answered.get("cpu", _cpu() - start_cpu)
-    out["peak_rss_gib"] = _peak_rss_gib()
+    out["peak_rss_gib"] = _peak_rss_gib(tree)
     sys.stdout.write("RESULT " + json.dumps(out, default=str) + "\n")
 
 

@@ -250,3 +250,21 @@ def test_peak_memory_counts_an_ended_child() -> None:
 
     subprocess.run([sys.executable, "-c", "b = b'x' * (400 << 20)"], check=True)
     assert bs._peak_rss_gib() >= 0.39
+
+
+def test_peak_memory_samples_a_child_that_ends_unwaited() -> None:
+    """Spark's JVM can end before the measurement is read and before anyone waits for it
+    (a zombie has no memory to read, getrusage counts only waited children): the sampled
+    peak of the live descendants still holds it."""
+    import subprocess
+    import sys
+    import time
+
+    tree = bs.TreePeak(every=0.05)
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import time\nb = b'x' * (500 << 20)\ntime.sleep(1)"])
+    deadline = time.monotonic() + 30
+    while child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # poll() reaps it once it ends: wait for that, then read
+    peak = tree.stop()
+    assert peak >= 0.45
