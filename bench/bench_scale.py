@@ -696,6 +696,10 @@ def child(args: argparse.Namespace) -> None:
 
         def timed_evaluate(*a: Any, **k: Any) -> Any:
             answered["cpu"] = _cpu() - start_cpu  # answering ends where scoring begins
+            # ... and so does its memory, the engine's JVM included (bench_match reads
+            # only its own process's)
+            answered["peak"] = _own_peak_rss_gib() + max(_descendants_gib("VmHWM"),
+                                                         tree.peak)
             return evaluate(*a, **k)
 
         ev.evaluate = timed_evaluate  # type: ignore[assignment]
@@ -703,6 +707,9 @@ def child(args: argparse.Namespace) -> None:
         out = bench_match.run_lastknown(data, index, Path.cwd(), limits, engine=args.engine)
         out["stage_cpu"] = stage_cpu
         out.pop("metrics", None)
+        if "peak" in answered:
+            out["peak_rss_gib_before_evaluate"] = max(
+                float(out.get("peak_rss_gib_before_evaluate") or 0), answered["peak"])
     else:
         import bench_match
 
