@@ -183,7 +183,6 @@ STEP_LISTS: dict[str, str] = {
     "lk_candidates_capped+lk_candidates": "candidate search with pruning",
     "lk_pairs+lk_pair_left+lk_pair_right": "pair steps",
     "lk_scored_chunk": "scores read from Splink's output",
-    "lk_scored_addr": "confirm steps",
     "lk_learn_confirmed+lk_learn_names+lk_learn_named+lk_learn_address": "learning",
     "lk_scored_confirmed+lk_tin_scores+lk_best+lk_decided+lk_disclosed+match_result+"
     "match_explanation": "decision",

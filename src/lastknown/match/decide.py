@@ -146,11 +146,13 @@ def decide_steps(*, config: MatchConfig, requests: str, records: str, returns: s
 
 
 def outcome_steps(*, config: MatchConfig, requests: str, returns: str,
+                  scored: str = "lk_scored_addr",
                   deltas: dict[str, dict[int, float]] | None = None) -> list[SqlStep]:
-    """From ``lk_scored_addr`` to ``match_result`` and ``match_explanation``.
+    """From ``scored`` (``lk_scored_addr`` of :func:`confirm_steps`, or ``lk_scored`` when
+    the pair steps carried the confirmation) to ``match_result`` and ``match_explanation``.
 
-    ``lk_scored_addr`` has one row per pair: source_row, record_id, tin, swapped,
-    match_weight, name_weight, mw_<comparison> …, household_weight, address_confirmed (and
+    ``scored`` has one row per pair: source_row, record_id, tin, swapped, match_weight,
+    name_weight, mw_<comparison> …, household_weight, address_confirmed, disclosable (and
     ``gamma_<comparison>`` when ``deltas`` are given); ``requests`` is the normalised
     request table. ``deltas`` (bits per comparison and level, from ``match/learn.py``)
     re-weigh each pair by what the batch taught about the requester's errors.
@@ -171,7 +173,7 @@ def outcome_steps(*, config: MatchConfig, requests: str, returns: str,
                          name_weight + {name_delta} AS name_weight,
                          household_weight + {name_delta} AS household_weight,
                          {reweighed}
-                  FROM lk_scored_addr)
+                  FROM {scored})
         """, output_table_name="lk_scored_confirmed"),
         SqlStep(sql="""
             SELECT source_row, tin,

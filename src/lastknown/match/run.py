@@ -125,17 +125,17 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
     timings["candidate_search"] = round(search, 3)
     timings["scoring"] = round(score, 3)
     t2 = time.perf_counter()
-    # lk_scored already says whether each pair's record confirms the address (lk_pairs)
-    engine.run_steps([SqlStep(sql="SELECT * FROM lk_scored", output_table_name="lk_scored_addr")])
+    # lk_scored already says whether each pair's record confirms the address (lk_pairs):
+    # learning and the decision read it as it is
     learned = None
     if learning is not None:
-        learned = learn(engine, model, table="lk_scored_addr", pooled=learning.pooled,
+        learned = learn(engine, model, table="lk_scored", pooled=learning.pooled,
                         batch_id=learning.batch_id)
         timings["learning"] = round(time.perf_counter() - t2, 3)
         log.info("learned the requester's error rates from %s pairs (%d earlier batches "
                  "pooled): %s", learned.pairs, learned.batches_pooled, learned.estimates_id)
     engine.run_steps(outcome_steps(config=config, requests="lk_requests",
-                                   returns=index.table("idx_return"),
+                                   returns=index.table("idx_return"), scored="lk_scored",
                                    deltas=learned.deltas if learned else None))
     timings["decision"] = round(time.perf_counter() - t2, 3)
     summary = _summarise(engine, index=index, config=config, timings=timings, total=int(total))
