@@ -62,7 +62,6 @@ MODEL = "model.json"
 #: The master's name and address columns (what normalisation reads).
 RAW_NAME_COLUMNS: tuple[str, ...] = ("first_name", "middle_name", "last_name", "name_suffix")
 RAW_ADDRESS_COLUMNS: tuple[str, ...] = ("street", "unit", "city", "state", "zip")
-#: ``idx_record.record_id``: records numbered by TIN, then the first year filed from.
 #: Columns that ride along a record rather than make it: lists are slow to group by, and
 #: first_groups, first_ph, first_sex, first_known are functions of first_n, surname_tokens
 #: and surname_ph of surname_n (its tokens joined by spaces, none containing one), and

@@ -349,7 +349,9 @@ def _apply_prior_m(model: dict[str, Any]) -> None:
 
 def train_model(engine: Engine, *, training_table: str, seed: int = 42,
                 max_pairs: float = 2e6, household_table: str | None = None) -> dict[str, Any]:
-    """Estimate u by random sampling and m from same-TIN pairs of ``training_table``.
+    """Estimate u on every pair of a fixed sample of ``training_table`` (the first
+    records by md5, :func:`u_sample_steps`: the same u on every engine; ``seed`` is
+    recorded, Splink draws nothing at random) and m from its same-TIN pairs.
 
     ``training_table`` has ``unique_id``, ``tin``, ``block_key`` and :data:`COMPARE_COLUMNS`.
     With fewer than :data:`MIN_LABEL_PAIRS` same-TIN pairs (a master of one tax year),
