@@ -30,14 +30,14 @@ def jaro_winkler_arrays(left: pa.Array, right: pa.Array) -> pa.Array:
     from rapidfuzz import process
     from rapidfuzz.distance import JaroWinkler
 
-    valid = np.asarray(pc.and_(pc.is_valid(left), pc.is_valid(right)), dtype=bool)
+    left, right = left.cast(pa.string()), right.cast(pa.string())  # an all-NULL side too
+    valid = pc.and_(pc.is_valid(left), pc.is_valid(right))
+    lefts, rights = left.filter(valid), right.filter(valid)
+    got = process.cpdist(lefts.to_pylist(), rights.to_pylist(),
+                         scorer=JaroWinkler.normalized_similarity, dtype=np.float64, workers=1)
+    both_empty = pc.and_(pc.equal(pc.utf8_length(lefts), 0), pc.equal(pc.utf8_length(rights), 0))
+    got[np.asarray(both_empty, dtype=bool)] = 0.0
     scores = np.zeros(len(left), dtype=np.float64)
-    rows = np.flatnonzero(valid)
-    if len(rows):
-        lefts = pc.take(left, pa.array(rows)).to_pylist()
-        rights = pc.take(right, pa.array(rows)).to_pylist()
-        got = process.cpdist(lefts, rights, scorer=JaroWinkler.normalized_similarity,
-                             dtype=np.float64, workers=1)
-        empty = np.array([not a and not b for a, b in zip(lefts, rights, strict=True)])
-        scores[rows] = np.where(empty, 0.0, got)
-    return pa.array(scores, mask=~valid)
+    mask = np.asarray(valid, dtype=bool)
+    scores[mask] = got
+    return pa.array(scores, mask=~mask)
