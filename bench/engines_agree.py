@@ -190,10 +190,9 @@ def main() -> int:
         seconds["index (spark)"] = _child([*common, "--build-index"], "the Spark index")
     for engine in ENGINES:
         seconds[engine] = _child([*common, "--one", engine], f"process on {engine}")
-    tolerance = args.tolerance
-    agree, lines = compare_runs(runs / "duckdb", runs / "spark", tolerance)
+    agree, lines = compare_runs(runs / "duckdb", runs / "spark", args.tolerance)
     print(f"demo data: {args.persons:,} persons, {args.requests:,} request rows, seed "
-          f"{args.seed}; index: {args.index}; spark {spark_master}; tolerance {tolerance:g}")
+          f"{args.seed}; index: {args.index}; spark {spark_master}; tolerance {args.tolerance:g}")
     print("seconds: " + json.dumps({k: round(v, 1) for k, v in seconds.items()}))
     print("\n".join(lines))
     print("VERDICT: " + ("every row agrees" if agree else "the engines DIFFER"))
