@@ -79,8 +79,9 @@ FIXUP_CASES: dict[str, tuple[str, str, str | None]] = {
                      "LIST_BOOL_OR"),
     "list_position": ("SELECT list_position(a, 'A') FROM t", "NULLIF(ARRAY_POSITION(a, 'A'), 0)",
                       None),
-    "generate_series": ("SELECT generate_series(1, n) FROM t",
-                        "FILTER(SEQUENCE(1, n), x -> x >= 1 AND x <= n)", None),
+    "generate_series": ("SELECT generate_series(1, n), range(1, n) FROM t",
+                        "FILTER(SEQUENCE(1, n), x -> x >= 1 AND x <= n), "
+                        "FILTER(SEQUENCE(1, n), x -> x >= 1 AND x < n)", None),
     "cte_materialized": ("WITH c AS MATERIALIZED (SELECT 1 AS x) SELECT x FROM c",
                          "WITH c AS (SELECT 1 AS x)", "MATERIALIZED"),
     "unnest_nested": ("SELECT trim(unnest(str_split(s, ';'))) AS code FROM t",
@@ -263,6 +264,19 @@ def test_every_step_list_of_the_run_is_listed(recorded: Any) -> None:
     made = {c.name for c in recorded.cases if c.kind != "select"}
     assert made - {"match_nickname", "match_given_name"} <= set(STEP_LISTS), made - set(
         STEP_LISTS)
+
+
+@pytest.mark.spark
+def test_series_end_inclusive_or_not_as_on_duckdb(spark: Any) -> None:
+    """``generate_series(a, b)`` includes b, ``range(a, b)`` stops before it, as DuckDB."""
+    import duckdb
+
+    sql = ("SELECT a, b, generate_series(a, b) AS g, range(a, b) AS r FROM (VALUES "
+           "(1, 4), (2, 2), (3, 1), (0, 0)) AS t(a, b) ORDER BY a, b")
+    want = [tuple(row) for row in duckdb.sql(sql).fetchall()]
+    got = [(r.a, r.b, list(r.g), list(r.r)) for r in spark.spark.sql(to_spark(sql)).collect()]
+    assert want == got == [(0, 0, [0], []), (1, 4, [1, 2, 3, 4], [1, 2, 3]),
+                           (2, 2, [2], []), (3, 1, [], [])]
 
 
 #: ``SELECT count(*) FROM t``: nothing to translate; each costs Spark a job

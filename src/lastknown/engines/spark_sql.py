@@ -66,7 +66,8 @@ FIXUPS: dict[str, str] = {
                         "structs sorted by key (sqlglot drops the ORDER BY)",
     "list_bool_or": "`list_bool_or(l)` → `aggregate` ignoring NULLs",
     "list_position": "`list_position(l, x)` → `array_position`, NULL (not 0) when absent",
-    "generate_series": "`generate_series(a, b)` → `sequence(a, b)`, empty when a > b",
+    "generate_series": "`generate_series(a, b)` → `sequence(a, b)`, empty when a > b; "
+                       "`range(a, b)` stops before b",
     "cte_materialized": "`WITH t AS [NOT] MATERIALIZED (...)` → `WITH t AS (...)` (a DuckDB plan "
                         "hint)",
     "unnest_nested": "`f(unnest(l))` → `explode(transform(l, u -> f(u)))` (Spark allows a "
@@ -681,8 +682,11 @@ def _generate_series(node: exp.Expr, lists: set[str]) -> exp.Expr:
         raise EngineError("generate_series with a step does not translate",
                           detail="generate_series")
     _used("generate_series")
+    # DuckDB's range(a, b) stops before b; generate_series(a, b) and Spark's sequence
+    # include it. The filter keeps only the elements DuckDB gives (none when a > b).
+    below = exp.LT if node.args.get("is_end_exclusive") else exp.LTE
     keep = exp.And(this=exp.GTE(this=_var("x"), expression=start.copy()),
-                   expression=exp.LTE(this=_var("x"), expression=end.copy()))
+                   expression=below(this=_var("x"), expression=end.copy()))
     return exp.ArrayFilter(this=_fn("SEQUENCE", start, end), expression=_lambda(["x"], keep))
 
 
