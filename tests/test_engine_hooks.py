@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -147,3 +148,21 @@ def test_an_engine_without_row_positions_or_csv_writing_is_refused_by_name() -> 
         engine.numbered("t")
     with pytest.raises(ConfigError, match="got bare"):
         engine.copy_to_csv("SELECT 1", "x.csv")
+
+
+def test_run_steps_logs_each_steps_time_at_debug_level(caplog: pytest.LogCaptureFixture) -> None:
+    from lastknown.engines import SqlStep
+
+    steps = [SqlStep(sql="SELECT range AS n FROM range(3)", output_table_name="lk_a"),
+             SqlStep(sql="SELECT n * 2 AS n FROM lk_a", output_table_name="lk_b")]
+    with make_engine() as engine:
+        with caplog.at_level("INFO", logger="lastknown.engines"):
+            engine.run_steps(steps[:1])
+        assert not [r for r in caplog.records if r.getMessage().startswith("step ")]
+        with caplog.at_level("DEBUG", logger="lastknown.engines"):
+            engine.run_steps(steps)
+        assert engine.fetchall("SELECT sum(n) FROM lk_b") == [(6,)]
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    assert [m.split(":")[0] for m in said] == ["step lk_a", "step lk_b"]
+    assert all(re.fullmatch(r"step lk_[ab]: \d+\.\d{3} s wall, \d+\.\d{3} s CPU", m)
+               for m in said), said
