@@ -154,6 +154,24 @@ def test_verdict_over_ninety_minutes() -> None:
     assert "on an idle machine the run may be under 90 minutes" in bs.render_markdown(_doc(pts))
 
 
+def test_a_measured_target_run_is_shown_against_the_projection_not_fitted() -> None:
+    projected = bs.project(bs.fit_all(_points()))
+    target = _point(30e6, 7.3e6 - 1000, stages=STAGES, rest=REST, exact=EXACT,
+                    index=lambda x: 4e-5 * x)
+    target["process"]["seconds"] = 2 * projected["process_seconds"]  # far off the law
+    text = bs.render_markdown(_doc([*_points(), target]))
+    assert "(least squares on logarithms, 6 DuckDB points, not the target run)" in text
+    # the fit is the six grid points' alone, as if the target run were not there
+    assert f"process {projected['process_seconds'] / 60:,.1f} min wall as the sum" in text
+    assert ("Measured at 7.299M requests × 30M persons: process "
+            f"{2 * projected['process_seconds'] / 60:,.1f} min (projected "
+            f"{projected['process_seconds'] / 60:,.1f} min, 2.00× the projection) wall") in text
+    assert "Verdict: the run was done on this machine; its process took" in text
+    assert "the run should be done" not in text
+    assert len([ln for ln in text.splitlines() if ln.startswith("| duckdb |")]) == 7
+    assert not bs.is_target(_points()[-1])
+
+
 def test_merge_later_point_wins_and_runs_are_kept(tmp_path: Path) -> None:
     a, b = _points()[:2], [dict(_points()[0], measured_at="later")]
     for name, pts in (("a.json", a), ("b.json", b)):
