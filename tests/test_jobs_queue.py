@@ -13,11 +13,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from lastknown.errors import BatchError
+from lastknown.errors import BatchError, ConflictError
 from lastknown.service.jobs import (
     JobQueue,
     JobStore,
@@ -26,7 +27,9 @@ from lastknown.service.jobs import (
     start_embedded_worker,
     stop_embedded_worker,
 )
+from lastknown.service.jobs.queue import inputs_removed_after_failure
 from lastknown.service.jobs.runner import INTERNAL
+from lastknown.service.jobs.store import jobs, now_utc
 
 HERE = "test_jobs_queue"
 #: Quick sweeps; a stale limit no live job reaches however loaded the machine (the tests of
@@ -55,6 +58,13 @@ def refuse(*, internal: bool, on_stage: Callable[[str], None]) -> None:
     if internal:
         raise KeyError("row of 123456789")
     raise BatchError("batch.toml: `certified` must be true (row of 123-45-6789)")
+
+
+@inputs_removed_after_failure("request")
+def refuse_upload(*, request: str, keep: str, on_stage: Callable[[str], None]) -> None:
+    """Fail as a bad submission does; ``request`` names people, ``keep`` does not."""
+    on_stage("check")
+    raise BatchError(f"{Path(request).name}: no rows")
 
 
 def rendezvous(*, folder: str, me: str, other: str, on_stage: Callable[[str], None]) -> None:
@@ -142,6 +152,34 @@ def test_a_failing_job_is_failed_with_a_message_fit_to_show(
     assert failed.stage == "check"
     logged = [r for r in caplog.records if r.exc_info and job.id in r.getMessage()]
     assert len(logged) == 1  # the traceback is in the server log, and only there
+
+
+def test_a_failed_jobs_uploaded_input_is_deleted_after_the_retention_days(
+        queue: JobQueue, worker: Worker, tmp_path: Path) -> None:
+    request, keep = tmp_path / "request.csv", tmp_path / "batch.json"
+    request.write_text("name\nA B\n")
+    keep.write_text("{}")
+    job = queue.submit("prepare", f"{HERE}:refuse_upload",
+                       {"request": str(request), "keep": str(keep)})
+    wait_for(finished(queue, job.id), what="the job")
+    assert status_of(queue, job.id) == "failed"
+    assert queue.expire_failed_inputs() == 0 and request.exists()  # failed just now
+
+    def failed_days_ago(days: float) -> None:
+        with queue.store.engine.begin() as conn:
+            conn.execute(jobs.update().where(jobs.c.id == job.id).values(
+                finished_at=now_utc() - timedelta(days=days)))
+
+    failed_days_ago(queue.settings.failed_input_days - 1)
+    queue.sweep()
+    assert request.exists()
+    failed_days_ago(queue.settings.failed_input_days + 1)
+    queue.sweep()  # every sweep expires what is due
+    assert not request.exists() and keep.exists()
+    assert queue.expire_failed_inputs() == 0  # nothing left to delete
+    with pytest.raises(ConflictError, match="deleted then; submit it again"):
+        queue.retry(job.id)
+    assert status_of(queue, job.id) == "failed"
 
 
 def test_a_job_whose_function_does_not_exist_fails_as_internal(queue: JobQueue,

@@ -8,6 +8,7 @@ import io
 import re
 import zipfile
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,9 @@ from lastknown.disclose.ledger.models import batches as ledger_batches
 from lastknown.disclose.ledger.models import disclosures
 from lastknown.service import accounts
 from lastknown.service import db as t
+from lastknown.service.app import job_queue
 from lastknown.service.db import AppDB
-from lastknown.service.jobs.store import jobs
+from lastknown.service.jobs.store import jobs, now_utc
 from lastknown.service.settings import ServiceSettings
 from service_helpers import AGENCY_A, login, make_client
 from test_workflow import Synth, make_synth
@@ -241,6 +243,18 @@ def test_a_failed_preparation_shows_a_safe_message_and_can_be_retried(world: Wor
     assert wait_settled(client, "SVC-7")["status"] == "failed"  # the same refusal again
     held = call(client, "POST", "/api/batches/SVC-5/retry", headers={"X-CSRF-Token": csrf})
     assert held.status_code == 409
+    # past the retention the request file (it names people) is deleted; retry is refused
+    with world.db.begin() as conn:
+        conn.execute(jobs.update().where(jobs.c.batch_id == "SVC-7").values(
+            finished_at=now_utc() - timedelta(days=world.settings.failed_input_days + 1)))
+        spec = conn.execute(sa.select(jobs.c.spec).where(jobs.c.batch_id == "SVC-7")).scalar()
+    request = Path(spec["kwargs"]["request"])
+    assert request.exists()
+    assert job_queue(client.app).expire_failed_inputs() == 1  # what every sweep runs
+    assert not request.exists() and (request.parent / "batch.json").exists()
+    gone = call(client, "POST", "/api/batches/SVC-7/retry", headers={"X-CSRF-Token": csrf})
+    assert gone.status_code == 409 and "submit it again" in gone.json()["error"]["message"]
+    assert wait_settled(client, "SVC-7")["status"] == "failed"
 
 
 def test_upload_over_the_limit_is_413_and_leaves_nothing(

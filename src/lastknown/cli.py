@@ -428,14 +428,18 @@ def recover(ledger: str | None, journal: Path | None, outs: tuple[Path, ...]) ->
                                       "counts as dead and the job is re-queued.")
 @click.option("--sweep", type=click.FloatRange(min=0.01), default=30.0, show_default=True,
               help="Seconds between looks for such jobs.")
+@click.option("--failed-input-days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Days a failed submission keeps its uploaded file (it can be retried until "
+                   "then) [default: [service] failed_input_days, else 30].")
 @_engine_option("Execution engine of the matching (prepare jobs). spark needs the extra "
                 "lastknown[spark] and Java 17, and reads an index built with --engine spark.")
 @_spark_master_option
 @_engine_limits
 @_friendly_errors
 def worker(database: str | None, queue_url: str | None, queue_name: str, workers: int | None,
-           heartbeat: float, stale_after: float, sweep: float, engine: str,
-           spark_master: str | None, threads: int | None, memory_limit: str | None) -> None:
+           heartbeat: float, stale_after: float, sweep: float, failed_input_days: float | None,
+           engine: str, spark_master: str | None, threads: int | None,
+           memory_limit: str | None) -> None:
     """Run the service's jobs (prepare, release) from the queue until Ctrl-C.
 
     SIGINT lets running jobs finish; SIGTERM or a kill stops at once, and their jobs
@@ -462,15 +466,18 @@ def worker(database: str | None, queue_url: str | None, queue_name: str, workers
         raise click.UsageError("--engine spark runs one job at a time (a worker process has "
                                "one Spark session): give --workers 1 and start more "
                                "workers for more at once")
-    if database is None or queue_url is None:
-        configured = ServiceSettings.from_deployment(_deployment(None)).worker_targets()
-        database, queue_url = database or configured[0], queue_url or configured[1]
+    if database is None or queue_url is None or failed_input_days is None:
+        service = ServiceSettings.from_deployment(_deployment(None))
+        failed_input_days = failed_input_days or service.failed_input_days
+        if database is None or queue_url is None:
+            configured = service.worker_targets()
+            database, queue_url = database or configured[0], queue_url or configured[1]
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = QueueSettings(url=queue_url, name=queue_name,
                              workers=workers or (1 if engine == "spark" else 2),
                              heartbeat_seconds=heartbeat, stale_seconds=stale_after,
-                             sweep_seconds=sweep)
+                             sweep_seconds=sweep, failed_input_days=failed_input_days)
     Worker(JobQueue(JobStore(database), settings, engine=choice), embedded=False).run()
 
 

@@ -119,8 +119,9 @@ def job_queue(app: FastAPI) -> JobQueue:
     with app.state.queue_lock:
         if app.state.queue is None:
             settings: ServiceSettings = app.state.settings
-            queue = (QueueSettings(url=settings.queue) if settings.queue
-                     else QueueSettings.embedded(settings.files_dir))
+            days = settings.failed_input_days
+            queue = (QueueSettings(url=settings.queue, failed_input_days=days) if settings.queue
+                     else QueueSettings.embedded(settings.files_dir, failed_input_days=days))
             app.state.queue = JobQueue(JobStore(app.state.db.engine, create=False), queue)
         queue_: JobQueue = app.state.queue
         return queue_

@@ -37,7 +37,8 @@ from lastknown.errors import ConfigError
 #: ``[service]`` keys and their type; anything else in the table is an error.
 SERVICE_KEYS: Mapping[str, type] = {"app_db": str, "secure_cookies": bool,
                                     "upload_limit_mb": int, "session_hours": int,
-                                    "master": str, "policy": str, "queue": str}
+                                    "master": str, "policy": str, "queue": str,
+                                    "failed_input_days": int}
 #: ``[service]`` keys that name a file, relative to the deployment file.
 _PATH_KEYS = ("master", "policy")
 
@@ -72,6 +73,9 @@ class ServiceSettings:
     #: Folder of uploads, released packages and the embedded queue (None: ``service-files``
     #: beside the archive).
     files: Path | None = None
+    #: A submission whose preparation failed keeps its uploaded file this many days (it
+    #: can be retried until then), then the file is deleted (docs/JOBS.md).
+    failed_input_days: int = 30
 
     @property
     def files_dir(self) -> Path:

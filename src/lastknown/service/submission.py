@@ -5,7 +5,8 @@ uploaded, ``batch.json`` (the batch metadata of DESIGN.md, the agency filled in 
 server) and ``policy.toml`` (the deployment's policy with the agency's statutes and caps
 laid over it, so the batch is judged by the caps in force when it was submitted). The
 job (:func:`prepare_job`) runs :func:`lastknown.workflow.prepare`; the request file is
-deleted once the batch is held (its rows are in the held tables).
+deleted once the batch is held (its rows are in the held tables), or, when the job failed,
+``failed_input_days`` after it failed (30 by default; the job can be retried until then).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 from lastknown.errors import ConflictError, InputError
 from lastknown.service import db as t
 from lastknown.service.batches import key
+from lastknown.service.jobs.queue import inputs_removed_after_failure
 from lastknown.service.jobs.store import JobRecord, jobs
 
 if TYPE_CHECKING:
@@ -200,6 +202,7 @@ def submit(db: AppDB, settings: ServiceSettings, queue: JobQueue, *, agency: dic
                         stages_total=len(PREPARE_STAGES))
 
 
+@inputs_removed_after_failure("request")
 def prepare_job(*, request: Path, batch_path: Path, master: Path, policy: Path,
                 submitted_by: str, ledger: str, archive: Path, anchors: Path,
                 engine: EngineChoice | None = None, on_stage: Any = None) -> None:

@@ -19,21 +19,23 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from huey import Huey, RedisHuey, SqliteHuey
 
-from lastknown.errors import ConfigError
-from lastknown.service.jobs.runner import run_job
+from lastknown.errors import ConfigError, ConflictError, PipelineError
+from lastknown.service.jobs.runner import resolve, run_job
 from lastknown.service.jobs.store import JobRecord, JobStore, Recovery, now_utc
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from lastknown.pipeline import EngineChoice
 
 log = logging.getLogger("lastknown.jobs")
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: File name of the embedded queue in the deployment's data folder.
 EMBEDDED_FILE = "queue.sqlite"
@@ -55,6 +57,9 @@ class QueueSettings:
     stale_seconds: float = 60.0
     #: How often a consumer looks for stale jobs and lost messages.
     sweep_seconds: float = 30.0
+    #: A job failed this many days ago loses its inputs (:func:`inputs_removed_after_failure`:
+    #: a submission's request file): it can no longer be retried, only submitted again.
+    failed_input_days: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("sqlite:///", "redis://", "rediss://")):
@@ -63,11 +68,47 @@ class QueueSettings:
         if self.workers < 1 or not 0 < 2 * self.heartbeat_seconds <= self.stale_seconds:
             raise ConfigError("job queue: workers must be at least 1 and stale_seconds at "
                               "least twice heartbeat_seconds")
+        if not self.failed_input_days > 0:
+            raise ConfigError("job queue: failed_input_days must be more than 0")
 
     @classmethod
     def embedded(cls, data_dir: Path, **options: Any) -> QueueSettings:
         """The embedded default: a SQLite queue file in ``data_dir``."""
         return cls(url=f"sqlite:///{Path(data_dir).resolve() / EMBEDDED_FILE}", **options)
+
+
+def inputs_removed_after_failure(*names: str) -> Callable[[F], F]:
+    """Mark a job function's keyword arguments naming files that are deleted once the job
+    has been ``failed`` for ``failed_input_days`` (:meth:`JobQueue.expire_failed_inputs`).
+
+    >>> @inputs_removed_after_failure("request")
+    ... def job(*, request: str, master: str) -> None: ...
+    >>> job.inputs_removed_after_failure
+    ('request',)
+    """
+    def mark(function: F) -> F:
+        function.inputs_removed_after_failure = names  # type: ignore[attr-defined]
+        return function
+
+    return mark
+
+
+def _inputs(job: JobRecord) -> list[Path]:
+    try:
+        names = getattr(resolve(job.function), "inputs_removed_after_failure", ())
+    except (ImportError, AttributeError, PipelineError):
+        return []  # a job of code no longer here: nothing known to remove
+    return [Path(job.kwargs[n]) for n in names if isinstance(job.kwargs.get(n), str)]
+
+
+def existing_inputs(job: JobRecord) -> list[Path]:
+    """The job's removable inputs that are still on disk."""
+    return [p for p in _inputs(job) if p.exists()]
+
+
+def missing_inputs(job: JobRecord) -> list[Path]:
+    """The job's removable inputs that are gone (expired, or deleted by hand)."""
+    return [p for p in _inputs(job) if not p.exists()]
 
 
 def make_huey(settings: QueueSettings) -> Huey:
@@ -107,7 +148,15 @@ class JobQueue:
         self._task(job_id)
 
     def retry(self, job_id: str) -> JobRecord | None:
-        """Re-queue a ``failed`` job and send it; None when it is not ``failed``."""
+        """Re-queue a ``failed`` job and send it; None when it is not ``failed``.
+
+        Raises :class:`~lastknown.errors.ConflictError` when its inputs were removed
+        (:meth:`expire_failed_inputs`): it must be submitted again."""
+        found = self.store.get(job_id)
+        if found is not None and found.status == "failed" and missing_inputs(found):
+            raise ConflictError(
+                f"job {job_id} failed more than {self.settings.failed_input_days:g} days ago "
+                "and its uploaded file was deleted then; submit it again")
         job = self.store.retry(job_id)
         if job is not None:
             log.info("job %s re-queued by retry", job_id)
@@ -125,6 +174,7 @@ class JobQueue:
             self.send(job_id)
         for job_id in recovery.failed:
             log.warning("job %s: its worker stopped and it has no attempts left", job_id)
+        self.expire_failed_inputs()
         waiting = self.store.waiting_since(cutoff)
         if waiting:
             pending = {str(task.args[0]) for task in self.huey.pending() if task.args}
@@ -134,6 +184,20 @@ class JobQueue:
                                 job_id)
                     self.send(job_id)
         return recovery
+
+    def expire_failed_inputs(self) -> int:
+        """Delete the inputs (:func:`inputs_removed_after_failure`) of jobs failed more than
+        ``failed_input_days`` ago, e.g. a refused submission's request file, which names
+        people; return how many files were deleted. Run by every sweep."""
+        cutoff = now_utc() - timedelta(days=self.settings.failed_input_days)
+        removed = 0
+        for job in self.store.failed_before(cutoff):
+            for path in existing_inputs(job):
+                path.unlink(missing_ok=True)
+                removed += 1
+                log.info("job %s failed more than %g days ago: its input %s was deleted",
+                         job.id, self.settings.failed_input_days, path.name)
+        return removed
 
     def close(self) -> None:
         """Close the queue's connections (after its workers have stopped); the job store

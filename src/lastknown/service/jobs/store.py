@@ -244,6 +244,13 @@ class JobStore:
             return list(conn.execute(sa.select(jobs.c.id).where(
                 jobs.c.status == "queued", jobs.c.queued_at < cutoff)).scalars())
 
+    def failed_before(self, cutoff: datetime) -> list[JobRecord]:
+        """Jobs ``failed`` since before ``cutoff`` (their inputs may have outlived their use)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(jobs).where(
+                jobs.c.status == "failed", jobs.c.finished_at < cutoff)).mappings().all()
+        return [_record(row) for row in rows]
+
     def touch_queued(self, job_id: str) -> bool:
         """Note that a ``queued`` job's id was sent to the queue again."""
         return self._update(job_id, jobs.c.status == "queued", queued_at=now_utc())
