@@ -237,7 +237,7 @@ def test_a_failed_preparation_shows_a_safe_message_and_can_be_retried(world: Wor
     shown = wait_settled(client, "SVC-7")
     assert shown["status"] == "failed" and "certif" in shown["message"].lower()
     page = call(client, "GET", "/batches/SVC-7")
-    assert "Retry" in page.text
+    assert "Retry" in page.text and shown["retryable"] is True
     retried = call(client, "POST", "/api/batches/SVC-7/retry", headers={"X-CSRF-Token": csrf})
     assert retried.status_code == 200
     assert wait_settled(client, "SVC-7")["status"] == "failed"  # the same refusal again
@@ -254,7 +254,9 @@ def test_a_failed_preparation_shows_a_safe_message_and_can_be_retried(world: Wor
     assert not request.exists() and (request.parent / "batch.json").exists()
     gone = call(client, "POST", "/api/batches/SVC-7/retry", headers={"X-CSRF-Token": csrf})
     assert gone.status_code == 409 and "submit it again" in gone.json()["error"]["message"]
-    assert wait_settled(client, "SVC-7")["status"] == "failed"
+    assert wait_settled(client, "SVC-7")["retryable"] is False
+    page = call(client, "GET", "/batches/SVC-7")
+    assert "Retry" not in page.text and "submit the request under a new batch id" in page.text
 
 
 def test_upload_over_the_limit_is_413_and_leaves_nothing(

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from lastknown.disclose.held import BatchState
 from lastknown.disclose.record import record_name
 from lastknown.errors import NotFoundError
+from lastknown.service.jobs.queue import missing_inputs
 from lastknown.service.jobs.store import JobRecord, jobs
 
 if TYPE_CHECKING:
@@ -127,6 +128,8 @@ def view(job: JobRecord | None, state: BatchState | None, *, officer: bool) -> d
         "stage": job.stage if job and status in ("queued", "running") else None,
         "fraction": job.fraction if job and status in ("queued", "running") else None,
         "message": job.message if job and status == "failed" else None,
+        # a failed job can run again until its uploaded file is deleted (failed_input_days)
+        "retryable": bool(job and status == "failed" and not missing_inputs(job)),
         "job_id": job.id if job else None,
         "decided_by": state.decided_by if state else None,
         "decided_at": state.decided_at if state else None,
