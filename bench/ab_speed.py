@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 
+# bench_match has the same two helpers, but importing it here would load *this* tree's
+# bench_match, and a child then measuring an older tree would get it from the module cache
+# instead of its own (child() imports the tree's bench_match by path).
 def _cpu() -> float:
     own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
