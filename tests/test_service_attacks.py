@@ -244,8 +244,17 @@ def test_login_csrf_is_refused(world: World) -> None:
     creds = {"username": "submitter", "password": PASSWORD}
     forged = [go(client, "POST", "/login", data=creds),  # no login cookie, no field
               go(client, "POST", "/login", data={**creds, "csrf_token": "guess"})]
-    client.cookies.set("lk_login_csrf", "planted", path="/login")
+    page = go(client, "GET", "/login")
+    issued_cookie = page.headers["set-cookie"]
+    assert issued_cookie.startswith("__Secure-lk_login_csrf=") and "secure" in issued_cookie.lower()
+    assert "path=/login" in issued_cookie.lower()
+    client.cookies.clear()
+    for name in ("__Secure-lk_login_csrf", "lk_login_csrf"):  # planted, not the form's
+        client.cookies.set(name, "planted", path="/login")
     forged.append(go(client, "POST", "/login", data={**creds, "csrf_token": "other"}))
+    # the plain name (what a page over http could set) is not read by a secure deployment
+    client.cookies.delete("__Secure-lk_login_csrf", path="/login")
+    forged.append(go(client, "POST", "/login", data={**creds, "csrf_token": "planted"}))
     # A cross-site page can post text/plain (or no type) but cannot set application/json.
     body = '{"username": "submitter", "password": "%s"}' % PASSWORD
     forged += [go(client, "POST", "/api/login", content=body,

@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 TOKEN_PREFIX = "lk_"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-LOGIN_CSRF_COOKIE = "lk_login_csrf"
 #: Failed logins of one username within the window before further tries are refused.
 MAX_FAILED_LOGINS = 5
 FAILED_LOGIN_WINDOW = timedelta(minutes=15)
@@ -77,6 +76,12 @@ def password_hasher(cost: str) -> PasswordHash:
 def session_cookie_name(settings: ServiceSettings) -> str:
     """``__Host-lk_session`` (Secure, whole site, this host only); ``lk_session`` in demo."""
     return "__Host-lk_session" if settings.secure_cookies else "lk_session"
+
+
+def login_csrf_cookie_name(settings: ServiceSettings) -> str:
+    """``__Secure-lk_login_csrf`` (Secure, so a plain-http page cannot plant it; path
+    ``/login``, which ``__Host-`` does not allow); ``lk_login_csrf`` in demo."""
+    return "__Secure-lk_login_csrf" if settings.secure_cookies else "lk_login_csrf"
 
 
 def check_password(db: AppDB, hasher: PasswordHash, dummy_hash: str, username: str,

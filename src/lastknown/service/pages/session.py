@@ -31,8 +31,9 @@ def _login_page(request: Request, error: ApiError | None = None, next_: str = "/
     response = render(request, "login.html", {"login_csrf": token, "error": error,
                                               "next": _safe_next(next_)},
                       status_code=error.status if error else 200)
-    response.set_cookie(auth.LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
-                        secure=request.app.state.settings.secure_cookies, path="/login")
+    settings = request.app.state.settings
+    response.set_cookie(auth.login_csrf_cookie_name(settings), token, httponly=True,
+                        samesite="strict", secure=settings.secure_cookies, path="/login")
     return response
 
 
@@ -49,7 +50,7 @@ async def login(request: Request, user: Anyone,
                 password: Annotated[str, Form(max_length=1000)],
                 csrf_token: Annotated[str, Form(max_length=100)] = "",
                 next: Annotated[str, Form(max_length=500)] = "/") -> Response:  # noqa: A002
-    expected = request.cookies.get(auth.LOGIN_CSRF_COOKIE, "")
+    expected = request.cookies.get(auth.login_csrf_cookie_name(request.app.state.settings), "")
     if not expected or not csrf_token or not hmac.compare_digest(expected, csrf_token):
         request.state.event_type = "login"
         return _login_page(request, ApiError(403, "csrf_failed", "the login form expired; "
@@ -59,7 +60,7 @@ async def login(request: Request, user: Anyone,
         await sign_in(request, response, username, password)
     except ApiError as error:
         return _login_page(request, error, next)
-    response.delete_cookie(auth.LOGIN_CSRF_COOKIE, path="/login")
+    response.delete_cookie(auth.login_csrf_cookie_name(request.app.state.settings), path="/login")
     return response
 
 
