@@ -8,7 +8,7 @@ import pytest
 
 from lastknown.engines import DuckDBEngine
 from lastknown.match.config import MatchConfig
-from lastknown.match.decide import decide_steps
+from lastknown.match.decide import address_confirmed_sql, outcome_steps
 from lastknown.match.model import (
     ADDRESS_COMPARISONS,
     HOUSEHOLD_SMOOTHING,
@@ -79,12 +79,16 @@ def _decide(residents: list[tuple[str, float, float]], odds: float) -> dict[str,
         mw = ", ".join(f"CAST(1.0 AS DOUBLE) AS mw_{c}" for c in comps)
         values = ", ".join(f"({i + 1}, '{tin}', {w}, {hw})"
                            for i, (tin, w, hw) in enumerate(residents))
+        # as the pair steps make it: the record's confirmation of the address rides along
         engine.execute(f"""
-            CREATE TABLE lk_scored AS SELECT 1 AS source_row, record_id, tin, false AS swapped,
-                   w AS match_weight, CASE WHEN tin = 'A' THEN 20.0 ELSE -10.0 END AS name_weight,
+            CREATE TABLE lk_scored AS SELECT 1 AS source_row, v.record_id, tin,
+                   false AS swapped, {address_confirmed_sql('q', 'r')} AS address_confirmed,
+                   r.disclosable, w AS match_weight,
+                   CASE WHEN tin = 'A' THEN 20.0 ELSE -10.0 END AS name_weight,
                    {mw}, hw AS household_weight
-            FROM (VALUES {values}) v(record_id, tin, w, hw)""")
-        engine.run_steps(decide_steps(config=cfg, requests="q", records="r", returns="t"))
+            FROM (VALUES {values}) v(record_id, tin, w, hw)
+            JOIN q ON q.source_row = 1 JOIN r ON r.record_id = v.record_id""")
+        engine.run_steps(outcome_steps(config=cfg, requests="q", returns="t"))
         cols = engine.columns("match_result")
         return dict(zip(cols, engine.fetchall("SELECT * FROM match_result")[0], strict=True))
 

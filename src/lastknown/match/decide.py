@@ -125,31 +125,11 @@ def _garbled_type_sql(a: str, b: str) -> str:
             f"OR damerau_levenshtein({rest}, {word}) <= 1))")
 
 
-def confirm_steps(*, requests: str, records: str, scored: str = "lk_scored") -> list[SqlStep]:
-    """``lk_scored_addr``: every scored pair, whether its record confirms the address, and
-    whether the record may be disclosed (a quarantined master row never is)."""
-    return [SqlStep(sql=f"""
-            SELECT s.*, {address_confirmed_sql()} AS address_confirmed, r.disclosable
-            FROM {scored} AS s
-            JOIN {requests} AS q ON q.source_row = s.source_row
-            JOIN {records} AS r ON r.record_id = s.record_id
-        """, output_table_name="lk_scored_addr")]
-
-
-def decide_steps(*, config: MatchConfig, requests: str, records: str, returns: str,
-                 scored: str = "lk_scored",
-                 deltas: dict[str, dict[int, float]] | None = None) -> list[SqlStep]:
-    """From scored pairs to ``match_result`` and ``match_explanation``: the address
-    confirmation (:func:`confirm_steps`) then :func:`outcome_steps`."""
-    return [*confirm_steps(requests=requests, records=records, scored=scored),
-            *outcome_steps(config=config, requests=requests, returns=returns, deltas=deltas)]
-
-
 def outcome_steps(*, config: MatchConfig, requests: str, returns: str,
-                  scored: str = "lk_scored_addr",
+                  scored: str = "lk_scored",
                   deltas: dict[str, dict[int, float]] | None = None) -> list[SqlStep]:
-    """From ``scored`` (``lk_scored_addr`` of :func:`confirm_steps`, or ``lk_scored`` when
-    the pair steps carried the confirmation) to ``match_result`` and ``match_explanation``.
+    """From ``scored`` (``lk_scored``: the pair steps carry the address confirmation) to
+    ``match_result`` and ``match_explanation``.
 
     ``scored`` has one row per pair: source_row, record_id, tin, swapped, match_weight,
     name_weight, mw_<comparison> …, household_weight, address_confirmed, disclosable (and
