@@ -175,20 +175,25 @@ def _match_chunk(engine: Engine, *, index: IndexInfo, config: MatchConfig, model
     scored = list(_scored_columns())
     engine.execute(f"""
         INSERT INTO lk_scored ({", ".join(scored)})
-        SELECT p.source_row, p.record_id, p.tin, p.swapped, p.address_confirmed, p.disclosable,
-               {", ".join(f"s.{c}" for c in scored[6:])}
+        SELECT {", ".join(f"p.{c}" for c in _PAIR_COLUMNS)},
+               {", ".join(f"s.{c}" for c in scored[len(_PAIR_COLUMNS):])}
         FROM lk_scored_chunk AS s JOIN lk_pairs AS p ON p.unique_id = s.unique_id
     """)
     return search, score + time.perf_counter() - t1
 
 
+#: lk_scored's first columns, from ``lk_pairs`` (with their types): the pair, whether the
+#: record confirms the supplied address and whether it may be disclosed.
+_PAIR_COLUMNS: dict[str, str] = {
+    "source_row": "BIGINT", "record_id": "BIGINT", "tin": "VARCHAR", "swapped": "BOOLEAN",
+    "address_confirmed": "BOOLEAN", "disclosable": "BOOLEAN"}
+
+
 def _scored_columns() -> dict[str, str]:
-    """lk_scored's columns and types: the pair (``lk_pairs``: whether the record confirms
-    the supplied address and may be disclosed), then what scoring adds (``score_pairs``)."""
+    """lk_scored's columns and types: the pair (:data:`_PAIR_COLUMNS`), then what scoring
+    adds (``score_pairs``)."""
     names = _comparison_names()
-    return {"source_row": "BIGINT", "record_id": "BIGINT", "tin": "VARCHAR",
-            "swapped": "BOOLEAN", "address_confirmed": "BOOLEAN", "disclosable": "BOOLEAN",
-            "match_weight": "DOUBLE", "name_weight": "DOUBLE",
+    return {**_PAIR_COLUMNS, "match_weight": "DOUBLE", "name_weight": "DOUBLE",
             **{f"mw_{c}": "DOUBLE" for c in names}, "household_weight": "DOUBLE",
             **{f"gamma_{c}": "INTEGER" for c in names}}
 
