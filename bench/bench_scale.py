@@ -645,7 +645,7 @@ class _IndexSteps(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if message == "building the match index":
+        if message.startswith("building the match index"):
             self.mark = time.process_time()
         m = re.fullmatch(r"index step (\S+): ([0-9.]+) s", message)
         if m:

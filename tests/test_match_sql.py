@@ -191,10 +191,10 @@ def test_joins_as_written_is_a_hint_that_is_undone(engine: DuckDBEngine) -> None
 
 
 def _all_generated_steps() -> list[SqlStep]:
-    from lastknown.match.index import index_steps, training_steps
+    from lastknown.match.index import index_steps
     from lastknown.match.score import pair_steps
 
-    return [*index_steps(master_table="m"), *training_steps(tin_count=100),
+    return [*index_steps(master_table="m", tin_count=100, passes=3),
             *pair_steps(requests="q", records="r", candidates="c")]
 
 

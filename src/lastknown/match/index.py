@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from lastknown.engines.base import Engine, Numbering, SqlStep
 from lastknown.errors import ConfigError, InputError
@@ -162,8 +162,64 @@ def master_norm_steps(master_table: str, *, carry: tuple[str, ...] = ()) -> list
     ]
 
 
-def index_steps(*, master_table: str, schema: str = INDEX_SCHEMA) -> list[SqlStep]:
-    """SQL that derives every index table from ``master_table``.
+#: An index build normalises, joins and groups the returns of about this many rows at a time
+#: (:func:`index_steps`' passes, TINs split by hash): the join of a whole national master to
+#: its normalised names and addresses spilled tens of GiB (docs/SCALE.md); one pass's fits
+#: in memory. The answer is the same with any number of passes.
+RETURNS_PER_PASS = 10_000_000
+
+
+def pass_count(return_rows: int, returns_per_pass: int = RETURNS_PER_PASS) -> int:
+    """How many passes an index build of ``return_rows`` makes.
+
+    >>> pass_count(0), pass_count(10_000_000), pass_count(10_000_001), pass_count(152_000_000)
+    (1, 1, 2, 16)
+    """
+    if returns_per_pass < 1:
+        raise ValueError(f"returns_per_pass must be at least 1, got {returns_per_pass}")
+    return max(1, -(-int(return_rows) // returns_per_pass))
+
+
+def pass_filter_sql(expr: str, passes: int, number: int) -> str:
+    """A condition true in exactly one of ``passes`` passes for each value of ``expr``
+    (never NULL): the same value always in the same pass. Which pass differs between
+    engines (their ``hash`` functions differ) — it splits work, never changes an answer.
+    Written to stay in 0 … passes-1 where ``hash`` is signed (Spark) as well.
+
+    >>> pass_filter_sql("tin", 1, 0)
+    'TRUE'
+    >>> pass_filter_sql("tin", 4, 2)
+    '((hash(tin) % 4) + 4) % 4 = 2'
+    """
+    if passes <= 1:
+        return "TRUE"
+    return f"((hash({expr}) % {passes}) + {passes}) % {passes} = {number}"
+
+
+def _union(parts: list[str]) -> str:
+    """The rows of every query in ``parts``."""
+    return " UNION ALL ".join(f"SELECT * FROM ({part}) AS lk_part" for part in parts)
+
+
+def training_sample_modulus(tin_count: int) -> int:
+    """One TIN in this many is in the training sample (about :data:`TRAINING_TINS`).
+
+    >>> training_sample_modulus(100), training_sample_modulus(30_000_000)
+    (1, 750)
+    """
+    return max(1, tin_count // TRAINING_TINS)
+
+
+def index_steps(*, master_table: str, tin_count: int, passes: int = 1,
+                schema: str = INDEX_SCHEMA) -> list[SqlStep]:
+    """SQL that derives every index table, and the training sample (``lk_training``,
+    ``lk_household``), from ``master_table`` (whose usable rows have ``tin_count``
+    distinct TINs).
+
+    The returns are normalised, joined to their normalised names and addresses and grouped
+    into records in ``passes`` passes over disjoint sets of TINs (:func:`pass_filter_sql`);
+    a pass's records and training rows are kept (``lk_records_<n>``, ``lk_training_<n>``)
+    and numbered together at the end, so every pass count gives the same tables.
 
     Quarantined rows (:func:`lastknown.master.load.flagged_master_sql`) give records
     flagged ``disclosable = false`` — rivals, never confirming, never disclosed — and no
@@ -172,17 +228,40 @@ def index_steps(*, master_table: str, schema: str = INDEX_SCHEMA) -> list[SqlSte
     group_cols = ", ".join(RECORD_KEY_COLUMNS)
     cols = ", ".join(f"any_value({c}) AS {c}" if c in DERIVED_COLUMNS else c
                      for c in COMPARE_COLUMNS)
+    records_sql = f"""
+        SELECT tin, {cols},
+               min(tax_year) AS year_min, max(tax_year) AS year_max,
+               count(*) AS years_filed, bool_or(disclosable) AS disclosable
+        FROM lk_master_norm GROUP BY tin, {group_cols}"""
+    training_sql = f"""
+        SELECT tin, tax_year, CAST(0 AS BIGINT) AS block_key, {', '.join(COMPARE_COLUMNS)}
+        FROM lk_master_norm WHERE {sample_sql('tin', training_sample_modulus(tin_count))}"""
     flagged = "lk_master_flagged"
+    steps = [SqlStep(sql=flagged_master_sql(master_table), output_table_name=flagged,
+                     materialise=False)]
+    records, training = [records_sql], [training_sql]
+    if passes > 1:  # each pass's part kept, then all numbered together
+        records, training = [], []
+        for number in range(passes):
+            steps += [
+                SqlStep(sql=f"SELECT * FROM {flagged} WHERE "
+                            f"{pass_filter_sql('tin', passes, number)}",
+                        output_table_name="lk_master_pass"),
+                *master_norm_steps("lk_master_pass", carry=("disclosable",)),
+                SqlStep(sql=records_sql, output_table_name=f"lk_records_{number}"),
+                SqlStep(sql=training_sql, output_table_name=f"lk_training_{number}"),
+            ]
+            records.append(f"SELECT * FROM lk_records_{number}")
+            training.append(f"SELECT * FROM lk_training_{number}")
+    else:
+        steps += master_norm_steps(flagged, carry=("disclosable",))
     return [
-        SqlStep(sql=flagged_master_sql(master_table), output_table_name=flagged,
-                materialise=False),
-        *master_norm_steps(flagged, carry=("disclosable",)),
-        SqlStep(sql=f"""
-            SELECT tin, {cols},
-                   min(tax_year) AS year_min, max(tax_year) AS year_max,
-                   count(*) AS years_filed, bool_or(disclosable) AS disclosable
-            FROM lk_master_norm GROUP BY tin, {group_cols}
-        """, output_table_name=f"{schema}.idx_record", numbering=RECORD_IDS),
+        *steps,
+        SqlStep(sql=_union(records), output_table_name=f"{schema}.idx_record",
+                numbering=RECORD_IDS),
+        SqlStep(sql=_union(training), output_table_name="lk_training", numbering=Numbering(
+            column="unique_id", order_by=("tin", "tax_year", *RECORD_KEY_COLUMNS),
+            as_text=True, keep=("tin", "block_key", *COMPARE_COLUMNS))),
         SqlStep(sql=f"""
             SELECT tin, tax_year, received_date, street, unit, city, state, zip
             FROM {flagged} WHERE disclosable ORDER BY tin, tax_year
@@ -194,19 +273,41 @@ def index_steps(*, master_table: str, schema: str = INDEX_SCHEMA) -> list[SqlSte
                           / (SELECT count({col}) FROM {schema}.idx_record) AS tf_{col}
             FROM {schema}.idx_record WHERE {col} IS NOT NULL GROUP BY {col}
           """, output_table_name=f"{schema}.tf_{col}") for col in ("first_n", "surname_n")],
+        *household_steps(tin_count=tin_count, schema=schema),
     ]
 
 
-def training_steps(*, tin_count: int) -> list[SqlStep]:
-    """A sample of whole TINs (every year they filed) for training the model."""
-    modulus = max(1, tin_count // TRAINING_TINS)
-    cols = ", ".join(COMPARE_COLUMNS)
-    return [SqlStep(sql=f"""
-        SELECT tin, tax_year, CAST(0 AS BIGINT) AS block_key, {cols}
-        FROM lk_master_norm WHERE {sample_sql('tin', modulus)}
-    """, output_table_name="lk_training", numbering=Numbering(
-        column="unique_id", order_by=("tin", "tax_year", *RECORD_KEY_COLUMNS), as_text=True,
-        keep=("tin", "block_key", *COMPARE_COLUMNS))), *household_steps(tin_count=tin_count)]
+#: Tables :func:`build_index` keeps after its steps (the model is trained on them).
+_TRAINING_TABLES = ("lk_training", "lk_household")
+
+
+def scratch_drops(steps: list[SqlStep], *, keep: tuple[str, ...] = _TRAINING_TABLES,
+                  ) -> dict[int, list[str]]:
+    """Which scratch tables (not in a schema, not in ``keep``) each step is the last to
+    read, by the step's position: a build drops them then, so it holds one pass's tables
+    at a time. A table made again by a later step (each pass's ``lk_master_norm``) is
+    dropped before that.
+
+    >>> steps = [SqlStep(sql="SELECT 1", output_table_name="a"),
+    ...          SqlStep(sql="SELECT * FROM a", output_table_name="s.b"),
+    ...          SqlStep(sql="SELECT * FROM s.b, a AS ab", output_table_name="s.c")]
+    >>> scratch_drops(steps)
+    {2: ['a']}
+    """
+    drops: dict[int, list[str]] = {}
+    for made, step in enumerate(steps):
+        name = step.output_table_name
+        if "." in name or name in keep:
+            continue
+        read = re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)")
+        last = made
+        for later in range(made + 1, len(steps)):
+            if steps[later].output_table_name == name:
+                break
+            if read.search(steps[later].sql):
+                last = later
+        drops.setdefault(last, []).append(name)
+    return drops
 
 
 def sample_sql(expr: str, modulus: int) -> str:
@@ -248,8 +349,11 @@ def household_steps(*, tin_count: int, schema: str = INDEX_SCHEMA) -> list[SqlSt
 
 
 def build_index(engine: Engine, *, master_table: str = "master", out: Path,
-                progress: bool = False) -> IndexInfo:
+                progress: bool = False, returns_per_pass: int | None = None) -> IndexInfo:
     """Derive the index tables from ``master_table``, train the model, persist both.
+
+    The returns are taken about ``returns_per_pass`` (default :data:`RETURNS_PER_PASS`)
+    at a time (:func:`index_steps`).
 
     >>> from lastknown.engines import make_engine  # doctest: +SKIP
     >>> with make_engine() as engine:  # doctest: +SKIP
@@ -264,21 +368,29 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
     engine.attach(_tables_path(out, storage), INDEX_SCHEMA, read_only=False)
     register_nicknames(engine)
     register_given_names(engine)
-    log.info("building the match index")
-    steps = index_steps(master_table=master_table)
+    flagged = flagged_master_sql(master_table)
+    rows, tins = engine.fetchall(f"SELECT count(*), count(DISTINCT tin) FROM ({flagged})")[0]
+    if not tins:
+        raise InputError("the master holds no returns: nothing to index")
+    passes = pass_count(int(rows), returns_per_pass or RETURNS_PER_PASS)
+    log.info("building the match index: %d returns of %d TINs in %d pass(es)",
+             rows, tins, passes)
+    steps = index_steps(master_table=master_table, tin_count=int(tins), passes=passes)
+    drops = scratch_drops(steps)
+    views = {s.output_table_name for s in steps if not s.materialise}
     with chunk_progress(show=progress, description="building the index",
                         total=len(steps) + 1) as advance:
-        for step in steps:
+        for at, step in enumerate(steps):
             started = time.perf_counter()
             engine.run_steps([step])
-            log.info("index step %s: %.1f s", step.output_table_name,
+            # a pass's parts (lk_records_3) are logged under one name, summed by readers
+            log.info("index step %s: %.1f s", re.sub(r"_\d+$", "", step.output_table_name),
                      time.perf_counter() - started)
-            if step.output_table_name == "lk_master_norm":  # bounded memory
-                engine.execute("DROP TABLE IF EXISTS lk_master_names")
-                engine.execute("DROP TABLE IF EXISTS lk_master_addresses")
+            for table in drops.get(at, ()):  # bounded memory: one pass's tables at a time
+                engine.execute(f"DROP {'VIEW' if table in views else 'TABLE'} IF EXISTS {table}")
             advance()
         started = time.perf_counter()
-        model = _trained_model(engine)
+        model = train_model(engine, training_table="lk_training", household_table="lk_household")
         log.info("index step training: %.1f s", time.perf_counter() - started)
         if model["lastknown"]["training"]["m_source"] == "priors":
             log.warning("match model: %s", training_summary(model))
@@ -289,9 +401,8 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
     if not return_rows:
         raise InputError("the master holds no returns: nothing to index")
     save_model(model, out / MODEL)
-    for table in ("lk_training", "lk_master_norm", "lk_household"):
+    for table in _TRAINING_TABLES:
         engine.execute(f"DROP TABLE IF EXISTS {table}")
-    engine.execute("DROP VIEW IF EXISTS lk_master_flagged")
     quarantined = _write_quarantine(engine, master_table=master_table, out=out)
     info = IndexInfo(
         path=out, model_id=model_id(model), model_path=out / MODEL,
@@ -322,14 +433,6 @@ def _write_quarantine(engine: Engine, *, master_table: str, out: Path) -> int:
         log.warning("%d master row(s) quarantined (never disclosed, still rivals): written "
                     "to %s; `lastknown master check` lists them", rows, out / QUARANTINE_FILE)
     return rows
-
-
-def _trained_model(engine: Engine) -> dict[str, Any]:
-    tins = engine.fetchall(f"SELECT count(DISTINCT tin) FROM {INDEX_SCHEMA}.idx_record")[0][0]
-    if not tins:
-        raise InputError("the master holds no returns: nothing to index")
-    engine.run_steps(training_steps(tin_count=int(tins)))
-    return train_model(engine, training_table="lk_training", household_table="lk_household")
 
 
 def open_index(engine: Engine, path: Path) -> IndexInfo:
