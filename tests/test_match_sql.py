@@ -194,7 +194,7 @@ def _all_generated_steps() -> list[SqlStep]:
     from lastknown.match.index import index_steps
     from lastknown.match.score import pair_steps
 
-    return [*index_steps(master_table="m", tin_count=100, passes=3),
+    return [*index_steps(master_table="m", tin_count=100, cuts=["3", "6"]),
             *pair_steps(requests="q", records="r", candidates="c")]
 
 

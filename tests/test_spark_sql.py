@@ -196,10 +196,7 @@ STEP_LISTS: dict[str, str] = {
 #: Step lists whose Spark rows are known to differ, and why (xfail, strict).
 #: (None now. ``hash_sample`` would differ on a master large enough to be sampled: this
 #: run's 200 persons are all in the training sample on both engines.)
-DIFFER: dict[str, str] = {
-    "lk_master_pass": "which pass a TIN falls in is the engine's own hash: it splits the "
-                      "work, never the answer (test_index_passes; test_passes_split_tins_on_spark)",
-}
+DIFFER: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -288,22 +285,6 @@ def test_series_end_inclusive_or_not_as_on_duckdb(spark: Any) -> None:
     got = [(r.a, r.b, list(r.g), list(r.r)) for r in spark.spark.sql(to_spark(sql)).collect()]
     assert want == got == [(0, 0, [0], []), (1, 4, [1, 2, 3, 4], [1, 2, 3]),
                            (2, 2, [2], []), (3, 1, [], [])]
-
-
-@pytest.mark.spark
-def test_passes_split_tins_on_spark(spark: Any) -> None:
-    """Spark's ``hash`` is signed: still every TIN in exactly one of an index build's passes."""
-    from lastknown.match.index import pass_filter_sql
-
-    spark.spark.range(2000).selectExpr("CAST(id AS STRING) AS tin") \
-        .createOrReplaceTempView("lk_test_tins")
-    each = " + ".join(f"CAST({pass_filter_sql('tin', 7, n)} AS INT)" for n in range(7))
-    sql = f"SELECT {each} AS passes, count(*) AS n FROM lk_test_tins GROUP BY 1"
-    assert [(r.passes, r.n) for r in spark.spark.sql(to_spark(sql)).collect()] == [(1, 2000)]
-    sizes = [spark.spark.sql(to_spark(f"SELECT count(*) AS n FROM lk_test_tins WHERE "
-                                      f"{pass_filter_sql('tin', 7, k)}")).collect()[0].n
-             for k in range(7)]
-    assert sum(sizes) == 2000 and min(sizes) > 2000 / 7 / 2
 
 
 #: ``SELECT count(*) FROM t``: nothing to translate; each costs Spark a job

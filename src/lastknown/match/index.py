@@ -163,37 +163,58 @@ def master_norm_steps(master_table: str, *, carry: tuple[str, ...] = ()) -> list
 
 
 #: An index build normalises, joins and groups the returns of about this many rows at a time
-#: (:func:`index_steps`' passes, TINs split by hash): the join of a whole national master to
-#: its normalised names and addresses spilled tens of GiB (docs/SCALE.md); one pass's fits
-#: in memory. The answer is the same with any number of passes.
+#: (:func:`index_steps`' passes, each a range of TINs): the join of a whole national master
+#: to its normalised names and addresses spilled tens of GiB (docs/SCALE.md); one pass's
+#: fits in memory. The answer is the same with any number of passes.
 RETURNS_PER_PASS = 10_000_000
+#: Passes are cut between TINs' first this many digits (:func:`pass_cuts`).
+PASS_PREFIX = 5
 
 
-def pass_count(return_rows: int, returns_per_pass: int = RETURNS_PER_PASS) -> int:
-    """How many passes an index build of ``return_rows`` makes.
+def pass_cuts(prefix_rows: list[tuple[str, int]], returns_per_pass: int = RETURNS_PER_PASS,
+              ) -> list[str]:
+    """Where passes of about ``returns_per_pass`` rows each begin, from the rows per TIN
+    prefix: the first prefix of every pass but the first (none: one pass). A prefix is
+    never split, so a pass may be larger by up to one prefix's rows.
 
-    >>> pass_count(0), pass_count(10_000_000), pass_count(10_000_001), pass_count(152_000_000)
-    (1, 1, 2, 16)
+    >>> pass_cuts([("001", 4), ("002", 4), ("005", 4), ("009", 4)], returns_per_pass=8)
+    ['005']
+    >>> pass_cuts([("001", 4), ("002", 4), ("005", 4), ("009", 4)], returns_per_pass=5)
+    ['002', '005', '009']
+    >>> pass_cuts([("001", 4)], returns_per_pass=1), pass_cuts([], returns_per_pass=1)
+    ([], [])
     """
     if returns_per_pass < 1:
         raise ValueError(f"returns_per_pass must be at least 1, got {returns_per_pass}")
-    return max(1, -(-int(return_rows) // returns_per_pass))
+    rows = sorted(prefix_rows)
+    total = sum(n for _, n in rows)
+    passes = max(1, -(-total // returns_per_pass))
+    cuts: list[str] = []
+    done = 0
+    for prefix, n in rows:
+        if done >= total * (len(cuts) + 1) / passes and done:
+            cuts.append(prefix)
+        done += n
+    return cuts
 
 
-def pass_filter_sql(expr: str, passes: int, number: int) -> str:
-    """A condition true in exactly one of ``passes`` passes for each value of ``expr``
-    (never NULL): the same value always in the same pass. Which pass differs between
-    engines (their ``hash`` functions differ) — it splits work, never changes an answer.
-    Written to stay in 0 … passes-1 where ``hash`` is signed (Spark) as well.
+def pass_filters_sql(expr: str, cuts: list[str]) -> list[str]:
+    """One condition per pass (:func:`pass_cuts`): each value of ``expr`` (text, never
+    NULL) in exactly one. Plain comparisons of text, the same on every engine, which a
+    Parquet scan can apply before it reads the other columns.
 
-    >>> pass_filter_sql("tin", 1, 0)
-    'TRUE'
-    >>> pass_filter_sql("tin", 4, 2)
-    '((hash(tin) % 4) + 4) % 4 = 2'
+    >>> pass_filters_sql("tin", [])
+    ['TRUE']
+    >>> pass_filters_sql("tin", ["3", "6"])
+    ["tin < '3'", "tin >= '3' AND tin < '6'", "tin >= '6'"]
     """
-    if passes <= 1:
-        return "TRUE"
-    return f"((hash({expr}) % {passes}) + {passes}) % {passes} = {number}"
+    bounds: list[str | None] = [None, *cuts, None]
+    filters = []
+    for low, high in zip(bounds, bounds[1:], strict=False):
+        parts = ([f"{expr} >= '{low}'"] if low is not None else []) + (
+            [f"{expr} < '{high}'"] if high is not None else [])
+        filters.append(" AND ".join(parts) or "TRUE")
+    return filters
 
 
 def _union(parts: list[str]) -> str:
@@ -210,14 +231,14 @@ def training_sample_modulus(tin_count: int) -> int:
     return max(1, tin_count // TRAINING_TINS)
 
 
-def index_steps(*, master_table: str, tin_count: int, passes: int = 1,
+def index_steps(*, master_table: str, tin_count: int, cuts: list[str] | None = None,
                 schema: str = INDEX_SCHEMA) -> list[SqlStep]:
     """SQL that derives every index table, and the training sample (``lk_training``,
     ``lk_household``), from ``master_table`` (whose usable rows have ``tin_count``
     distinct TINs).
 
     The returns are normalised, joined to their normalised names and addresses and grouped
-    into records in ``passes`` passes over disjoint sets of TINs (:func:`pass_filter_sql`);
+    into records in passes over ranges of TINs that begin at ``cuts`` (:func:`pass_cuts`);
     a pass's records and training rows are kept (``lk_records_<n>``, ``lk_training_<n>``)
     and numbered together at the end, so every pass count gives the same tables.
 
@@ -240,12 +261,11 @@ def index_steps(*, master_table: str, tin_count: int, passes: int = 1,
     steps = [SqlStep(sql=flagged_master_sql(master_table), output_table_name=flagged,
                      materialise=False)]
     records, training = [records_sql], [training_sql]
-    if passes > 1:  # each pass's part kept, then all numbered together
+    if cuts:  # each pass's part kept, then all numbered together
         records, training = [], []
-        for number in range(passes):
+        for number, where in enumerate(pass_filters_sql("tin", cuts)):
             steps += [
-                SqlStep(sql=f"SELECT * FROM {flagged} WHERE "
-                            f"{pass_filter_sql('tin', passes, number)}",
+                SqlStep(sql=f"SELECT * FROM {flagged} WHERE {where}",
                         output_table_name="lk_master_pass"),
                 *master_norm_steps("lk_master_pass", carry=("disclosable",)),
                 SqlStep(sql=records_sql, output_table_name=f"lk_records_{number}"),
@@ -369,13 +389,16 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
     register_nicknames(engine)
     register_given_names(engine)
     flagged = flagged_master_sql(master_table)
-    rows, tins = engine.fetchall(f"SELECT count(*), count(DISTINCT tin) FROM ({flagged})")[0]
+    prefixes = [(str(p), int(n), int(t)) for p, n, t in engine.fetchall(
+        f"SELECT substr(tin, 1, {PASS_PREFIX}), count(*), count(DISTINCT tin) FROM ({flagged}) "
+        "GROUP BY 1")]
+    rows, tins = sum(n for _, n, _ in prefixes), sum(t for _, _, t in prefixes)
     if not tins:
         raise InputError("the master holds no returns: nothing to index")
-    passes = pass_count(int(rows), returns_per_pass or RETURNS_PER_PASS)
+    cuts = pass_cuts([(p, n) for p, n, _ in prefixes], returns_per_pass or RETURNS_PER_PASS)
     log.info("building the match index: %d returns of %d TINs in %d pass(es)",
-             rows, tins, passes)
-    steps = index_steps(master_table=master_table, tin_count=int(tins), passes=passes)
+             rows, tins, len(cuts) + 1)
+    steps = index_steps(master_table=master_table, tin_count=tins, cuts=cuts)
     drops = scratch_drops(steps)
     views = {s.output_table_name for s in steps if not s.materialise}
     with chunk_progress(show=progress, description="building the index",
