@@ -208,7 +208,7 @@ def pass_filters_sql(expr: str, cuts: list[str]) -> list[str]:
     >>> pass_filters_sql("tin", ["3", "6"])
     ["tin < '3'", "tin >= '3' AND tin < '6'", "tin >= '6'"]
     """
-    bounds: list[str | None] = [None, *cuts, None]
+    bounds: list[str | None] = [None, *(c.replace("'", "''") for c in cuts), None]
     filters = []
     for low, high in zip(bounds, bounds[1:], strict=False):
         parts = ([f"{expr} >= '{low}'"] if low is not None else []) + (
