@@ -93,6 +93,37 @@ def test_publish_records_every_disclosure_and_anchors_the_summary(backend: str,
         assert assert_consistent(ledger, out)
 
 
+def _disclosed_rows(ledger: Ledger) -> list[tuple[object, ...]]:
+    with ledger.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.select(
+            disclosures.c.entry_seq, disclosures.c.request_row_id, disclosures.c.tin,
+            disclosures.c.address_sha256, disclosures.c.request_statute,
+        ).order_by(disclosures.c.entry_seq))]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("ahead", [1, 3, 7])
+def test_entries_beyond_those_prepared_ahead_are_appended_in_order_under_the_lock(
+        backend: str, ahead: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A national batch's disclosures are not all held in memory before the write lock
+    (PREPARED_DISCLOSURES): the rest are appended under it, the same entries in the same
+    order as when all are prepared ahead."""
+    rows = {}
+    for label, limit in (("all", 10_000), ("some", ahead)):
+        monkeypatch.setattr("lastknown.disclose.publish.PREPARED_DISCLOSURES", limit)
+        engine = engine_with_results(matched=MATCHED, unmatched=2)
+        # source_row reversed: the entries follow it, not the table's order
+        engine.execute("UPDATE match_result SET source_row = 1000 - source_row")
+        (tmp_path / label).mkdir()
+        with ledger_at(backend, tmp_path / label) as ledger:
+            publish(**publish_kwargs(ledger, engine, FakeBatch(), tmp_path / label / "out"))
+            rows[label] = _disclosed_rows(ledger)
+            assert ledger.verify(record=False).ok
+    assert len(rows["some"]) == len(MATCHED)
+    assert rows["some"] == rows["all"]
+    assert [r[1] for r in rows["some"]] == [f"R{i + 2}" for i in reversed(range(len(MATCHED)))]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_person_disclosed_recently_to_the_agency_is_flagged(backend: str,
                                                               tmp_path: Path) -> None:

@@ -79,6 +79,11 @@ from lastknown.request.reasons import reason_counts_sql
 
 STEPS = ("start", "staged", "recorded", "summarised", "committed", "published")
 _STREAM_ROWS = 20_000
+#: At most this many disclosure entries are prepared before the ledger's write lock (about
+#: 1.1 KB each in memory: ~110 MB); a larger batch's other entries are prepared and appended
+#: in chunks under the lock, so publishing never holds a Python object per disclosure of a
+#: national batch.
+PREPARED_DISCLOSURES = 100_000
 
 
 class PendingPackage(Protocol):
@@ -340,13 +345,16 @@ def _stream(engine: Engine, sql: str) -> Iterator[list[dict[str, Any]]]:
         yield chunk.to_pylist()
 
 
-def _disclosure_sql(engine: Engine) -> str:
+def _disclosure_sql(engine: Engine, *, limit: int | None = None, offset: int = 0) -> str:
+    """The matched rows in ``source_row`` order (unique: a slice is always the same rows)."""
     statute = "v.statute" if engine.table_exists("request_valid") else "NULL"
     join = ("LEFT JOIN request_valid v ON v.source_row = m.source_row"
             if statute != "NULL" else "")
+    window = (f" LIMIT {int(limit)}" if limit is not None else "") + (
+        f" OFFSET {int(offset)}" if offset else "")
     return ("SELECT m.request_row_id, m.tin, m.address_tax_year, m.street, m.unit, m.city, "
             f"m.state, m.zip, {statute} AS statute FROM match_result m {join} "
-            "WHERE m.outcome = 'M' ORDER BY m.source_row")
+            "WHERE m.outcome = 'M' ORDER BY m.source_row" + window)
 
 
 def _rejections_by_reason(engine: Engine) -> dict[str, int]:
@@ -379,9 +387,10 @@ def _recently_disclosed(engine: Engine, ledger: Ledger, *, agency: str, days: in
     return [str(r[0]) for r in rows]
 
 
-def _disclosure_records(engine: Engine, *, batch_id: str, agency: str,
-                        at: datetime) -> Iterator[dict[str, Any]]:
-    for chunk in _stream(engine, _disclosure_sql(engine)):
+def _disclosure_records(engine: Engine, *, batch_id: str, agency: str, at: datetime,
+                        limit: int | None = None, offset: int = 0,
+                        ) -> Iterator[dict[str, Any]]:
+    for chunk in _stream(engine, _disclosure_sql(engine, limit=limit, offset=offset)):
         for row in chunk:
             address = [row[k] for k in ("street", "unit", "city", "state", "zip")]
             yield {
@@ -472,9 +481,11 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
         staged = write_package(staging, summary)
         write_record_tables(engine, record_staging)
         # while the spreadsheet child runs: the disclosure entries' typed rows and payloads
-        # (most of the ledger's cost), so that the write lock is held only to chain and insert
+        # (most of the ledger's cost), so that the write lock is held only to chain and
+        # insert them; beyond PREPARED_DISCLOSURES, under the lock, a chunk at a time
+        ahead = min(disclosed, PREPARED_DISCLOSURES)
         entries = prepare_entries("disclosure", _disclosure_records(
-            engine, batch_id=batch.batch_id, agency=agency, at=now))
+            engine, batch_id=batch.batch_id, agency=agency, at=now, limit=ahead))
         if isinstance(staged, dict):
             package_summary = dict(staged)
         else:  # the spreadsheet child finishes BEFORE the ledger's write lock is taken
@@ -491,6 +502,9 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
                 recheck_in_transaction(tx.conn, policy_decision, batch, now=now)
                 batch_entry = tx.add("batch", record)
                 written = tx.add_prepared(entries)
+                if disclosed > ahead:
+                    written += tx.add_many("disclosure", _disclosure_records(
+                        engine, batch_id=batch.batch_id, agency=agency, at=now, offset=ahead))
                 if written != disclosed:
                     raise PipelineError(f"match_result changed while publishing: {disclosed} "
                                         f"matches counted, {written} recorded; nothing was "
