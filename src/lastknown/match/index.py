@@ -162,6 +162,9 @@ def master_norm_steps(master_table: str, *, carry: tuple[str, ...] = ()) -> list
     ]
 
 
+#: The training sample (whole TINs, every year filed) and the records at a sample of
+#: addresses (:func:`household_steps`) the model is trained on.
+TRAINING_TABLE, HOUSEHOLD_TABLE = "lk_training", "lk_household"
 #: An index build normalises, joins and groups the returns of about this many rows at a time
 #: (:func:`index_steps`' passes, each a range of TINs): the join of a whole national master
 #: to its normalised names and addresses spilled tens of GiB (docs/SCALE.md); one pass's
@@ -269,17 +272,17 @@ def index_steps(*, master_table: str, tin_count: int, cuts: list[str] | None = N
                         output_table_name="lk_master_pass"),
                 *master_norm_steps("lk_master_pass", carry=("disclosable",)),
                 SqlStep(sql=records_sql, output_table_name=f"lk_records_{number}"),
-                SqlStep(sql=training_sql, output_table_name=f"lk_training_{number}"),
+                SqlStep(sql=training_sql, output_table_name=f"{TRAINING_TABLE}_{number}"),
             ]
             records.append(f"SELECT * FROM lk_records_{number}")
-            training.append(f"SELECT * FROM lk_training_{number}")
+            training.append(f"SELECT * FROM {TRAINING_TABLE}_{number}")
     else:
         steps += master_norm_steps(flagged, carry=("disclosable",))
     return [
         *steps,
         SqlStep(sql=_union(records), output_table_name=f"{schema}.idx_record",
                 numbering=RECORD_IDS),
-        SqlStep(sql=_union(training), output_table_name="lk_training", numbering=Numbering(
+        SqlStep(sql=_union(training), output_table_name=TRAINING_TABLE, numbering=Numbering(
             column="unique_id", order_by=("tin", "tax_year", *RECORD_KEY_COLUMNS),
             as_text=True, keep=("tin", "block_key", *COMPARE_COLUMNS))),
         SqlStep(sql=f"""
@@ -298,7 +301,7 @@ def index_steps(*, master_table: str, tin_count: int, cuts: list[str] | None = N
 
 
 #: Tables :func:`build_index` keeps after its steps (the model is trained on them).
-_TRAINING_TABLES = ("lk_training", "lk_household")
+_TRAINING_TABLES = (TRAINING_TABLE, HOUSEHOLD_TABLE)
 
 
 def scratch_drops(steps: list[SqlStep], *, keep: tuple[str, ...] = _TRAINING_TABLES,
@@ -364,7 +367,7 @@ def household_steps(*, tin_count: int, schema: str = INDEX_SCHEMA) -> list[SqlSt
                    {ADDR_KEY_SQL} AS addr_key, {cols}
             FROM {schema}.idx_record
             WHERE {ADDR_KEY_SQL} IS NOT NULL AND {sample_sql(ADDR_KEY_SQL, modulus)}
-        """, output_table_name="lk_household"),
+        """, output_table_name=HOUSEHOLD_TABLE),
     ]
 
 
@@ -413,7 +416,8 @@ def build_index(engine: Engine, *, master_table: str = "master", out: Path,
                 engine.execute(f"DROP {'VIEW' if table in views else 'TABLE'} IF EXISTS {table}")
             advance()
         started = time.perf_counter()
-        model = train_model(engine, training_table="lk_training", household_table="lk_household")
+        model = train_model(engine, training_table=TRAINING_TABLE,
+                            household_table=HOUSEHOLD_TABLE)
         log.info("index step training: %.1f s", time.perf_counter() - started)
         if model["lastknown"]["training"]["m_source"] == "priors":
             log.warning("match model: %s", training_summary(model))
