@@ -114,6 +114,7 @@ def test_entries_beyond_those_prepared_ahead_are_appended_in_order_under_the_loc
         engine = engine_with_results(matched=MATCHED, unmatched=2)
         # source_row reversed: the entries follow it, not the table's order
         engine.execute("UPDATE match_result SET source_row = 1000 - source_row")
+        engine.execute("UPDATE request_valid SET source_row = 1000 - source_row")
         (tmp_path / label).mkdir()
         with ledger_at(backend, tmp_path / label) as ledger:
             publish(**publish_kwargs(ledger, engine, FakeBatch(), tmp_path / label / "out"))
@@ -122,6 +123,7 @@ def test_entries_beyond_those_prepared_ahead_are_appended_in_order_under_the_loc
     assert len(rows["some"]) == len(MATCHED)
     assert rows["some"] == rows["all"]
     assert [r[1] for r in rows["some"]] == [f"R{i + 2}" for i in reversed(range(len(MATCHED)))]
+    assert {r[4] for r in rows["some"]} == {"8 U.S.C. 1253(A)(1)"}  # joined on source_row
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
