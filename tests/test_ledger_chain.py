@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from lastknown.disclose.ledger import GENESIS_HASH, Ledger, open_ledger
+from lastknown.disclose.ledger import GENESIS_HASH, Ledger, models, open_ledger
 from lastknown.disclose.ledger.anchors import append_anchor
 from lastknown.disclose.ledger.chain import entry_hash
 from lastknown.disclose.ledger.verify import quick_verify, verify_anchored
@@ -150,6 +150,27 @@ def test_times_in_any_zone_verify_as_the_same_instant(backend: str, tmp_path: Pa
         with ledger.connect() as conn:
             payload = conn.exec_driver_sql("SELECT payload FROM ledger_entries").scalar_one()
         assert '"event_time":"2026-01-01T14:00:00.000000Z"' in payload
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_awkward_values_go_in_and_come_back_as_given(backend: str, tmp_path: Path) -> None:
+    """The bulk append (COPY on PostgreSQL, executemany on SQLite) keeps every value:
+    tabs, newlines, backslashes, quotes, non-Latin text, NULL; times as the same instant."""
+    awkward = ["R\t1", "R\n2", "R\\N", 'R"4,', "R-Ærøskøbing-中文", "\\."]
+    statutes = ["8 U.S.C. 1253\tx", None, "\\N", "", "§ 1326(a)", "a\r\nb"]
+    with ledger_at(backend, tmp_path) as ledger:
+        with ledger.transaction() as tx:
+            pairs = enumerate(zip(awkward, statutes, strict=True))
+            tx.add_many("disclosure", ({**_disclosure(i), "request_row_id": rid,
+                                        "request_statute": statute} for i, (rid, statute) in pairs))
+        assert ledger.verify(record=False).entries == len(awkward)
+        with ledger.connect() as conn:
+            table = models.disclosures
+            rows = conn.execute(sa.select(table.c.request_row_id, table.c.request_statute,
+                                          table.c.disclosed_at).order_by(table.c.entry_seq)).all()
+    assert [r[0] for r in rows] == awkward
+    assert [r[1] for r in rows] == statutes
+    assert {r[2].replace(tzinfo=r[2].tzinfo or UTC) for r in rows} == {T0}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
