@@ -324,27 +324,34 @@ def _stage_package(engine: Engine, out_dir: Path, *, summary: dict[str, Any], ra
     computed = _computed_summary(engine, rejected_table=rejected_table, result_table=result_table)
 
     matched = matched_sql(result_table=result_table, valid_table=valid_table)
-    written = {
-        MATCHED_CSV: _copy_csv(engine, matched, out_dir / MATCHED_CSV, DISCLOSED_COLUMNS),
-        UNMATCHED_CSV: _copy_csv(engine, _unmatched_sql(result_table, valid_table),
-                                 out_dir / UNMATCHED_CSV, UNMATCHED_COLUMNS),
-        REJECTED_CSV: _copy_csv(engine, _rejected_sql(rejected_table), out_dir / REJECTED_CSV,
-                                REJECTED_COLUMNS),
-    }
-    expected = {MATCHED_CSV: computed["rows_matched"], UNMATCHED_CSV: computed["rows_unmatched"],
-                REJECTED_CSV: computed["rows_rejected"]}
-    raw_rows = engine.count(raw_table)
-    if written != expected or sum(written.values()) != raw_rows:
-        raise PipelineError(f"rows written {written} differ from rows expected {expected} "
-                            f"(request rows: {raw_rows:,})")
     staged = StagedPackage(out_dir=out_dir, summary=summary, computed=computed,
                            xlsx_max_rows=xlsx_max_rows)
     xlsx = dict(columns=DISCLOSED_COLUMNS, sheet_stem="matched", max_rows=xlsx_max_rows,
                 expected_rows=computed["rows_matched"], created=_received_at(summary))
-    if background_xlsx_from is not None and computed["rows_matched"] >= background_xlsx_from:
+    background = (background_xlsx_from is not None
+                  and computed["rows_matched"] >= background_xlsx_from)
+    if background:  # first: the child is the longest part of publishing; the CSVs go beside it
         staged.job = start_xlsx_job(engine, matched, out_dir / MATCHED_XLSX, **xlsx)
-    else:
-        staged.sheets = write_xlsx_sheets(engine, matched, out_dir / MATCHED_XLSX, **xlsx)
+    try:
+        written = {
+            MATCHED_CSV: _copy_csv(engine, matched, out_dir / MATCHED_CSV, DISCLOSED_COLUMNS),
+            UNMATCHED_CSV: _copy_csv(engine, _unmatched_sql(result_table, valid_table),
+                                     out_dir / UNMATCHED_CSV, UNMATCHED_COLUMNS),
+            REJECTED_CSV: _copy_csv(engine, _rejected_sql(rejected_table),
+                                    out_dir / REJECTED_CSV, REJECTED_COLUMNS),
+        }
+        expected = {MATCHED_CSV: computed["rows_matched"],
+                    UNMATCHED_CSV: computed["rows_unmatched"],
+                    REJECTED_CSV: computed["rows_rejected"]}
+        raw_rows = engine.count(raw_table)
+        if written != expected or sum(written.values()) != raw_rows:
+            raise PipelineError(f"rows written {written} differ from rows expected {expected} "
+                                f"(request rows: {raw_rows:,})")
+        if not background:
+            staged.sheets = write_xlsx_sheets(engine, matched, out_dir / MATCHED_XLSX, **xlsx)
+    except BaseException:
+        staged.cancel()
+        raise
     return staged
 
 

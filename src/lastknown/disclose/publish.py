@@ -79,11 +79,11 @@ from lastknown.request.reasons import reason_counts_sql
 
 STEPS = ("start", "staged", "recorded", "summarised", "committed", "published")
 _STREAM_ROWS = 20_000
-#: At most this many disclosure entries are prepared before the ledger's write lock (about
-#: 1.1 KB each in memory: ~110 MB); a larger batch's other entries are prepared and appended
-#: in chunks under the lock, so publishing never holds a Python object per disclosure of a
-#: national batch.
-PREPARED_DISCLOSURES = 100_000
+#: At most this many disclosure entries are prepared before the ledger's write lock, while
+#: the spreadsheet child runs (about 1 KB each in memory: ~500 MB); a larger batch's other
+#: entries are prepared and appended in chunks under the lock, so publishing never holds a
+#: Python object per disclosure of a national batch (docs/LEDGER.md, step 1).
+PREPARED_DISCLOSURES = 500_000
 
 
 class PendingPackage(Protocol):
