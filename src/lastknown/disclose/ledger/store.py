@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import getpass
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -141,13 +141,33 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table, names: Sequence[str],
     if insert.positiontup is None:  # a named paramstyle: let SQLAlchemy bind the values
         conn.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in rows])
         return
-    where = [list(names).index(n) for n in insert.positiontup]
-    procs = [table.c[n].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-             for n in insert.positiontup]
-    conn.exec_driver_sql(insert.string, [
-        tuple(row[i] if p is None or row[i] is None else p(row[i])
-              for i, p in zip(where, procs, strict=True))
-        for row in rows])
+    if list(insert.positiontup) != list(names):
+        index = [list(names).index(n) for n in insert.positiontup]
+        rows = [tuple(row[i] for i in index) for row in rows]
+    # a bind processor on the few columns that have one (times on SQLite), once per value
+    # object: a batch's disclosures share one time object
+    convert: list[tuple[int, Callable[[Any], Any], dict[int, Any]]] = [
+        (i, p, {}) for i, p in enumerate(
+        table.c[n].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        for n in insert.positiontup) if p is not None]
+    if convert:
+        rows = [_bound(row, convert) for row in rows]
+    conn.exec_driver_sql(insert.string, rows)
+
+
+def _bound(row: tuple[Any, ...],
+           convert: list[tuple[int, Callable[[Any], Any], dict[int, Any]]]) -> tuple[Any, ...]:
+    """``row`` with each value of a ``convert`` column processed; ``seen`` (by ``id``: the
+    rows hold every value alive, so an id is one object throughout) saves repeats."""
+    values = list(row)
+    for i, process, seen in convert:
+        value = values[i]
+        if value is not None:
+            key = id(value)
+            if key not in seen:
+                seen[key] = process(value)
+            values[i] = seen[key]
+    return tuple(values)
 
 
 class LedgerWriter:
@@ -353,6 +373,9 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA busy_timeout = 30000")
+        # 64 MiB of page cache instead of 2: a batch's entries insert into two indexes on
+        # random keys (hash, TIN), which thrash a small cache (550k disclosures: 7.7 → 5.9 s)
+        cursor.execute("PRAGMA cache_size = -65536")
         cursor.execute("PRAGMA journal_mode = WAL")  # readers never wait for the writer
         cursor.close()
 
