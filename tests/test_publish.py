@@ -142,6 +142,25 @@ def test_a_person_disclosed_recently_to_the_agency_is_flagged(backend: str,
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_recent_tins_read_a_chunk_at_a_time_flag_the_same_rows(
+        backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger's recent TINs reach the engine in chunks (here one TIN each): every
+    chunk counts, and a TIN disclosed twice before is flagged once."""
+    monkeypatch.setattr("lastknown.disclose.publish.RECENT_TINS_CHUNK", 1)
+    with ledger_at(backend, tmp_path) as ledger:
+        publish(**publish_kwargs(ledger, engine_with_results(matched=MATCHED[:3]), FakeBatch(),
+                                 tmp_path / "r1"))
+        publish(**publish_kwargs(ledger, engine_with_results(matched=MATCHED[1:2]),
+                                 FakeBatch(batch_id="B-2"), tmp_path / "r2"))
+        done = publish(**publish_kwargs(
+            ledger, engine_with_results(matched=[MATCHED[5], MATCHED[2], MATCHED[4], MATCHED[1]]),
+            FakeBatch(batch_id="B-3"), tmp_path / "r3"))
+        flagged = done.summary["recently_disclosed"]
+        assert flagged["rows"] == 2
+        assert flagged["request_row_ids"] == ["R3", "R5"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_the_agency_spelt_with_other_case_and_spacing_is_the_same_recipient(
         backend: str, tmp_path: Path) -> None:
     """Recent disclosures compare agencies as the policy does (agency_key), not by lower()."""

@@ -84,6 +84,9 @@ _STREAM_ROWS = 20_000
 #: entries are prepared and appended in chunks under the lock, so publishing never holds a
 #: Python object per disclosure of a national batch (docs/LEDGER.md, step 1).
 PREPARED_DISCLOSURES = 500_000
+#: Recent TINs read from the ledger into the engine at a time (:func:`_recently_disclosed`).
+RECENT_TINS_CHUNK = 100_000
+_RECENT_TINS = "ledger_recent_tins"
 
 
 class PendingPackage(Protocol):
@@ -366,7 +369,11 @@ def _rejections_by_reason(engine: Engine) -> dict[str, int]:
 
 def _recently_disclosed(engine: Engine, ledger: Ledger, *, agency: str, days: int,
                         now: datetime) -> list[str]:
-    """request_row_ids of this batch's matches disclosed to the same agency in the last days."""
+    """request_row_ids of this batch's matches disclosed to the same agency in the last days.
+
+    The ledger's recent TINs for the agency go into the engine :data:`RECENT_TINS_CHUNK` at a
+    time (a national ledger holds millions), and the engine joins them to the matches.
+    """
     from lastknown.disclose.ledger.models import disclosures
 
     recent = disclosures.c.disclosed_at >= now - timedelta(days=days)
@@ -374,15 +381,25 @@ def _recently_disclosed(engine: Engine, ledger: Ledger, *, agency: str, days: in
         same = [name for name in conn.execute(sa.select(disclosures.c.recipient).distinct()
                                               .where(recent)).scalars()
                 if agency_key(str(name)) == agency_key(agency)]
-        tins = sorted(str(t) for t in conn.execute(
-            sa.select(disclosures.c.tin).distinct().where(
-                recent, disclosures.c.recipient.in_(same))).scalars()) if same else []
-    if not tins:
-        return []
-    import pyarrow as pa
+        if not same:
+            return []
+        import pyarrow as pa
 
-    engine.register_arrow("ledger_recent_tins", pa.table({"tin": pa.array(tins, pa.string())}))
-    rows = engine.fetchall("SELECT m.request_row_id FROM match_result m JOIN ledger_recent_tins r "
+        tins = conn.execute(sa.select(disclosures.c.tin).distinct().where(
+            recent, disclosures.c.recipient.in_(same)).execution_options(
+                yield_per=RECENT_TINS_CHUNK)).scalars()
+        read = 0
+        for part in tins.partitions():
+            engine.register_arrow(f"{_RECENT_TINS}_part", pa.table(
+                {"tin": pa.array([str(t) for t in part], pa.string())}))
+            engine.execute((f"INSERT INTO {_RECENT_TINS} " if read else
+                            f"CREATE OR REPLACE TABLE {_RECENT_TINS} AS ")
+                           + f"SELECT tin FROM {_RECENT_TINS}_part")
+            engine.unregister(f"{_RECENT_TINS}_part")
+            read += len(part)
+    if not read:
+        return []
+    rows = engine.fetchall(f"SELECT m.request_row_id FROM match_result m JOIN {_RECENT_TINS} r "
                            "ON r.tin = m.tin WHERE m.outcome = 'M' ORDER BY m.source_row")
     return [str(r[0]) for r in rows]
 
