@@ -290,3 +290,24 @@ def test_quick_verify_passes_a_clean_ledger_and_catches_a_tail_edit_or_a_gap(
                                                       "were deleted"):
             quick_verify(ledger, None, tail=5)  # ...but a gap anywhere is counted
         assert ledger.head().seq == 78
+
+
+def test_a_driver_with_named_parameters_gets_the_same_rows(tmp_path: Path) -> None:
+    """The bulk append's other path: a named paramstyle has no positional order, so the
+    rows go through SQLAlchemy's own executemany, with the same values as the fast path."""
+    from lastknown.disclose.ledger.store import _bulk_insert
+
+    rows = [(1, "audit", '{"a":1}', GENESIS_HASH, FAKE_A), (2, "audit", '{"b":2}', FAKE_A, FAKE_B)]
+    names = ("seq", "kind", "payload", "prev_hash", "hash")
+    got = {}
+    for style in ("qmark", "named"):
+        engine = sa.create_engine(f"sqlite:///{tmp_path / style}.sqlite", paramstyle=style)
+        try:
+            models.metadata.create_all(engine, tables=[models.entries])
+            with engine.begin() as conn:
+                _bulk_insert(conn, models.entries, names, rows)
+                got[style] = conn.execute(sa.select(*[models.entries.c[n] for n in names])
+                                          .order_by(models.entries.c.seq)).all()
+        finally:
+            engine.dispose()
+    assert [tuple(r) for r in got["named"]] == [tuple(r) for r in got["qmark"]] == rows

@@ -113,16 +113,17 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table, names: Sequence[str],
                  rows: list[tuple[Any, ...]]) -> None:
     """Insert ``rows`` (values in the order of ``names``) into ``table`` in bulk.
 
-    On PostgreSQL, ``COPY … FROM STDIN`` (it needs only the INSERT privilege the
-    application role has, :mod:`.grants`); elsewhere one DB-API ``executemany`` of the
-    compiled INSERT, each value passed through its column type's bind processor as
-    SQLAlchemy would. The same rows either way; SQLAlchemy's own executemany spends
+    On PostgreSQL through psycopg, ``COPY … FROM STDIN`` (it needs only the INSERT
+    privilege the application role has, :mod:`.grants`); elsewhere one DB-API
+    ``executemany`` of the compiled INSERT, each value passed through its column type's
+    bind processor as SQLAlchemy would (a driver with named parameters gets SQLAlchemy's
+    own executemany). The same rows either way; SQLAlchemy's own executemany spends
     much of an append's time building per-row parameters, and on PostgreSQL sends the
     rows as statements (``bench/bench_ledger.py``; README's performance table).
     """
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
         raw: Any = conn.connection.dbapi_connection  # psycopg's: cursor().copy()
         if raw is None:  # pragma: no cover - an open Connection always has one
             raise LedgerError("ledger connection closed while appending")
