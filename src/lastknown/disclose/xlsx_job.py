@@ -1,8 +1,10 @@
 """matched.xlsx written by a child process while the parent records the disclosures.
 
-xlsxwriter is pure Python (about 10 µs a cell), and so is the hash chain of the
-ledger; both hold the GIL. At a million request rows each takes about a minute,
-one after the other, while the engine's cores sit idle. So for a large package the
+Writing the workbook is Python (about 1.3 µs a cell with
+:mod:`~lastknown.disclose.sheet_rows`, half of it zlib), and so is preparing the
+ledger's entries; both hold the GIL. At 550k matched rows the workbook takes ~8 s
+and the entries ~10 s, and done one after the other they would wait for each other
+while the engine's cores sit idle. So for a large package the
 matched rows are copied out of the engine into a Parquet file (column types kept,
 rows in order), and a child interpreter (``python -m lastknown.disclose.xlsx_job
 ARGS.json``) writes the workbook from it with the same
