@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,7 +55,7 @@ from lastknown.disclose.journal import (
 from lastknown.disclose.ledger import EntryRef, Ledger
 from lastknown.disclose.ledger.anchors import anchor_once, head_record
 from lastknown.disclose.ledger.chain import canonical_json
-from lastknown.disclose.ledger.store import default_origin, prepare_entries
+from lastknown.disclose.ledger.store import PreparedEntries, default_origin, prepare_columns
 from lastknown.disclose.policy import (
     DISCLOSED_FIELDS,
     LEGAL_AUTHORITY,
@@ -404,20 +405,36 @@ def _recently_disclosed(engine: Engine, ledger: Ledger, *, agency: str, days: in
     return [str(r[0]) for r in rows]
 
 
-def _disclosure_records(engine: Engine, *, batch_id: str, agency: str, at: datetime,
+def _disclosure_entries(engine: Engine, *, batch_id: str, agency: str, at: datetime,
                         limit: int | None = None, offset: int = 0,
-                        ) -> Iterator[dict[str, Any]]:
-    for chunk in _stream(engine, _disclosure_sql(engine, limit=limit, offset=offset)):
-        for row in chunk:
-            address = [row[k] for k in ("street", "unit", "city", "state", "zip")]
-            yield {
-                "batch_id": batch_id, "request_row_id": str(row["request_row_id"]),
-                "tin": str(row["tin"]), "fields": list(DISCLOSED_FIELDS),
-                "address_tax_year": int(row["address_tax_year"]),
-                "address_sha256": hashlib.sha256(canonical_json(address).encode()).hexdigest(),
-                "legal_authority": LEGAL_AUTHORITY, "request_statute": row["statute"],
-                "recipient": agency, "disclosed_at": at,
-            }
+                        ) -> Iterator[PreparedEntries]:
+    """The matched rows' disclosure entries, prepared column-wise a stream chunk at a time
+    (:func:`~lastknown.disclose.ledger.store.prepare_columns`). Every field but the row's
+    id, TIN, address year, address digest and statute is the batch's."""
+    constants = {"batch_id": batch_id, "fields": list(DISCLOSED_FIELDS),
+                 "legal_authority": LEGAL_AUTHORITY, "recipient": agency, "disclosed_at": at}
+    for chunk in engine.stream_arrow(_disclosure_sql(engine, limit=limit, offset=offset),
+                                     _STREAM_ROWS):
+        col = {name: chunk.column(name).to_pylist() for name in chunk.schema.names}
+        yield prepare_columns("disclosure", constants, {
+            "request_row_id": [str(v) for v in col["request_row_id"]],
+            "tin": [str(v) for v in col["tin"]],
+            "address_tax_year": [int(v) for v in col["address_tax_year"]],
+            "address_sha256": [address_sha256(a) for a in zip(
+                *(col[k] for k in ("street", "unit", "city", "state", "zip")), strict=True)],
+            "request_statute": col["statute"]})
+
+
+def address_sha256(address: Sequence[Any]) -> str:
+    """The ledger's digest of a disclosed address: SHA-256 of the canonical JSON list of
+    its fields (street, unit, city, state, zip).
+
+    >>> address_sha256(["1 Main St", None, "Town", "IL", "62701"])[:12]
+    'd1c39ac2afb9'
+    """
+    text = "[" + ",".join("null" if v is None else encode_basestring(v) if isinstance(v, str)
+                          else canonical_json(v) for v in address) + "]"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _batch_record(*, batch: PublishBatch, engine: Engine, summary: dict[str, Any],
@@ -501,8 +518,9 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
         # (most of the ledger's cost), so that the write lock is held only to chain and
         # insert them; beyond PREPARED_DISCLOSURES, under the lock, a chunk at a time
         ahead = min(disclosed, PREPARED_DISCLOSURES)
-        entries = prepare_entries("disclosure", _disclosure_records(
-            engine, batch_id=batch.batch_id, agency=agency, at=now, limit=ahead))
+        entries = PreparedEntries(kind="disclosure", rows=[
+            row for part in _disclosure_entries(engine, batch_id=batch.batch_id, agency=agency,
+                                                at=now, limit=ahead) for row in part.rows])
         if isinstance(staged, dict):
             package_summary = dict(staged)
         else:  # the spreadsheet child finishes BEFORE the ledger's write lock is taken
@@ -520,8 +538,9 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
                 batch_entry = tx.add("batch", record)
                 written = tx.add_prepared(entries)
                 if disclosed > ahead:
-                    written += tx.add_many("disclosure", _disclosure_records(
-                        engine, batch_id=batch.batch_id, agency=agency, at=now, offset=ahead))
+                    for part in _disclosure_entries(engine, batch_id=batch.batch_id,
+                                                    agency=agency, at=now, offset=ahead):
+                        written += tx.add_prepared(part)
                 if written != disclosed:
                     raise PipelineError(f"match_result changed while publishing: {disclosed} "
                                         f"matches counted, {written} recorded; nothing was "

@@ -37,6 +37,7 @@ from lastknown.disclose.ledger.chain import (
     entry_hash,
     payload_of,
     typed_row_of,
+    typed_rows_of_columns,
 )
 from lastknown.errors import LedgerError
 from lastknown.request.batch import batch_key as batch_key  # re-exported: the ledger's key
@@ -103,6 +104,19 @@ def prepare_entries(kind: EntryKind, records: Iterable[Mapping[str, Any]]) -> Pr
         typed = typed_row_of(kind, record)
         rows.append((tuple(typed.values()), payload_of(kind, typed)))
     return PreparedEntries(kind=kind, rows=rows)
+
+
+def prepare_columns(kind: EntryKind, constants: Mapping[str, Any],
+                    columns: Mapping[str, Sequence[Any]]) -> PreparedEntries:
+    """What :func:`prepare_entries` makes of the records ``{**constants, name:
+    columns[name][i]}``, built column-wise (:func:`~.chain.typed_rows_of_columns`).
+
+    >>> prepare_columns("audit", {"event_time": "2026-01-01T00:00:00.000000Z",
+    ...     "user_name": "u", "event_type": "t", "success": True, "origin": "o",
+    ...     "object": "x"}, {"detail": ["a", "b"]}).rows[1][0][-1]
+    'b'
+    """
+    return PreparedEntries(kind=kind, rows=typed_rows_of_columns(kind, constants, columns))
 
 
 #: The columns of ``ledger_entries`` in the order :meth:`LedgerWriter._insert` gives them.
