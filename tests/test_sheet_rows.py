@@ -115,6 +115,14 @@ def test_the_text_reads_back_as_written_and_numbers_as_numbers(tmp_path: Path) -
     assert values == [COLUMNS, *[(a, b, c, d, e) for a, b, c, d, e in rows]]
 
 
+def test_a_string_view_column_gives_the_same_bytes(tmp_path: Path) -> None:
+    table = _table(_rows())
+    views = table.set_column(1, "name", table.column("name").cast(pa.string_view()))
+    _write(tmp_path / "plain.xlsx", table, max_rows=100, batch_rows=9)
+    _write(tmp_path / "views.xlsx", views, max_rows=100, batch_rows=9)
+    assert (tmp_path / "views.xlsx").read_bytes() == (tmp_path / "plain.xlsx").read_bytes()
+
+
 def test_decimal_and_integer_columns_are_numbers(tmp_path: Path) -> None:
     table = pa.table({"request_row_id": ["R1", "R2"], "name": ["a", "b"],
                       "probability": pa.array([Decimal("0.5"), None], pa.decimal128(5, 3)),

@@ -86,6 +86,8 @@ def _cells(array: pa.Array, letter: str, numbers: range, name: str,
 
 def _text_cells(array: pa.Array, letter: str, numbers: range, name: str,
                 column: str) -> list[str]:
+    if pa.types.is_string_view(array.type):  # pyarrow's regex kernels take no views
+        array = array.cast(pa.large_string())
     values = array.to_pylist()
     cells = [f'<c r="{letter}{r}" t="inlineStr"><is><t>{v}</t></is></c>' if v is not None
              else "" for r, v in zip(numbers, values, strict=True)]
