@@ -344,11 +344,6 @@ def publish_run(ledger: Ledger, journal: Path, *, batch_id: str, final_dir: Path
         held.release()
 
 
-def _stream(engine: Engine, sql: str) -> Iterator[list[dict[str, Any]]]:
-    for chunk in engine.stream_arrow(sql, _STREAM_ROWS):
-        yield chunk.to_pylist()
-
-
 def _disclosure_sql(engine: Engine, *, limit: int | None = None, offset: int = 0) -> str:
     """The matched rows in ``source_row`` order (unique: a slice is always the same rows)."""
     statute = "v.statute" if engine.table_exists("request_valid") else "NULL"
@@ -515,8 +510,8 @@ def publish(*, ledger: Ledger, batch: PublishBatch, engine: Engine, final_dir: P
         staged = write_package(staging, summary)
         write_record_tables(engine, record_staging)
         # while the spreadsheet child runs: the disclosure entries' typed rows and payloads
-        # (most of the ledger's cost), so that the write lock is held only to chain and
-        # insert them; beyond PREPARED_DISCLOSURES, under the lock, a chunk at a time
+        # (they need no lock), so that the write lock is held only to chain and insert
+        # them; beyond PREPARED_DISCLOSURES, under the lock, a chunk at a time
         ahead = min(disclosed, PREPARED_DISCLOSURES)
         entries = PreparedEntries(kind="disclosure", rows=[
             row for part in _disclosure_entries(engine, batch_id=batch.batch_id, agency=agency,
