@@ -9,7 +9,8 @@ column by column — the rare text that needs escaping is found by one vectorise
 expression per column and handled on its own — and written to the worksheet's row-data
 file in one call. Everything else in the workbook (header, styles, dimension, zip) is still
 xlsxwriter's own; the worksheet must be in ``constant_memory`` mode with default rows and
-unformatted columns (:func:`can_write_rows` says so, else the cell path is used).
+unformatted columns (:func:`can_write_rows` says so; the workbook writer refuses
+anything else with a PipelineError).
 
 The bytes are xlsxwriter's: ``tests/test_sheet_rows.py`` writes awkward values both ways
 and compares the files. One deliberate difference: xlsxwriter writes a text that starts

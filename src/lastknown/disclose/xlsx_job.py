@@ -3,7 +3,7 @@
 Writing the workbook is Python (about 1.3 µs a cell with
 :mod:`~lastknown.disclose.sheet_rows`, half of it zlib), and so is preparing the
 ledger's entries; both hold the GIL. At 550k matched rows the workbook takes ~8 s
-and the entries ~10 s, and done one after the other they would wait for each other
+and the entries ~3 s, and done one after the other they would wait for each other
 while the engine's cores sit idle. So for a large package the
 matched rows are copied out of the engine into a Parquet file (column types kept,
 rows in order), and a child interpreter (``python -m lastknown.disclose.xlsx_job
