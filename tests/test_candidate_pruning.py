@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -9,11 +10,18 @@ import pytest
 
 from lastknown.engines import DuckDBEngine
 from lastknown.master import load_master
-from lastknown.match.candidates import _can_weigh_above_zero
+from lastknown.match.candidates import (
+    _PRETEST_REQUESTS,
+    _can_weigh_above_zero,
+    candidate_steps,
+    names_can_agree_sql,
+    names_may_agree_sql,
+)
 from lastknown.match.config import MatchConfig
-from lastknown.match.index import build_index
+from lastknown.match.index import IndexInfo, build_index
 from lastknown.match.model import load_model
 from lastknown.match.run import MatchSummary, match_requests
+from lastknown.match.score import SWAP_SQL, requests_with_swapped_groups
 from lastknown.normalize.nicknames import first_groups_sql, register_nicknames
 from lastknown.normalize.phonetic import name_keys_sql, register_given_names
 from lastknown.request.batch import load_batch
@@ -21,10 +29,11 @@ from lastknown.request.intake import read_request
 from lastknown.request.validate import validate_request
 from lastknown.synth import generate
 
+Runs = tuple[DuckDBEngine, MatchSummary, MatchSummary, IndexInfo]
+
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[DuckDBEngine, MatchSummary,
-                                                            MatchSummary]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     tmp = tmp_path_factory.mktemp("prune")
     data = tmp / "synth"
     generate(persons=30_000, requests=3_000, seed=21, out=data)
@@ -39,20 +48,20 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[DuckDBEngine, MatchS
     engine.execute("CREATE TABLE r_full AS SELECT * FROM match_result")
     pruned = match_requests(engine, index=info, config=config, prune=True)
     engine.execute("CREATE TABLE r_pruned AS SELECT * FROM match_result")
-    yield engine, full, pruned
+    yield engine, full, pruned, info
     engine.close()
 
 
-def test_pruning_drops_pairs(runs: tuple[DuckDBEngine, MatchSummary, MatchSummary]) -> None:
-    _, full, pruned = runs
+def test_pruning_drops_pairs(runs: Runs) -> None:
+    _, full, pruned, _ = runs
     assert full.pairs["pruned"] == 0
     assert pruned.pairs["pruned"] > 0
     assert pruned.pairs["scored"] + pruned.pairs["pruned"] == full.pairs["scored"]
 
 
 def test_pruning_changes_no_outcome_and_no_disclosure(
-        runs: tuple[DuckDBEngine, MatchSummary, MatchSummary]) -> None:
-    engine, full, pruned = runs
+        runs: Runs) -> None:
+    engine, full, pruned, _ = runs
     assert full.outcome_counts == pruned.outcome_counts
     assert sum(full.outcome_counts.values()) == engine.count("r_full") > 2_000
     differ = engine.fetchall("""
@@ -66,9 +75,9 @@ def test_pruning_changes_no_outcome_and_no_disclosure(
     assert differ == 0
 
 
-def test_every_outcome_occurs(runs: tuple[DuckDBEngine, MatchSummary, MatchSummary]) -> None:
+def test_every_outcome_occurs(runs: Runs) -> None:
     """The comparison above means something only if the run has each kind of answer."""
-    _, _, pruned = runs
+    _, _, pruned, _ = runs
     assert all(pruned.outcome_counts[o] > 0 for o in ("M", "N", "U", "P", "A"))
 
 
@@ -131,3 +140,89 @@ def test_saved_model_prunes_other_given_names(tmp_path: Path) -> None:
     finally:
         engine.close()
     assert [(pairs[i][0], pairs[i][1], bool(k)) for i, k in kept] == pairs
+
+
+def test_narrow_pretest_changes_no_candidate(
+        runs: Runs) -> None:
+    """The judge's narrow name pre-test (``names_may_agree_sql``) only spares the full test
+    pairs it could not keep: candidates, their columns and the pruned counts are the same
+    as with the full test on every pair, and the pre-test does spare most pairs."""
+    engine, _, _, info = runs
+    model = load_model(info.model_path)
+    may = names_may_agree_sql(model)
+    assert may != "TRUE"
+    for name, pretest in (("full", "TRUE"), ("narrow", may)):
+        engine.run_steps(candidate_steps(
+            requests="lk_requests", records=info.table("idx_record"),
+            key_table=info.table("idx_block_key"), size_table=info.table("idx_block_size"),
+            block_limit=2000, comparison_budget=300, out=f"c_{name}",
+            can_agree=names_can_agree_sql(model), may_agree=pretest))
+    for suffix in ("", "_pruned", "_capped"):
+        a, b = f"c_full{suffix}", f"c_narrow{suffix}"
+        assert engine.count(a) == engine.count(b)
+        assert engine.fetchall(f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL "
+                               f"SELECT * FROM {b})")[0][0] == 0
+    assert engine.count("c_full") > 1_000
+    judged, spared = engine.fetchall(
+        "SELECT count(*), count_if(NOT may_agree) FROM c_narrow_judged")[0]
+    assert spared > judged / 3
+
+
+def test_pretest_passes_every_name_pair_the_full_test_keeps_or_swaps(runs: Runs) -> None:
+    """Over every pairing of awkward names (nicknames both ways, initials, typos, a
+    respelling, swapped given and surnames, a missing given name), a pair the pre-test
+    fails can neither agree nor read swapped; and it fails the plainly different ones."""
+    engine, _, _, info = runs
+    model = load_model(info.model_path)
+    names = [("JOHN", "SMITH"), ("SMITH", "JOHN"), ("BILL", "JONES"), ("WILLIAM", "JONES"),
+             ("J", "JONES"), ("JHON", "SMITH"), ("KAREEM", "ALI"), ("KARIM", "ALI"),
+             ("MARY", "JONES"), ("JONES", "MARY"), ("LOUISE", "SMITH"), ("LOUIS", "SMITH"),
+             ("JO", "JOHNSON"), (None, "SMITH"), ("MARY", "SMITH JONES"), ("ANN", "MARIE")]
+    values = ", ".join(f"({i}, {'NULL' if f is None else repr(f)}, '{s}')"
+                       for i, (f, s) in enumerate(names))
+    engine.execute(f"""CREATE OR REPLACE TABLE pt_names AS
+        SELECT id, first_n, left(first_n, 1) AS first_initial,
+               string_split(surname_n, ' ') AS surname_tokens, surname_n
+        FROM (VALUES {values}) AS v(id, first_n, surname_n)""")
+    keyed = name_keys_sql("pt_names")
+    engine.execute(f"CREATE OR REPLACE TABLE pt AS {first_groups_sql(f'({keyed})')}")
+    engine.execute(f"CREATE OR REPLACE TABLE ptq AS "
+                   f"SELECT * FROM {_PRETEST_REQUESTS.format(requests='pt')}")
+    verdicts = engine.fetchall(f"""
+        SELECT q.id, r.id, {names_can_agree_sql(model)}, {SWAP_SQL},
+               {names_may_agree_sql(model)}
+        FROM {requests_with_swapped_groups('ptq')} CROSS JOIN pt AS r""")
+    assert len(verdicts) == len(names) ** 2
+    missed = [(names[a], names[b]) for a, b, agree, swap, may in verdicts
+              if (agree or swap) and not may]
+    assert missed == []
+    may = {(names[a], names[b]): bool(m) for a, b, _, _, m in verdicts}
+    assert may[("SMITH", "JOHN"), ("JOHN", "SMITH")]  # swapped
+    assert may[("BILL", "JONES"), ("WILLIAM", "JONES")]
+    assert may[("WILLIAM", "JONES"), ("BILL", "JONES")]
+    assert may[("J", "JONES"), ("WILLIAM", "JONES")]
+    assert may[(None, "SMITH"), ("JOHN", "SMITH")]  # NULL: may
+    assert not may[("MARY", "JONES"), ("WILLIAM", "JONES")]
+    assert not may[("LOUIS", "SMITH"), ("JOHN", "SMITH")]
+    agreeing = sum(1 for _, _, agree, _, _ in verdicts if agree)
+    assert 0 < agreeing < sum(may.values()) < len(verdicts)
+
+
+def test_pretest_stands_aside_for_a_level_it_does_not_know(runs: Runs) -> None:
+    """A model in which "other name" can weigh above 0, or a level spelt differently from
+    this version, gets no pre-test: every pair goes to the full test."""
+    _, _, _, info = runs
+    model = load_model(info.model_path)
+    assert names_may_agree_sql(model) != "TRUE"
+    given = next(c for c in model["comparisons"] if c["output_column_name"] == "first_name")
+    other = next(lv for lv in given["comparison_levels"]
+                 if lv["label_for_charts"] == "other name")
+    saved = dict(other)
+    other["tf_adjustment_column"] = "first_n"  # now it can weigh above 0
+    assert names_may_agree_sql(model) == "TRUE"
+    other.clear()
+    other.update(saved)
+    assert names_may_agree_sql(model) != "TRUE"
+    exact = next(lv for lv in given["comparison_levels"] if lv["label_for_charts"] == "exact")
+    exact["sql_condition"] = '"first_n_l" = "first_n_r" OR "first_n_l" IS NULL'
+    assert names_may_agree_sql(model) == "TRUE"

@@ -36,6 +36,14 @@ Pruning never changes an outcome, a TIN or a disclosed address; it may change an
 row's probability and detail wording and the second TIN of an explanation
 (``tests/test_candidate_pruning.py`` compares a synthetic run with and without it).
 
+The full test reads list columns of both sides and runs string edits, and at 10M persons
+most pairs fail it. So the judge first reads, for every pair, a narrow pre-test
+(:func:`names_may_agree_sql`: equal given names, a nickname of one another, an initial, a
+given name not known as a name, or a reading that could be swapped), which every pair
+whose names can agree passes, and runs the full test only on the pairs that pass; every
+other pair cannot agree and reads plainly (``tests/test_candidate_pruning.py`` compares
+the candidates with and without the pre-test).
+
 >>> "addr" in block_keys_sql("t", id_col="record_id")
 True
 """
@@ -88,28 +96,23 @@ def index_block_steps(*, records: str, key_table: str, size_table: str) -> list[
     ]
 
 
-def _can_weigh_above_zero(model: dict[str, Any], comparison: str, *,
-                          swapped: bool = False) -> str:
-    """SQL over ``q``, ``r``, ``ng``: can ``comparison`` weigh above 0 for the pair?
+def _positive_levels(model: dict[str, Any], comparison: str) -> list[dict[str, Any]] | None:
+    """The levels of ``comparison`` whose weight can be above 0 for some pair, or None when
+    every pair can weigh above 0 (no such comparison, or its ELSE level can).
 
-    The model's own level conditions whose weight can be positive (m > u; for a
-    request-side level, its upper bound in :data:`~lastknown.match.model.REQUEST_LEVELS`
-    > u, since learning from requests may raise m that far; or an exact level with a
-    term-frequency adjustment), with the request's columns read plainly or,
-    with ``swapped``, under the swapped given/surname reading (``SWAPPED_COLUMNS``).
-    Ignoring level order only keeps more pairs, never fewer; a null level weighs 0.
-    ``TRUE`` when the model has no such comparison or its ELSE level can weigh above 0
-    (then nothing can be pruned). A CASE rather than an OR: the engine tries the levels
-    in turn, each only on the pairs no earlier level kept (exact equality first).
+    A level can when m > u; for a request-side level, when its upper bound in
+    :data:`~lastknown.match.model.REQUEST_LEVELS` > u, since learning from requests may
+    raise m that far; or when it is an exact level with a term-frequency adjustment. A null
+    level weighs 0: never "above 0".
     """
     comps = [c for c in model.get("comparisons", []) if c.get("output_column_name")
              == comparison]
     if not comps:
-        return "TRUE"
-    conds = []
+        return None
+    levels = []
     for level in comps[0]["comparison_levels"]:
         if level.get("is_null_level"):
-            continue  # weight 0: never "above 0"
+            continue
         m, u = level.get("m_probability"), level.get("u_probability")
         upper = request_level_upper(comparison, str(level.get("label_for_charts", "")))
         if upper is not None and isinstance(m, int | float):
@@ -119,11 +122,31 @@ def _can_weigh_above_zero(model: dict[str, Any], comparison: str, *,
                     or m > u)
         if not positive:
             continue
-        cond = str(level["sql_condition"])
-        if cond.strip().upper() == "ELSE":
-            return "TRUE"
+        if str(level["sql_condition"]).strip().upper() == "ELSE":
+            return None
+        levels.append(level)
+    return levels
+
+
+def _can_weigh_above_zero(model: dict[str, Any], comparison: str, *,
+                          swapped: bool = False) -> str:
+    """SQL over ``q``, ``r``, ``ng``: can ``comparison`` weigh above 0 for the pair?
+
+    The model's own conditions of its levels whose weight can be positive
+    (:func:`_positive_levels`), with the request's columns read plainly or, with
+    ``swapped``, under the swapped given/surname reading (``SWAPPED_COLUMNS``).
+    Ignoring level order only keeps more pairs, never fewer. ``TRUE`` when every pair can
+    weigh above 0 (then nothing can be pruned). A CASE rather than an OR: the engine tries
+    the levels in turn, each only on the pairs no earlier level kept (exact equality first).
+    """
+    levels = _positive_levels(model, comparison)
+    if levels is None:
+        return "TRUE"
+    conds = []
+    for level in levels:
         cond = re.sub(r'"(\w+)_l"',
-                      lambda x: f"({request_reading_sql(x[1], swapped=swapped)})", cond)
+                      lambda x: f"({request_reading_sql(x[1], swapped=swapped)})",
+                      str(level["sql_condition"]))
         cond = re.sub(r'"(\w+)_r"', lambda x: f"r.{x[1]}", cond)
         conds.append(f"WHEN {cond} THEN true")
     return f"(CASE {' '.join(conds)} ELSE false END)" if conds else "FALSE"
@@ -145,15 +168,77 @@ def names_can_agree_sql(model: dict[str, Any]) -> str:
     return f"(CASE WHEN {SWAP_SQL} THEN {both(True)} ELSE {both(False)} END)"
 
 
+#: For each given-name level the pre-test knows, SQL over ``q`` (the request, read plainly)
+#: and ``r`` that holds whenever the level's condition, as
+#: :func:`~lastknown.match.model.comparisons` writes it, can: a term each condition requires.
+_GIVEN_NAME_PRETESTS: dict[str, str] = {
+    "exact": "q.first_n = r.first_n",
+    "nickname": "list_contains(r.first_groups, q.first_n) OR list_contains(q.first_groups, "
+                "r.first_n)",
+    "phonetic": "NOT q.first_known",
+    "typo": "NOT q.first_known",
+    "initial": "length(q.first_n) = 1 OR length(r.first_n) = 1",
+}
+#: Holds whenever :data:`~lastknown.match.score.SWAP_SQL` does: its middle term, less the
+#: list test (``q.surname_1`` is ``q.surname_tokens[1]``, taken once per request by
+#: :data:`_PRETEST_REQUESTS`: read out of the list for every pair it cost more than the test).
+_SWAP_PRETEST = "contains(r.surname_n, q.first_n) OR q.surname_1 = r.first_n"
+#: The request side of the pre-test's join (``{requests}`` is the requests table).
+_PRETEST_REQUESTS = "(SELECT *, surname_tokens[1] AS surname_1 FROM {requests})"
+
+
+def names_may_agree_sql(model: dict[str, Any]) -> str:
+    """SQL over ``q`` (:data:`_PRETEST_REQUESTS`) and ``r``: FALSE only for a pair whose
+    names cannot agree (:func:`names_can_agree_sql`) and that cannot read swapped
+    (:data:`~lastknown.match.score.SWAP_SQL`), read off a few narrow columns; ``TRUE`` when
+    that cannot be said of ``model``.
+
+    Every given-name level of ``model`` that can weigh above 0 must be one this pre-test
+    knows, spelt as this version spells it; the pair must then pass a term one of those
+    levels' conditions requires (:data:`_GIVEN_NAME_PRETESTS`) or the swap's
+    (:data:`_SWAP_PRETEST`). NULL counts as passing. The judge runs the full tests, with
+    their list columns, only on the pairs that pass: at 10M persons ~85 % of candidate
+    pairs are neighbours or namesakes whose given names differ, and a Census-known given
+    name can then agree on no level.
+
+    >>> names_may_agree_sql({"comparisons": []})  # no given-name comparison: all may agree
+    'TRUE'
+    """
+    from lastknown.match.model import comparisons
+
+    levels = _positive_levels(model, "first_name")
+    if levels is None:
+        return "TRUE"
+    spelt = {str(level.get("label_for_charts")): level["sql_condition"] for comp in comparisons()
+             if comp["output_column_name"] == "first_name" for level in comp["comparison_levels"]}
+    terms: list[str] = []
+    for level in levels:
+        label = str(level.get("label_for_charts", ""))
+        if label not in _GIVEN_NAME_PRETESTS or level["sql_condition"] != spelt.get(label):
+            return "TRUE"
+        terms.append(_GIVEN_NAME_PRETESTS[label])
+    return f"coalesce({' OR '.join([*dict.fromkeys(terms), _SWAP_PRETEST])}, true)"
+
+
 #: Besides the pair and how it was found, what the pruning join reads of each pair that the
 #: pair steps would otherwise join the request and record tables again for.
 JUDGED_COLUMNS: tuple[str, ...] = ("tin", "swapped", "confirms", "disclosable")
 _KEPT: tuple[str, ...] = ("source_row", "record_id", "hits", "by_address", *JUDGED_COLUMNS)
+#: What the judge's first pass writes of each pair that ``out`` keeps: all but ``swapped``.
+_JUDGED: tuple[str, ...] = tuple(c for c in _KEPT[1:] if c != "swapped")
+
+
+def _kept_sql(pair: str) -> list[str]:
+    """:data:`_KEPT` of a judged pair ``pair`` joined to its full test ``n`` (if it had one)."""
+    return [f"{pair}.{c}" if c != "swapped" else
+            "CASE WHEN n.source_row IS NULL THEN false ELSE n.swapped END AS swapped"
+            for c in _KEPT]
 
 
 def candidate_steps(*, requests: str, records: str, key_table: str, size_table: str,
                     block_limit: int, comparison_budget: int,
-                    out: str = "lk_candidates", can_agree: str | None = None) -> list[SqlStep]:
+                    out: str = "lk_candidates", can_agree: str | None = None,
+                    may_agree: str = "TRUE") -> list[SqlStep]:
     """Match-time: ``out(source_row, record_id, hits, by_address)`` within the limits.
 
     Also leaves ``{out}_oversized(source_row, rule)`` (keys skipped as too common) and
@@ -195,39 +280,57 @@ def candidate_steps(*, requests: str, records: str, key_table: str, size_table: 
         steps += [
             # joins as written: the narrow pairs are the build side and the wide records
             # stream past them; an optimiser that joins the requests first builds on the
-            # records instead (~5 GB at 15M records) and spills (1.6-2 x slower at 10M)
+            # records instead (~5 GB at 15M records) and spills (1.6-2 x slower at 10M).
+            # Every pair: its TIN, the address confirmation, and the narrow name pre-test
             SqlStep(sql=f"""
                 SELECT c.source_row, c.record_id, c.hits, c.by_address, r.tin,
-                       {can_agree} AS can_agree,
-                       {address_confirmed_sql('q', 'r')} AS confirms,
-                       {SWAP_SQL} AS swapped, r.disclosable
+                       {address_confirmed_sql('q', 'r')} AS confirms, r.disclosable,
+                       {may_agree} AS may_agree
                 FROM {out}_all AS c
                 JOIN {records} AS r ON r.record_id = c.record_id
-                JOIN {requests_with_swapped_groups(requests)} ON q.source_row = c.source_row
+                JOIN {_PRETEST_REQUESTS.format(requests=requests)} AS q
+                  ON q.source_row = c.source_row
             """, output_table_name=f"{out}_judged", joins_as_written=True),
+            # the pairs the pre-test keeps: the full name test and the swapped reading, with
+            # their list columns; every other pair cannot agree and reads plainly
+            SqlStep(sql=f"""
+                SELECT j.source_row, j.record_id, j.tin, {can_agree} AS can_agree,
+                       {SWAP_SQL} AS swapped
+                FROM (SELECT source_row, record_id, tin FROM {out}_judged WHERE may_agree) AS j
+                JOIN {records} AS r ON r.record_id = j.record_id
+                JOIN {requests_with_swapped_groups(requests)} ON q.source_row = j.source_row
+            """, output_table_name=f"{out}_named", joins_as_written=True),
             # keep every record of a TIN whose names can agree on one of them, and every
             # record confirming the supplied address (the residents there); aggregates and
-            # joins, not windows: at 10M persons this table has ~23M rows per 250k requests
-            SqlStep(sql=f"SELECT DISTINCT source_row, tin FROM {out}_judged WHERE can_agree",
+            # joins, not windows: at 10M persons the judged table has ~23M rows per 250k
+            # requests
+            SqlStep(sql=f"SELECT DISTINCT source_row, tin FROM {out}_named WHERE can_agree",
                     output_table_name=f"{out}_agree"),
+            # the swapped reading of a kept pair: from the full test where it ran, FALSE
+            # where the pre-test failed (SWAP_SQL cannot hold there)
             SqlStep(sql=f"""
-                SELECT {", ".join(f"j.{c}" for c in _KEPT)}
-                FROM {out}_judged AS j
-                LEFT JOIN {out}_agree AS a ON a.source_row = j.source_row AND a.tin = j.tin
-                WHERE j.confirms OR a.source_row IS NOT NULL
+                SELECT {", ".join(_kept_sql("k"))}
+                FROM (SELECT j.* FROM {out}_judged AS j
+                      LEFT JOIN {out}_agree AS a ON a.source_row = j.source_row AND a.tin = j.tin
+                      WHERE j.confirms OR a.source_row IS NOT NULL) AS k
+                LEFT JOIN {out}_named AS n
+                  ON n.source_row = k.source_row AND n.record_id = k.record_id
             """, output_table_name=f"{out}_kept_tins"),
             # of a request left with nothing, keep its best-blocked pair (same order as the
             # budget), so its N still says a taxpayer was found whose name differs
             SqlStep(sql=f"""
                 SELECT {", ".join(_KEPT)} FROM {out}_kept_tins
                 UNION ALL
-                SELECT source_row, {", ".join(f"best.{c}" for c in _KEPT[1:])} FROM (
-                    SELECT source_row, arg_min({{{", ".join(f"'{c}': {c}" for c in _KEPT[1:])}}},
-                                               [1 - CAST(by_address AS INTEGER), -hits,
-                                                record_id]) AS best
-                    FROM {out}_judged
-                    WHERE source_row NOT IN (SELECT source_row FROM {out}_kept_tins)
-                    GROUP BY source_row)
+                SELECT {", ".join(_kept_sql("k"))} FROM (
+                    SELECT source_row, {", ".join(f"best.{c} AS {c}" for c in _JUDGED)} FROM (
+                        SELECT source_row, arg_min({{{", ".join(f"'{c}': {c}" for c in _JUDGED)}}},
+                                                   [1 - CAST(by_address AS INTEGER), -hits,
+                                                    record_id]) AS best
+                        FROM {out}_judged
+                        WHERE source_row NOT IN (SELECT source_row FROM {out}_kept_tins)
+                        GROUP BY source_row)) AS k
+                LEFT JOIN {out}_named AS n
+                  ON n.source_row = k.source_row AND n.record_id = k.record_id
             """, output_table_name=kept),
             SqlStep(sql=f"""
                 SELECT j.source_row, j.n - coalesce(k.n, 0) AS pairs

@@ -14,7 +14,11 @@ from typing import Any
 
 from lastknown.engines.base import Engine, SqlStep
 from lastknown.errors import PipelineError
-from lastknown.match.candidates import candidate_steps, names_can_agree_sql
+from lastknown.match.candidates import (
+    candidate_steps,
+    names_can_agree_sql,
+    names_may_agree_sql,
+)
 from lastknown.match.config import MatchConfig
 from lastknown.match.decide import outcome_steps
 from lastknown.match.index import IndexInfo, normalised_people_sql
@@ -107,6 +111,7 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
     engine.execute("CREATE OR REPLACE TABLE lk_capped (source_row BIGINT)")
     engine.execute("CREATE OR REPLACE TABLE lk_pruned (source_row BIGINT, pairs BIGINT)")
     can_agree = names_can_agree_sql(model) if prune else None
+    may_agree = names_may_agree_sql(model)
     tf_tables = {c: index.table(f"tf_{c}") for c in ("first_n", "surname_n")}
     search = score = 0.0
     if total:
@@ -117,7 +122,7 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
             for chunk in range(n_chunks):
                 search, score = _match_chunk(
                     engine, index=index, config=config, model=model, tf_tables=tf_tables,
-                    can_agree=can_agree,
+                    can_agree=can_agree, may_agree=may_agree,
                     bounds=(int(low) + chunk * width, int(low) + (chunk + 1) * width),
                     times=(search, score))
                 log.info("matched chunk %d/%d", chunk + 1, n_chunks)
@@ -145,7 +150,8 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
 
 
 def _match_chunk(engine: Engine, *, index: IndexInfo, config: MatchConfig, model: dict[str, Any],
-                 tf_tables: dict[str, str], can_agree: str | None, bounds: tuple[int, int],
+                 tf_tables: dict[str, str], can_agree: str | None, may_agree: str,
+                 bounds: tuple[int, int],
                  times: tuple[float, float]) -> tuple[float, float]:
     """Search and score the requests with ``lo <= source_row < hi``; add to the timings."""
     lo, hi = bounds
@@ -158,7 +164,7 @@ def _match_chunk(engine: Engine, *, index: IndexInfo, config: MatchConfig, model
         requests="lk_requests_chunk", records=index.table("idx_record"),
         key_table=index.table("idx_block_key"), size_table=index.table("idx_block_size"),
         block_limit=config.block_limit, comparison_budget=config.comparison_budget,
-        can_agree=can_agree))
+        can_agree=can_agree, may_agree=may_agree))
     if can_agree is not None:
         engine.execute("INSERT INTO lk_pruned SELECT * FROM lk_candidates_pruned")
     engine.execute("INSERT INTO lk_oversized SELECT * FROM lk_candidates_oversized")
