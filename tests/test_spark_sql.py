@@ -184,8 +184,8 @@ STEP_LISTS: dict[str, str] = {
     "lk_requests_people+lk_requests": "request normalisation",
     "lk_requests_chunk": "candidate search: chunk",
     "lk_candidates_keys+lk_candidates_oversized+lk_candidates_all+lk_candidates_judged+"
-    "lk_candidates_agree+lk_candidates_kept_tins+lk_candidates_kept+lk_candidates_pruned+"
-    "lk_candidates_capped+lk_candidates": "candidate search with pruning",
+    "lk_candidates_named+lk_candidates_agree+lk_candidates_kept_tins+lk_candidates_kept+"
+    "lk_candidates_pruned+lk_candidates_capped+lk_candidates": "candidate search with pruning",
     "lk_pairs+lk_pair_left+lk_pair_right": "pair steps",
     "lk_scored_chunk": "scores read from Splink's output",
     "lk_learn_confirmed+lk_learn_names+lk_learn_named+lk_learn_address": "learning",
