@@ -155,7 +155,8 @@ def test_narrow_pretest_changes_no_candidate(
         engine.run_steps(candidate_steps(
             requests="lk_requests", records=info.table("idx_record"),
             key_table=info.table("idx_block_key"), size_table=info.table("idx_block_size"),
-            block_limit=2000, comparison_budget=300, out=f"c_{name}",
+            block_limit=MatchConfig().block_limit,
+            comparison_budget=MatchConfig().comparison_budget, out=f"c_{name}",
             can_agree=names_can_agree_sql(model), may_agree=pretest))
     for suffix in ("", "_pruned", "_capped"):
         a, b = f"c_full{suffix}", f"c_narrow{suffix}"
@@ -193,6 +194,9 @@ def test_pretest_passes_every_name_pair_the_full_test_keeps_or_swaps(runs: Runs)
                {names_may_agree_sql(model)}
         FROM {requests_with_swapped_groups('ptq')} CROSS JOIN pt AS r""")
     assert len(verdicts) == len(names) ** 2
+    # the swap's pre-test is SWAP_SQL's middle term: it must still be there
+    assert "contains(r.surname_n, q.first_n)" in SWAP_SQL
+    assert "q.surname_tokens[1] = r.first_n" in SWAP_SQL
     missed = [(names[a], names[b]) for a, b, agree, swap, may in verdicts
               if (agree or swap) and not may]
     assert missed == []

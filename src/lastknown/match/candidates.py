@@ -55,7 +55,7 @@ from typing import Any
 
 from lastknown.engines.base import SqlStep
 from lastknown.match.decide import address_confirmed_sql
-from lastknown.match.model import request_level_upper
+from lastknown.match.model import comparisons, request_level_upper
 from lastknown.match.score import SWAP_SQL, request_reading_sql, requests_with_swapped_groups
 
 BLOCK_RULES: tuple[str, ...] = ("addr", "street", "name")
@@ -204,8 +204,6 @@ def names_may_agree_sql(model: dict[str, Any]) -> str:
     >>> names_may_agree_sql({"comparisons": []})  # no given-name comparison: all may agree
     'TRUE'
     """
-    from lastknown.match.model import comparisons
-
     levels = _positive_levels(model, "first_name")
     if levels is None:
         return "TRUE"
@@ -250,6 +248,8 @@ def candidate_steps(*, requests: str, records: str, key_table: str, size_table: 
     the record's TIN, :data:`~lastknown.match.score.SWAP_SQL`, the address confirmation
     and whether the record may be disclosed), so that the pair and decision steps need not
     join every pair to the request and record tables again (``pair_steps(judged=True)``).
+    ``may_agree`` (from :func:`names_may_agree_sql`) spares the full name test the pairs
+    it fails; ``TRUE`` runs it on every pair (the same candidates, slower).
     """
     steps = [
         SqlStep(sql=f"""

@@ -111,7 +111,7 @@ def match_requests(engine: Engine, *, index: IndexInfo, config: MatchConfig,
     engine.execute("CREATE OR REPLACE TABLE lk_capped (source_row BIGINT)")
     engine.execute("CREATE OR REPLACE TABLE lk_pruned (source_row BIGINT, pairs BIGINT)")
     can_agree = names_can_agree_sql(model) if prune else None
-    may_agree = names_may_agree_sql(model)
+    may_agree = names_may_agree_sql(model) if prune else "TRUE"
     tf_tables = {c: index.table(f"tf_{c}") for c in ("first_n", "surname_n")}
     search = score = 0.0
     if total:
